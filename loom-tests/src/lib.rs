@@ -1,0 +1,1 @@
+//! Loom models of corepool live in `tests/`; see docs/verification.md.

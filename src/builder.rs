@@ -1,0 +1,330 @@
+//! `Builder`: configuration, validation, and starting the workers.
+//!
+//! Each worker pins itself first, then allocates its deque (so the deque's
+//! memory is first touched on its own core), reports its stealer and its
+//! core, and waits until every worker has reported. Only then is the shared
+//! state, which holds every stealer, published to all of them. If a thread
+//! cannot be started, the workers already started are told to exit and are
+//! joined before `build` returns the error.
+
+use std::any::Any;
+
+use crate::admission::MAX_CAPACITY;
+use crate::error::BuildError;
+use crate::pool::Pool;
+use crate::sleep::MAX_WORKERS;
+use crate::sync::{lock, thread, Arc, Condvar, Mutex, Stealer, Worker};
+use crate::task::Task;
+use crate::topology;
+use crate::worker::{PanicHandler, Shared, WorkerContext};
+
+/// Default queue capacity per worker: see `docs/design.md` ("The default
+/// capacity") for the measurement behind it.
+pub const DEFAULT_CAPACITY_PER_WORKER: usize = 256;
+
+/// Configures and builds a [`Pool`].
+///
+/// ```
+/// let pool = corepool::Pool::builder()
+///     .workers(4)
+///     .queue_capacity(1024)
+///     .pin_workers(true)
+///     .thread_name("payments")
+///     .stack_size(256 * 1024)
+///     .panic_handler(|payload| eprintln!("task panicked: {:?}", payload.downcast_ref::<&str>()))
+///     .build()?;
+/// assert_eq!(pool.workers(), 4);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub struct Builder {
+    workers: Option<usize>,
+    capacity: Option<usize>,
+    pin: bool,
+    thread_name: String,
+    stack_size: Option<usize>,
+    panic_handler: Option<Box<PanicHandler>>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("workers", &self.workers)
+            .field("queue_capacity", &self.capacity)
+            .field("pin_workers", &self.pin)
+            .field("thread_name", &self.thread_name)
+            .field("stack_size", &self.stack_size)
+            .field("panic_handler", &self.panic_handler.is_some())
+            .finish()
+    }
+}
+
+impl Builder {
+    /// The defaults: one worker per core the process may run on, pinned;
+    /// a queue capacity of [`DEFAULT_CAPACITY_PER_WORKER`] per worker;
+    /// threads named `corepool-N`; the OS's default stack size; panics
+    /// counted and otherwise ignored.
+    ///
+    /// ```
+    /// let pool = corepool::Builder::new().build()?;
+    /// assert_eq!(pool.capacity(), pool.workers() * corepool::DEFAULT_CAPACITY_PER_WORKER);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn new() -> Self {
+        Builder {
+            workers: None,
+            capacity: None,
+            pin: true,
+            thread_name: "corepool".to_owned(),
+            stack_size: None,
+            panic_handler: None,
+        }
+    }
+
+    /// The number of worker threads. More workers than cores is allowed
+    /// (for I/O-heavy work); they are pinned round-robin.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// How many externally submitted tasks may be accepted and not yet
+    /// started at once. When that many are waiting, `submit` blocks,
+    /// `try_submit` returns `Full`, and `submit_timeout` waits. Tasks that
+    /// running tasks submit to their own pool are not counted.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().queue_capacity(100).build()?;
+    /// assert_eq!(pool.capacity(), 100);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Whether to pin each worker to a core (default `true`). A refused
+    /// pin is not an error: see [`Pool::worker_cores`].
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).pin_workers(false).build()?;
+    /// assert_eq!(pool.worker_cores(), &[None]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn pin_workers(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// The prefix of the worker threads' names; worker `i` is named
+    /// `{prefix}-{i}`.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).thread_name("io").build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// pool.submit(move || tx.send(std::thread::current().name().map(String::from)).unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("io-0"));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// The stack size of each worker thread, in bytes.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).stack_size(4 << 20).build()?;
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Called, on the worker thread, with the payload of every task that
+    /// panics. The worker survives either way; a panic inside the handler
+    /// is caught too.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let panics = Arc::new(AtomicUsize::new(0));
+    /// let seen = panics.clone();
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(1)
+    ///     .panic_handler(move |_payload| {
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// pool.submit(|| panic!("boom")).unwrap();
+    /// drop(pool);
+    /// assert_eq!(panics.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn panic_handler<H>(mut self, handler: H) -> Self
+    where
+        H: Fn(Box<dyn Any + Send>) + Send + Sync + 'static,
+    {
+        self.panic_handler = Some(Box::new(handler));
+        self
+    }
+
+    /// Validates the configuration and starts the workers. On error no
+    /// worker thread is left running.
+    ///
+    /// ```
+    /// let err = corepool::Pool::builder().queue_capacity(0).build().unwrap_err();
+    /// assert!(matches!(err, corepool::BuildError::ZeroCapacity));
+    /// ```
+    pub fn build(self) -> Result<Pool, BuildError> {
+        let workers = match self.workers {
+            Some(0) => return Err(BuildError::ZeroWorkers),
+            Some(n) if n > MAX_WORKERS => {
+                return Err(BuildError::TooManyWorkers {
+                    requested: n,
+                    max: MAX_WORKERS,
+                })
+            }
+            Some(n) => n,
+            None => topology::default_workers().min(MAX_WORKERS),
+        };
+        let capacity = match self.capacity {
+            Some(0) => return Err(BuildError::ZeroCapacity),
+            Some(c) if c > MAX_CAPACITY => {
+                return Err(BuildError::CapacityTooLarge {
+                    requested: c,
+                    max: MAX_CAPACITY,
+                })
+            }
+            Some(c) => c,
+            None => workers
+                .saturating_mul(DEFAULT_CAPACITY_PER_WORKER)
+                .min(MAX_CAPACITY),
+        };
+        if self.thread_name.contains('\0') {
+            return Err(BuildError::InvalidThreadName(self.thread_name));
+        }
+        let cores = if self.pin {
+            topology::allowed_cores()
+        } else {
+            None
+        };
+        let startup = Arc::new(Startup::new(workers));
+        let mut threads = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let target_core = cores.as_ref().map(|cores| cores[index % cores.len()]);
+            let mut builder = thread::Builder::new().name(format!("{}-{index}", self.thread_name));
+            if let Some(size) = self.stack_size {
+                builder = builder.stack_size(size);
+            }
+            let startup_for_worker = startup.clone();
+            match builder.spawn(move || worker_thread(index, target_core, &startup_for_worker)) {
+                Ok(thread) => threads.push(thread),
+                Err(source) => {
+                    startup.publish(None);
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
+                    return Err(BuildError::Spawn {
+                        worker: index,
+                        stack_size: self.stack_size,
+                        source,
+                    });
+                }
+            }
+        }
+        let (stealers, worker_cores) = startup.wait_for_reports();
+        let victims = topology::victim_orders(&worker_cores);
+        let shared = Arc::new(Shared::new(capacity, stealers, victims, self.panic_handler));
+        startup.publish(Some(shared.clone()));
+        Ok(Pool::from_parts(shared, threads, worker_cores))
+    }
+}
+
+fn worker_thread(index: usize, target_core: Option<usize>, startup: &Startup) {
+    let pinned =
+        target_core.filter(|&id| core_affinity::set_for_current(core_affinity::CoreId { id }));
+    let local = Worker::new_lifo();
+    startup.report(index, local.stealer(), pinned);
+    if let Some(shared) = startup.wait_for_shared() {
+        WorkerContext::new(index, shared, local).run();
+    }
+}
+
+/// The rendezvous between `build` and the workers it starts.
+struct Startup {
+    state: Mutex<StartupState>,
+    changed: Condvar,
+}
+
+struct StartupState {
+    reports: Vec<Option<(Stealer<Task>, Option<usize>)>>,
+    reported: usize,
+    /// `None` until `build` decides; then the shared state, or `None` to abort.
+    outcome: Option<Option<Arc<Shared>>>,
+}
+
+impl Startup {
+    fn new(workers: usize) -> Self {
+        Startup {
+            state: Mutex::new(StartupState {
+                reports: (0..workers).map(|_| None).collect(),
+                reported: 0,
+                outcome: None,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn report(&self, index: usize, stealer: Stealer<Task>, core: Option<usize>) {
+        let mut state = lock(&self.state);
+        state.reports[index] = Some((stealer, core));
+        state.reported += 1;
+        self.changed.notify_all();
+    }
+
+    fn wait_for_reports(&self) -> (Vec<Stealer<Task>>, Vec<Option<usize>>) {
+        let mut state = lock(&self.state);
+        while state.reported < state.reports.len() {
+            state = wait(&self.changed, state);
+        }
+        state.reports.iter_mut().filter_map(Option::take).unzip()
+    }
+
+    fn publish(&self, outcome: Option<Arc<Shared>>) {
+        lock(&self.state).outcome = Some(outcome);
+        self.changed.notify_all();
+    }
+
+    fn wait_for_shared(&self) -> Option<Arc<Shared>> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(outcome) = &state.outcome {
+                return outcome.clone();
+            }
+            state = wait(&self.changed, state);
+        }
+    }
+}
+
+fn wait<'a, T>(
+    cvar: &Condvar,
+    guard: crate::sync::MutexGuard<'a, T>,
+) -> crate::sync::MutexGuard<'a, T> {
+    match cvar.wait(guard) {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -1,0 +1,69 @@
+//! # corepool
+//!
+//! A thread pool for services that take a flood of small jobs and must
+//! neither drown in threads nor let memory run away.
+//!
+//! * **Pinned workers**: a fixed set of long-lived threads, by default one
+//!   per core the process may use, each pinned to its core.
+//! * **Local deques, stealing neighbours**: each worker owns a deque; a task
+//!   submitted from inside a worker goes onto it and never blocks; idle
+//!   workers steal in batches, nearest cores first.
+//! * **A bounded injector**: at most `queue_capacity` tasks submitted from
+//!   outside are accepted and not yet started. When the pool is full,
+//!   [`Pool::submit`] blocks, [`Pool::try_submit`] hands the closure back at
+//!   once, [`Pool::submit_timeout`] waits at most a given time. Memory stays
+//!   bounded however hard producers push.
+//! * **Nothing lost**: every accepted task runs exactly once; a panicking
+//!   task never kills a worker; dropping the pool drains it.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! let pool = corepool::Pool::builder().queue_capacity(1024).build()?;
+//! let total = Arc::new(AtomicU64::new(0));
+//! for i in 0..10_000u64 {
+//!     let total = total.clone();
+//!     // Blocks while 1024 tasks are waiting: the producer slows to the
+//!     // workers' pace instead of queueing without limit.
+//!     pool.submit(move || {
+//!         total.fetch_add(i, Ordering::Relaxed);
+//!     })
+//!     .expect("pool is running");
+//! }
+//! drop(pool); // runs everything accepted, then joins the workers
+//! assert_eq!(total.load(Ordering::Relaxed), (0..10_000).sum::<u64>());
+//! # Ok::<(), corepool::BuildError>(())
+//! ```
+//!
+//! How a task travels, from `submit` to the closure running: `pool.rs`
+//! (entry), `admission.rs` (the bound), `worker.rs` (finding and running);
+//! the sleep protocol is in `sleep.rs`. `docs/design.md` tells the story on
+//! one page.
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod admission;
+mod builder;
+mod error;
+mod pool;
+mod sleep;
+mod sync;
+mod task;
+mod topology;
+mod worker;
+
+pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER};
+pub use error::{BuildError, SubmitError, SubmitTimeoutError, TrySubmitError};
+pub use pool::{Handle, Pool};
+
+/// `true` when this build of corepool uses loom's instrumented primitives
+/// (built with `RUSTFLAGS="--cfg loom"`). The loom models assert it, so a
+/// model can never silently run against the real `std` primitives.
+///
+/// ```
+/// assert!(!corepool::BUILT_WITH_LOOM);
+/// ```
+pub const BUILT_WITH_LOOM: bool = sync::IS_LOOM;

@@ -1,0 +1,234 @@
+//! How idle workers go to sleep, and how new work wakes exactly one of them.
+//!
+//! # State
+//!
+//! One atomic word packs two counts: workers *searching* (awake, looking for
+//! work to steal) and workers *sleeping* (registered in `sleepers` and
+//! parked, or about to park). A worker that is running tasks is neither.
+//!
+//! # Rules
+//!
+//! 1. **Notify** (after any push, from a producer or from a task spawning
+//!    locally): a SeqCst fence, then read the word. Wake one sleeper only if
+//!    there is a sleeper and *nobody is searching*: a searcher will find the
+//!    task, so waking a second thread would be wasted work.
+//! 2. **Wake one**: under the `sleepers` lock, pop a sleeper and move it
+//!    from the sleeping count to the searching count in one atomic step.
+//!    The woken worker is a searcher from that moment, so the next notify
+//!    sees `searching > 0` and wakes nobody: one wake per burst, not a herd.
+//! 3. **Searching** is capped at half the workers (at least one): more
+//!    thieves than that contend on the same queues for nothing.
+//! 4. **The last searcher hands on**: a searcher that finds work stops
+//!    searching; if it was the last one and someone sleeps, it wakes one
+//!    more. Notifies suppressed by rule 1 while it searched may stand for
+//!    several tasks, and it takes only one.
+//! 5. **Park**: under the `sleepers` lock, register, and move from the
+//!    searching to the sleeping count (one SeqCst read-modify-write); then a
+//!    SeqCst fence, then look at every queue once more (the *re-check*).
+//!    Only if that finds nothing does the worker park.
+//!
+//! # Why no wake-up is lost
+//!
+//! Take a task pushed by P while worker W decides to sleep. P does
+//! `push; fence(SeqCst); load(state)`. W does `rmw(state); fence(SeqCst);
+//! re-check queues`. In the single order of SeqCst operations either P's
+//! load comes after W's registration, and P sees a sleeper, or W's re-check
+//! comes after P's push, and W sees the task. In the first case P wakes a
+//! sleeper unless someone is searching, and a searcher either takes the
+//! task or, under rule 4 and rule 5, hands the wake on or re-checks after
+//! it stops searching. The parker keeps a token, so a wake that lands
+//! between W's re-check and W's park is not lost either.
+//!
+//! This is the scheme of tokio's `idle.rs` and rayon's `sleep` module, cut
+//! down to what a pool of plain closures needs.
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{fence, lock, AtomicUsize, Mutex, Ordering, Parker};
+
+/// Low half of the word: searching workers. High half: sleeping workers.
+const SHIFT: u32 = usize::BITS / 2;
+const SEARCHING_ONE: usize = 1;
+const SLEEPING_ONE: usize = 1 << SHIFT;
+const SEARCHING_MASK: usize = SLEEPING_ONE - 1;
+/// Workers beyond this could overflow a half of the packed word on 32-bit targets.
+pub(crate) const MAX_WORKERS: usize = 1 << 15;
+
+fn searching(state: usize) -> usize {
+    state & SEARCHING_MASK
+}
+
+fn sleeping(state: usize) -> usize {
+    state >> SHIFT
+}
+
+/// What happened to a worker that went through the park protocol.
+pub(crate) enum Parked<T> {
+    /// The re-check found work. `searching` says whether the worker is now
+    /// counted as a searcher (a waker chose it while it re-checked).
+    Found { item: T, searching: bool },
+    /// The worker slept and was woken; it is now counted as a searcher.
+    Woken,
+    /// The re-check found that the worker should exit; it is counted as
+    /// neither searching nor sleeping.
+    Exit,
+}
+
+/// What the re-check before parking found.
+pub(crate) enum Recheck<T> {
+    Work(T),
+    Exit,
+    Nothing,
+}
+
+pub(crate) struct Sleep {
+    state: CachePadded<AtomicUsize>,
+    sleepers: Mutex<Vec<usize>>,
+    parkers: Box<[Parker]>,
+    num_workers: usize,
+}
+
+impl Sleep {
+    pub(crate) fn new(num_workers: usize) -> Self {
+        debug_assert!(num_workers > 0 && num_workers <= MAX_WORKERS);
+        Sleep {
+            state: CachePadded::new(AtomicUsize::new(0)),
+            sleepers: Mutex::new(Vec::with_capacity(num_workers)),
+            parkers: (0..num_workers).map(|_| Parker::new()).collect(),
+            num_workers,
+        }
+    }
+
+    /// Rule 1. Called after every push.
+    pub(crate) fn notify_work(&self) {
+        #[cfg(not(corepool_seed_bug = "drop_fence"))]
+        fence(Ordering::SeqCst);
+        #[cfg(corepool_seed_bug = "drop_fence")]
+        let order = Ordering::Relaxed;
+        #[cfg(not(corepool_seed_bug = "drop_fence"))]
+        let order = Ordering::SeqCst;
+        let state = self.state.load(order);
+        if searching(state) == 0 && sleeping(state) > 0 {
+            self.wake_one();
+        }
+    }
+
+    /// Rule 3. Returns whether the caller is now counted as a searcher.
+    pub(crate) fn try_start_searching(&self) -> bool {
+        let state = self.state.load(Ordering::SeqCst);
+        if 2 * searching(state) >= self.num_workers.max(2) {
+            return false;
+        }
+        self.state.fetch_add(SEARCHING_ONE, Ordering::SeqCst);
+        true
+    }
+
+    /// Rule 4: a searcher found work.
+    pub(crate) fn stop_searching(&self) {
+        let previous = self.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
+        debug_assert!(searching(previous) > 0);
+        if searching(previous) == 1 && sleeping(previous) > 0 {
+            self.wake_one();
+        }
+    }
+
+    /// Rule 2.
+    fn wake_one(&self) {
+        let mut sleepers = lock(&self.sleepers);
+        if let Some(index) = sleepers.pop() {
+            // sleeping -= 1, searching += 1, in one step (the sleeping half
+            // is at least one, so the wrapping add borrows from nothing).
+            self.state
+                .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
+            // Unparked under the lock, so that a worker that finds itself
+            // popped (in `cancel_park`) knows its token is already set.
+            self.parkers[index].unpark();
+        }
+    }
+
+    /// Wakes every sleeper (shutdown). Each becomes a searcher.
+    pub(crate) fn wake_all(&self) {
+        let mut sleepers = lock(&self.sleepers);
+        while let Some(index) = sleepers.pop() {
+            self.state
+                .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
+            self.parkers[index].unpark();
+        }
+    }
+
+    /// A searcher that leaves the pool (exit) without finding work.
+    pub(crate) fn leave_searching(&self) {
+        self.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
+    }
+
+    /// Rule 5. `recheck` looks at every queue and the exit condition once.
+    pub(crate) fn park<T>(
+        &self,
+        index: usize,
+        searching_now: bool,
+        recheck: impl FnOnce() -> Recheck<T>,
+    ) -> Parked<T> {
+        {
+            let mut sleepers = lock(&self.sleepers);
+            sleepers.push(index);
+            let delta = if searching_now {
+                SLEEPING_ONE - SEARCHING_ONE
+            } else {
+                SLEEPING_ONE
+            };
+            self.state.fetch_add(delta, Ordering::SeqCst);
+        }
+        #[cfg(not(corepool_seed_bug = "drop_fence"))]
+        fence(Ordering::SeqCst);
+
+        #[cfg(corepool_seed_bug = "skip_recheck")]
+        let found: Recheck<T> = {
+            let _ = recheck;
+            Recheck::Nothing
+        };
+        #[cfg(not(corepool_seed_bug = "skip_recheck"))]
+        let found = recheck();
+
+        match found {
+            Recheck::Nothing => {
+                self.parkers[index].park();
+                Parked::Woken
+            }
+            Recheck::Work(item) => {
+                let searching = !self.cancel_park(index);
+                if !searching {
+                    // We may have been the last searcher when notifies were
+                    // suppressed; they may stand for more than this one task.
+                    self.notify_work();
+                }
+                Parked::Found { item, searching }
+            }
+            Recheck::Exit => {
+                if !self.cancel_park(index) {
+                    self.leave_searching();
+                }
+                Parked::Exit
+            }
+        }
+    }
+
+    /// Takes a worker that has registered but not parked back off the
+    /// sleepers. Returns `true` when it was still registered; `false` when a
+    /// waker chose it first, in which case it is counted as a searcher.
+    fn cancel_park(&self, index: usize) -> bool {
+        let mut sleepers = lock(&self.sleepers);
+        match sleepers.iter().position(|&i| i == index) {
+            Some(position) => {
+                sleepers.swap_remove(position);
+                self.state.fetch_sub(SLEEPING_ONE, Ordering::SeqCst);
+                true
+            }
+            None => {
+                // The waker unparked us under this lock: drop the token so
+                // that our next park really sleeps.
+                self.parkers[index].clear();
+                false
+            }
+        }
+    }
+}

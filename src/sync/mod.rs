@@ -1,0 +1,134 @@
+//! The one place that names `std::sync` or `loom`.
+//!
+//! Every atomic, lock, thread and park/unpark that the pool's protocols use
+//! comes through here, so that building with `RUSTFLAGS="--cfg loom"` swaps
+//! the whole crate onto loom's instrumented primitives and the models in
+//! `loom-tests/` check the real code, not a copy of it.
+//!
+//! crossbeam-deque is not loom-aware (its atomics are not instrumented), so
+//! under `cfg(loom)` the deque and the injector are replaced by a loom-visible
+//! stand-in with the same interface ([`deque`]). It never returns
+//! `Steal::Retry`. It follows that no park, wake, capacity or close decision
+//! may read a deque's length: those decisions read pool-owned atomics only.
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+    pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread;
+    pub(crate) use std::thread_local;
+
+    /// Spins for a moment; a hint to the CPU, not a scheduling point.
+    pub(crate) fn spin_hint() {
+        std::hint::spin_loop();
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use super::deque::{Injector, Steal, Stealer, Worker};
+    pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::thread;
+    pub(crate) use loom::thread_local;
+
+    /// Under loom a spin is a scheduling point, so that a bounded spin loop
+    /// lets the other threads make progress.
+    pub(crate) fn spin_hint() {
+        loom::thread::yield_now();
+    }
+}
+
+#[cfg(loom)]
+pub(crate) mod deque;
+
+pub(crate) use imp::*;
+
+/// The clock. Deadlines are computed from it; under loom no wait actually
+/// waits for it (see [`Parker::park_until`]), which keeps executions
+/// deterministic while still exploring every point at which a timeout fires.
+pub(crate) use std::time::Instant;
+
+/// `true` when the crate was built against loom's primitives (`--cfg loom`).
+pub(crate) const IS_LOOM: bool = cfg!(loom);
+
+/// Locks a mutex, ignoring poisoning: no critical section in this crate runs
+/// user code, so a poisoned lock still guards consistent data.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// A one-token parker: `unpark` before `park` is remembered, so a wake-up
+/// that arrives while its target is still deciding to sleep is never lost.
+pub(crate) struct Parker {
+    notified: Mutex<bool>,
+    cvar: Condvar,
+}
+
+impl Parker {
+    pub(crate) fn new() -> Self {
+        Parker {
+            notified: Mutex::new(false),
+            cvar: Condvar::new(),
+        }
+    }
+
+    /// Blocks until a token is available, then consumes it.
+    pub(crate) fn park(&self) {
+        let mut notified = lock(&self.notified);
+        while !*notified {
+            notified = match self.cvar.wait(notified) {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+        *notified = false;
+    }
+
+    /// Blocks until a token is available or `deadline` passes. Returns
+    /// whether a token was consumed.
+    ///
+    /// Under loom the deadline is treated as already due once the thread has
+    /// yielded: loom then explores the timeout firing at every point of the
+    /// other threads' execution, deterministically.
+    pub(crate) fn park_until(&self, deadline: Instant) -> bool {
+        #[cfg(loom)]
+        {
+            let _ = deadline;
+            loom::thread::yield_now();
+            let mut notified = lock(&self.notified);
+            std::mem::replace(&mut *notified, false)
+        }
+        #[cfg(not(loom))]
+        {
+            let mut notified = lock(&self.notified);
+            while !*notified {
+                let now = Instant::now();
+                if now >= deadline {
+                    return false;
+                }
+                notified = match self.cvar.wait_timeout(notified, deadline - now) {
+                    Ok((guard, _)) => guard,
+                    Err(poisoned) => poisoned.into_inner().0,
+                };
+            }
+            *notified = false;
+            true
+        }
+    }
+
+    /// Makes a token available and wakes the parked thread, if any.
+    pub(crate) fn unpark(&self) {
+        *lock(&self.notified) = true;
+        self.cvar.notify_one();
+    }
+
+    /// Discards a token that is known to be stale.
+    pub(crate) fn clear(&self) {
+        *lock(&self.notified) = false;
+    }
+}
