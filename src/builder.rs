@@ -16,7 +16,7 @@ use crate::sleep::MAX_WORKERS;
 use crate::sync::{lock, thread, Arc, Condvar, Mutex, Stealer, Worker};
 use crate::task::Task;
 use crate::topology;
-use crate::worker::{PanicHandler, Shared, WorkerContext};
+use crate::worker::{Hooks, PanicHandler, Shared, WorkerContext, WorkerHook};
 
 /// Default queue capacity per worker: see `docs/design.md` ("The default
 /// capacity") for the measurement behind it.
@@ -43,6 +43,8 @@ pub struct Builder {
     thread_name: String,
     stack_size: Option<usize>,
     panic_handler: Option<Box<PanicHandler>>,
+    on_start: Option<Box<WorkerHook>>,
+    on_stop: Option<Box<WorkerHook>>,
 }
 
 impl Default for Builder {
@@ -60,6 +62,8 @@ impl std::fmt::Debug for Builder {
             .field("thread_name", &self.thread_name)
             .field("stack_size", &self.stack_size)
             .field("panic_handler", &self.panic_handler.is_some())
+            .field("on_worker_start", &self.on_start.is_some())
+            .field("on_worker_stop", &self.on_stop.is_some())
             .finish()
     }
 }
@@ -83,6 +87,8 @@ impl Builder {
             thread_name: "corepool".to_owned(),
             stack_size: None,
             panic_handler: None,
+            on_start: None,
+            on_stop: None,
         }
     }
 
@@ -181,6 +187,59 @@ impl Builder {
         self
     }
 
+    /// Called on each worker thread, with the worker's index, when it
+    /// starts (after it is pinned, before it runs any task): the place to
+    /// register the thread with a profiler or a tracing subscriber.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let seen = started.clone();
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(2)
+    ///     .on_worker_start(move |_index| {
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// pool.shutdown();
+    /// assert_eq!(started.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn on_worker_start<H>(mut self, hook: H) -> Self
+    where
+        H: Fn(usize) + Send + Sync + 'static,
+    {
+        self.on_start = Some(Box::new(hook));
+        self
+    }
+
+    /// Called on each worker thread, with the worker's index, when it
+    /// stops (after its last task).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let seen = stopped.clone();
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(2)
+    ///     .on_worker_stop(move |_index| {
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// pool.shutdown();
+    /// assert_eq!(stopped.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn on_worker_stop<H>(mut self, hook: H) -> Self
+    where
+        H: Fn(usize) + Send + Sync + 'static,
+    {
+        self.on_stop = Some(Box::new(hook));
+        self
+    }
+
     /// Validates the configuration and starts the workers. On error no
     /// worker thread is left running.
     ///
@@ -247,7 +306,12 @@ impl Builder {
         }
         let (stealers, worker_cores) = startup.wait_for_reports();
         let victims = topology::victim_orders(&worker_cores);
-        let shared = Arc::new(Shared::new(capacity, stealers, victims, self.panic_handler));
+        let hooks = Hooks {
+            panic_handler: self.panic_handler,
+            on_start: self.on_start,
+            on_stop: self.on_stop,
+        };
+        let shared = Arc::new(Shared::new(capacity, stealers, victims, hooks));
         startup.publish(Some(shared.clone()));
         Ok(Pool::from_parts(shared, threads, worker_cores))
     }

@@ -48,8 +48,12 @@
 mod admission;
 mod builder;
 mod error;
+mod job;
+mod join;
 mod pool;
+mod scope;
 mod sleep;
+mod spawn;
 mod sync;
 mod task;
 mod topology;
@@ -57,7 +61,11 @@ mod worker;
 
 pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER};
 pub use error::{BuildError, SubmitError, SubmitTimeoutError, TrySubmitError};
-pub use pool::{Handle, Pool};
+pub use join::join;
+pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};
+pub use scope::Scope;
+pub use spawn::{JoinError, JoinHandle};
+pub use task::Task;
 
 /// `true` when this build of corepool uses loom's instrumented primitives
 /// (built with `RUSTFLAGS="--cfg loom"`). The loom models assert it, so a

@@ -10,12 +10,17 @@
 
 use std::time::Duration;
 
+use std::rc::Rc;
+
 use crate::admission::Refused;
 use crate::builder::Builder;
 use crate::error::{BuildError, SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::job::{LockLatch, StackJob};
+use crate::scope::{self, Scope};
+use crate::spawn::{self, JoinHandle};
 use crate::sync::{thread, Arc, Instant};
 use crate::task::Task;
-use crate::worker::{self, Shared};
+use crate::worker::{self, Shared, WorkerContext};
 
 /// A pool of long-lived worker threads, each pinned to a core, with a
 /// bounded queue for work submitted from outside.
@@ -210,18 +215,232 @@ impl Pool {
         self.handle.queued()
     }
 
-    /// Stops accepting work, runs every accepted task and joins the
-    /// workers. The same as dropping the pool, made explicit.
+    /// Like [`submit`](Pool::submit), for a closure with a result: the
+    /// returned [`JoinHandle`] joins it (blocking or `.await`) or cancels
+    /// it. Blocks while the pool is full; fails only once it shuts down.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let handles: Vec<_> = (0..4u64).map(|i| pool.spawn(move || i * i).unwrap()).collect();
+    /// let squares: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle.spawn(f)
+    }
+
+    /// Like [`try_submit`](Pool::try_submit), for a closure with a result.
+    ///
+    /// ```
+    /// use corepool::TrySubmitError;
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// match pool.try_spawn(|| 1) {
+    ///     Ok(handle) => assert_eq!(handle.join().unwrap(), 1),
+    ///     Err(TrySubmitError::Full(f)) => assert_eq!(f(), 1),
+    ///     Err(TrySubmitError::Shutdown(_)) => unreachable!(),
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle.try_spawn(f)
+    }
+
+    /// Runs `op` on a worker of this pool, waits for it, and returns its
+    /// result; `op` may borrow from the caller's stack. From outside the
+    /// pool this takes a slot of the bound (blocking while full); from
+    /// inside, `op` simply runs. While the pool shuts down, `op` runs on
+    /// the caller's thread.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).thread_name("w").build()?;
+    /// let name = pool.install(|| std::thread::current().name().map(String::from));
+    /// assert_eq!(name.as_deref(), Some("w-0"));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn install<OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce() -> R + Send,
+        R: Send,
+    {
+        self.handle.install(op)
+    }
+
+    /// Runs `a` and `b` on this pool, potentially in parallel (see
+    /// [`join`](crate::join)), and returns both results. Works from outside
+    /// the pool (the join is injected and the caller waits) and from inside
+    /// (the local deque, helping while waiting).
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let v: Vec<u64> = (1..=1000).collect();
+    /// let (left, right) = v.split_at(500);
+    /// let (a, b) = pool.join(|| left.iter().sum::<u64>(), || right.iter().sum::<u64>());
+    /// assert_eq!(a + b, 500_500);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        self.install(|| crate::join(a, b))
+    }
+
+    /// Creates a fork-join scope: closures spawned in it may borrow from
+    /// the caller's stack, and `scope` returns only after all of them, and
+    /// all they spawned in turn, have finished. A panic in `op` or in any
+    /// spawned closure is re-raised here, after everything has finished.
+    ///
+    /// Tasks spawned in a scope go onto the spawning worker's deque: they
+    /// are not counted by the bound and never wait for room.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let words = ["alpha", "beta", "gamma"];
+    /// let mut lengths = [0usize; 3];
+    /// pool.scope(|s| {
+    ///     for (word, len) in words.iter().zip(lengths.iter_mut()) {
+    ///         s.spawn(move |_| *len = word.len());
+    ///     }
+    /// });
+    /// assert_eq!(lengths, [5, 4, 5]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&Scope<'scope>) -> R + Send,
+        R: Send,
+    {
+        let handle = &self.handle;
+        self.install(|| {
+            let worker = worker::current(&handle.shared);
+            scope::run_scope(worker.as_deref(), handle, op)
+        })
+    }
+
+    /// Stops accepting work, runs every task already accepted, and joins
+    /// the workers. Dropping the pool does the same; this also reports.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// for _ in 0..10 {
+    ///     pool.submit(|| {}).unwrap();
+    /// }
+    /// let report = pool.shutdown();
+    /// assert_eq!(report.executed, 10);
+    /// assert!(report.unstarted.is_empty());
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn shutdown(mut self) -> ShutdownReport {
+        self.close_and_join();
+        self.report(Vec::new())
+    }
+
+    /// Like [`shutdown`](Pool::shutdown), but waits at most `timeout` for
+    /// the accepted tasks to finish. On timeout nothing is lost: the pool
+    /// (already closed to new work, still draining) comes back inside the
+    /// error, with how much was still pending, and the caller chooses:
+    /// wait again, call [`shutdown_now`](Pool::shutdown_now) to take back
+    /// what has not started, or drop it (which waits for the drain).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// pool.submit(|| {}).unwrap();
+    /// let report = match pool.shutdown_timeout(Duration::from_secs(30)) {
+    ///     Ok(report) => report,
+    ///     Err(timed_out) => timed_out.into_pool().shutdown_now(),
+    /// };
+    /// assert_eq!(report.executed + report.unstarted.len() as u64, 1);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn shutdown_timeout(
+        mut self,
+        timeout: Duration,
+    ) -> Result<ShutdownReport, ShutdownTimedOut> {
+        let shared = self.handle.shared.clone();
+        shared.close();
+        let deadline = Instant::now().checked_add(timeout);
+        let running = if worker::is_inside(&shared) {
+            // Cannot wait for our own thread to exit; report it running.
+            shared.wait_for_exit(Some(Instant::now())).max(1)
+        } else {
+            shared.wait_for_exit(deadline)
+        };
+        if running > 0 {
+            return Err(ShutdownTimedOut {
+                queued: shared.admission.admitted(),
+                running_workers: running,
+                pool: self,
+            });
+        }
+        self.close_and_join();
+        Ok(self.report(Vec::new()))
+    }
+
+    /// Stops at once: no new work is accepted, no task that has not started
+    /// will start, and the tasks that never started are handed back in the
+    /// report's `unstarted`, to run or drop. Tasks already running finish
+    /// first. A `JoinHandle` whose task is dropped resolves to
+    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled).
+    ///
+    /// A `join` or `scope` already running completes its own pieces, and a
+    /// `Pool::join`/`install`/`scope` waiting to start is run here rather
+    /// than handed back (its caller is blocked on it).
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(1).build()?;
-    /// let handle = pool.handle();
-    /// pool.shutdown();
-    /// assert!(handle.is_shutdown());
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    /// pool.submit(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     rx.recv().ok();
+    /// })
+    /// .unwrap();
+    /// started_rx.recv().unwrap(); // the only worker is now busy
+    /// let queued = pool.spawn(|| "queued").unwrap();
+    /// let opener = std::thread::spawn(move || tx.send(()));
+    /// let report = pool.shutdown_now();
+    /// opener.join().unwrap().ok();
+    /// assert_eq!(report.executed + report.unstarted.len() as u64, 2);
+    /// drop(report); // drops the unstarted task, if it was handed back
+    /// let _ = queued.join(); // its value if it ran, `Cancelled` if it was dropped
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
-    pub fn shutdown(self) {
-        drop(self);
+    pub fn shutdown_now(mut self) -> ShutdownReport {
+        let shared = self.handle.shared.clone();
+        shared.abort();
+        self.close_and_join();
+        let mut unstarted = Vec::new();
+        for task in shared.drain_unstarted() {
+            if task.is_stack_job() {
+                // Someone is blocked on it (install/join/scope from outside).
+                task.run();
+            } else {
+                unstarted.push(task);
+            }
+        }
+        self.report(unstarted)
+    }
+
+    fn report(&self, unstarted: Vec<Task>) -> ShutdownReport {
+        let (executed, panicked) = self.handle.shared.totals();
+        ShutdownReport {
+            executed,
+            panicked,
+            unstarted,
+        }
     }
 
     fn close_and_join(&mut self) {
@@ -241,6 +460,130 @@ impl Pool {
         }
     }
 }
+
+/// What a shutdown did.
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// pool.submit(|| panic!("oops")).unwrap();
+/// let report = pool.shutdown();
+/// assert_eq!((report.executed, report.panicked), (1, 1));
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Tasks the workers ran over the pool's life, including those that
+    /// panicked.
+    pub executed: u64,
+    /// Tasks that panicked.
+    pub panicked: u64,
+    /// Tasks accepted but never started ([`Pool::shutdown_now`] only;
+    /// empty after a graceful shutdown).
+    pub unstarted: Vec<Task>,
+}
+
+/// [`Pool::shutdown_timeout`] ran out of time. The pool is closed to new
+/// work and still draining; it comes back here so nothing is lost.
+///
+/// ```
+/// use std::time::Duration;
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+/// pool.submit(move || {
+///     started_tx.send(()).unwrap();
+///     rx.recv().ok();
+/// })
+/// .unwrap();
+/// started_rx.recv().unwrap();
+/// let timed_out = pool.shutdown_timeout(Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(timed_out.running_workers(), 1);
+/// tx.send(()).unwrap();
+/// let report = timed_out.into_pool().shutdown();
+/// assert_eq!(report.executed, 1);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub struct ShutdownTimedOut {
+    pool: Pool,
+    queued: usize,
+    running_workers: usize,
+}
+
+impl ShutdownTimedOut {
+    /// Externally submitted tasks that had not started when time ran out.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let pool = corepool::Pool::builder().workers(1).build()?;
+    /// # let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// # pool.submit(move || { rx.recv().ok(); }).unwrap();
+    /// if let Err(timed_out) = pool.shutdown_timeout(Duration::ZERO) {
+    ///     println!("{} tasks still queued", timed_out.queued());
+    ///     # tx.send(()).unwrap();
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Workers that had not finished when time ran out.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let pool = corepool::Pool::builder().workers(1).build()?;
+    /// # let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// # pool.submit(move || { rx.recv().ok(); }).unwrap();
+    /// if let Err(timed_out) = pool.shutdown_timeout(Duration::ZERO) {
+    ///     assert!(timed_out.running_workers() >= 1);
+    ///     # tx.send(()).unwrap();
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn running_workers(&self) -> usize {
+        self.running_workers
+    }
+
+    /// The pool, still draining, to wait on again or stop now.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let pool = corepool::Pool::builder().workers(1).build()?;
+    /// # let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// # pool.submit(move || { rx.recv().ok(); }).unwrap();
+    /// if let Err(timed_out) = pool.shutdown_timeout(Duration::ZERO) {
+    ///     # tx.send(()).unwrap();
+    ///     let report = timed_out.into_pool().shutdown_now();
+    ///     println!("{} tasks handed back", report.unstarted.len());
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn into_pool(self) -> Pool {
+        self.pool
+    }
+}
+
+impl std::fmt::Debug for ShutdownTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownTimedOut")
+            .field("queued", &self.queued)
+            .field("running_workers", &self.running_workers)
+            .finish()
+    }
+}
+
+impl std::fmt::Display for ShutdownTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "shutdown timed out with {} workers still running and {} tasks not yet started",
+            self.running_workers, self.queued
+        )
+    }
+}
+
+impl std::error::Error for ShutdownTimedOut {}
 
 impl Drop for Pool {
     fn drop(&mut self) {
@@ -295,13 +638,9 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        if let Some(worker) = worker::current(&self.shared) {
-            worker.push(Task::new(Box::new(f), false));
-            return Ok(());
-        }
-        match self.shared.admission.acquire(None) {
-            Ok(()) => {
-                self.inject(Box::new(f));
+        match self.route(Wait::Forever) {
+            Ok(route) => {
+                self.push(route, Box::new(f));
                 Ok(())
             }
             Err(_) => Err(SubmitError(f)),
@@ -326,13 +665,9 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        if let Some(worker) = worker::current(&self.shared) {
-            worker.push(Task::new(Box::new(f), false));
-            return Ok(());
-        }
-        match self.shared.admission.try_acquire() {
-            Ok(()) => {
-                self.inject(Box::new(f));
+        match self.route(Wait::Never) {
+            Ok(route) => {
+                self.push(route, Box::new(f));
                 Ok(())
             }
             Err(Refused::Full) => Err(TrySubmitError::Full(f)),
@@ -353,23 +688,54 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        if let Some(worker) = worker::current(&self.shared) {
-            worker.push(Task::new(Box::new(f), false));
-            return Ok(());
-        }
-        // A timeout too large to represent as a deadline waits forever.
-        let deadline = Instant::now().checked_add(timeout);
-        let acquired = match deadline {
-            Some(deadline) => self.shared.admission.acquire(Some(deadline)),
-            None => self.shared.admission.acquire(None),
-        };
-        match acquired {
-            Ok(()) => {
-                self.inject(Box::new(f));
+        match self.route(Wait::For(timeout)) {
+            Ok(route) => {
+                self.push(route, Box::new(f));
                 Ok(())
             }
-            Err(Refused::TimedOut) | Err(Refused::Full) => Err(SubmitTimeoutError::Timeout(f)),
             Err(Refused::Closed) => Err(SubmitTimeoutError::Shutdown(f)),
+            Err(_) => Err(SubmitTimeoutError::Timeout(f)),
+        }
+    }
+
+    /// Like [`submit`](Handle::submit), for a closure with a result: the
+    /// returned [`JoinHandle`] joins it, awaits it, or cancels it.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.handle().spawn(|| 2 + 2).unwrap();
+    /// assert_eq!(handle.join().unwrap(), 4);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.route(Wait::Forever) {
+            Ok(route) => Ok(self.push_spawned(route, f)),
+            Err(_) => Err(SubmitError(f)),
+        }
+    }
+
+    /// Like [`try_submit`](Handle::try_submit), for a closure with a result.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// if let Ok(handle) = pool.handle().try_spawn(|| "fits") {
+    ///     assert_eq!(handle.join().unwrap(), "fits");
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.route(Wait::Never) {
+            Ok(route) => Ok(self.push_spawned(route, f)),
+            Err(Refused::Full) => Err(TrySubmitError::Full(f)),
+            Err(_) => Err(TrySubmitError::Shutdown(f)),
         }
     }
 
@@ -409,10 +775,95 @@ impl Handle {
         self.shared.admission.admitted()
     }
 
+    /// Where a submission goes: onto the calling worker's own deque when
+    /// called from inside this pool (no slot needed), or into the injector
+    /// once a slot of the bound is taken.
+    fn route(&self, wait: Wait) -> Result<Route, Refused> {
+        if let Some(worker) = worker::current(&self.shared) {
+            return Ok(Route::Local(worker));
+        }
+        let admission = &self.shared.admission;
+        match wait {
+            Wait::Never => admission.try_acquire()?,
+            Wait::Forever => admission.acquire(None)?,
+            // A timeout too large to represent as a deadline waits forever.
+            Wait::For(timeout) => admission.acquire(Instant::now().checked_add(timeout))?,
+        }
+        Ok(Route::Injector)
+    }
+
+    fn push(&self, route: Route, run: Box<dyn FnOnce() + Send + 'static>) {
+        match route {
+            Route::Local(worker) => worker.push(Task::boxed(run, false)),
+            Route::Injector => self.inject(Task::boxed(run, true)),
+        }
+    }
+
+    fn push_spawned<F, T>(&self, route: Route, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (run, handle) = spawn::wrap(f);
+        self.push(route, run);
+        handle
+    }
+
     /// After a slot was taken: the task joins the injector and, if nobody
     /// is looking for work, one sleeping worker is woken.
-    fn inject(&self, run: Box<dyn FnOnce() + Send + 'static>) {
-        self.shared.injector.push(Task::new(run, true));
+    fn inject(&self, task: Task) {
+        self.shared.injector.push(task);
         self.shared.sleep.notify_work();
     }
+
+    /// For fork-join pieces that must run whatever happens (a scope's
+    /// tasks): submitted like `submit`, or run right here if the pool is
+    /// shutting down, so that nothing a scope waits for is ever lost.
+    pub(crate) fn push_or_run(&self, run: Box<dyn FnOnce() + Send + 'static>) {
+        if let Err(SubmitError(run)) = self.submit(run) {
+            run();
+        }
+    }
+
+    /// Runs `op` on a worker of this pool and returns its result; see
+    /// [`Pool::install`].
+    fn install<OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce() -> R + Send,
+        R: Send,
+    {
+        if worker::current(&self.shared).is_some() {
+            return op();
+        }
+        let job = StackJob::new(LockLatch::new(), op);
+        if self.shared.admission.acquire(None).is_err() {
+            // Shutting down: run it here rather than lose it.
+            job.run_inline();
+            return job.into_result();
+        }
+        // SAFETY: `job` stays on this frame until its latch is set: we wait
+        // for it right below, and nothing between can unwind. If
+        // `shutdown_now` collects the task, it runs it (it never hands a
+        // stack job back), which sets the latch.
+        let job_ref = unsafe { job.as_job_ref() };
+        self.inject(Task::stack(job_ref, true));
+        job.latch.wait();
+        job.into_result()
+    }
+}
+
+/// How long a submission may wait for room.
+#[derive(Clone, Copy)]
+enum Wait {
+    Never,
+    Forever,
+    For(Duration),
+}
+
+/// Where a submission goes.
+enum Route {
+    /// The calling worker's own deque (submitted from inside the pool).
+    Local(Rc<WorkerContext>),
+    /// The injector; a slot of the bound has been taken.
+    Injector,
 }

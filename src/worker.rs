@@ -35,7 +35,10 @@ use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::admission::{Admission, Released};
 use crate::sleep::{Parked, Recheck, Sleep};
-use crate::sync::{thread_local, Arc, AtomicU64, Injector, Ordering, Steal, Stealer, Worker};
+use crate::sync::{
+    lock, thread, thread_local, Arc, AtomicBool, AtomicU64, Condvar, Injector, Instant, Mutex,
+    Ordering, Steal, Stealer, Worker,
+};
 use crate::task::Task;
 
 /// How often (in tasks) a worker looks at the injector before its own deque.
@@ -71,6 +74,14 @@ fn bump(counter: &AtomicU64, by: u64) {
 }
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
+pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
+
+/// The user's callbacks.
+pub(crate) struct Hooks {
+    pub(crate) panic_handler: Option<Box<PanicHandler>>,
+    pub(crate) on_start: Option<Box<WorkerHook>>,
+    pub(crate) on_stop: Option<Box<WorkerHook>>,
+}
 
 /// What every worker and every handle of one pool share.
 pub(crate) struct Shared {
@@ -81,7 +92,13 @@ pub(crate) struct Shared {
     /// For each worker, the others in the order it steals from them.
     victims: Box<[Box<[usize]>]>,
     pub(crate) counters: Box<[CachePadded<WorkerCounters>]>,
-    panic_handler: Option<Box<PanicHandler>>,
+    hooks: Hooks,
+    /// Set by `shutdown_now`: workers stop taking new tasks.
+    aborting: AtomicBool,
+    /// Workers that have left their loop, and a condition to wait on it
+    /// with a deadline (`shutdown_timeout`).
+    exited: Mutex<usize>,
+    exited_cvar: Condvar,
 }
 
 impl Shared {
@@ -89,7 +106,7 @@ impl Shared {
         capacity: usize,
         stealers: Vec<Stealer<Task>>,
         victims: Vec<Box<[usize]>>,
-        panic_handler: Option<Box<PanicHandler>>,
+        hooks: Hooks,
     ) -> Self {
         let workers = stealers.len();
         Shared {
@@ -99,8 +116,84 @@ impl Shared {
             stealers: stealers.into_boxed_slice(),
             victims: victims.into_boxed_slice(),
             counters: (0..workers).map(|_| CachePadded::default()).collect(),
-            panic_handler,
+            hooks,
+            aborting: AtomicBool::new(false),
+            exited: Mutex::new(0),
+            exited_cvar: Condvar::new(),
         }
+    }
+
+    pub(crate) fn num_workers(&self) -> usize {
+        self.stealers.len()
+    }
+
+    /// Tells workers to stop taking tasks (`shutdown_now`), then closes.
+    pub(crate) fn abort(&self) {
+        self.aborting.store(true, Ordering::SeqCst);
+        self.close();
+    }
+
+    fn is_aborting(&self) -> bool {
+        self.aborting.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every worker has left its loop, or `deadline` passes.
+    /// Returns how many workers are still running.
+    pub(crate) fn wait_for_exit(&self, deadline: Option<Instant>) -> usize {
+        let workers = self.num_workers();
+        let mut exited = lock(&self.exited);
+        while *exited < workers {
+            exited = match deadline {
+                None => match self.exited_cvar.wait(exited) {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                },
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    match self.exited_cvar.wait_timeout(exited, deadline - now) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
+            };
+        }
+        workers - *exited
+    }
+
+    /// Takes every task left in the queues. Only sound to call once every
+    /// worker has exited (`shutdown_now`), when no one else takes tasks.
+    pub(crate) fn drain_unstarted(&self) -> Vec<Task> {
+        let mut tasks = Vec::new();
+        let mut take_all = |steal: &dyn Fn() -> Steal<Task>| loop {
+            match steal() {
+                Steal::Success(task) => {
+                    if task.is_admitted() {
+                        self.admission.release();
+                    }
+                    tasks.push(task);
+                }
+                Steal::Empty => break,
+                Steal::Retry => crate::sync::spin_hint(),
+            }
+        };
+        take_all(&|| self.injector.steal());
+        for stealer in self.stealers.iter() {
+            take_all(&|| stealer.steal());
+        }
+        tasks
+    }
+
+    /// Tasks run and tasks that panicked, over the pool's life.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        self.counters.iter().fold((0, 0), |(run, panicked), c| {
+            (
+                run + c.executed.load(Ordering::Relaxed),
+                panicked + c.panicked.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Begins shutdown: no more external submissions; idle workers wake to
@@ -141,6 +234,56 @@ pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
     })
 }
 
+/// The worker running on this thread, of whichever pool.
+pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+/// Counts a panic that a task caught itself (a `spawn` task delivers its
+/// panic to its `JoinHandle`, not to the panic handler).
+pub(crate) fn note_panic() {
+    CURRENT.with(|current| {
+        if let Some(ctx) = &*current.borrow() {
+            bump(&ctx.shared.counters[ctx.index].panicked, 1);
+        }
+    });
+}
+
+/// Runs other tasks until `done()` (or until `deadline`); returns whether
+/// `done()` became true. Used by every wait inside a worker (`join`,
+/// `scope`, `JoinHandle::join`), so a waiting worker never idles while
+/// there is work, and the task it waits for, if still queued, is run.
+///
+/// With no worker (`scope` on the caller's thread during shutdown), it
+/// yields until `done()`: the draining workers finish the rest.
+pub(crate) fn help_until(
+    worker: Option<&WorkerContext>,
+    done: impl Fn() -> bool,
+    deadline: Option<Instant>,
+) -> bool {
+    let backoff = Backoff::new();
+    loop {
+        if done() {
+            return true;
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return false;
+        }
+        if let Some(worker) = worker {
+            if let Some(task) = worker.find_help() {
+                worker.execute(task);
+                backoff.reset();
+                continue;
+            }
+        }
+        if crate::sync::IS_LOOM || backoff.is_completed() {
+            thread::yield_now();
+        } else {
+            backoff.snooze();
+        }
+    }
+}
+
 /// Whether this thread is a worker of the pool that owns `shared`.
 pub(crate) fn is_inside(shared: &Arc<Shared>) -> bool {
     CURRENT
@@ -168,8 +311,38 @@ impl WorkerContext {
     pub(crate) fn run(self) {
         let ctx = Rc::new(self);
         CURRENT.with(|current| *current.borrow_mut() = Some(ctx.clone()));
+        if let Some(hook) = &ctx.shared.hooks.on_start {
+            // A panicking hook must not take the worker down.
+            let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
+        }
         ctx.main_loop();
+        if let Some(hook) = &ctx.shared.hooks.on_stop {
+            let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
+        }
         CURRENT.with(|current| current.borrow_mut().take());
+        let shared = &ctx.shared;
+        *lock(&shared.exited) += 1;
+        shared.exited_cvar.notify_all();
+    }
+
+    /// Pops the newest task of this worker's own deque.
+    pub(crate) fn pop_local(&self) -> Option<Task> {
+        self.local.pop()
+    }
+
+    /// What a waiting worker may run: its own deque, other workers', and
+    /// the injector, except while `shutdown_now` is collecting unstarted
+    /// tasks (a join or scope in progress still needs its own pieces,
+    /// which sit in deques, never in the injector).
+    fn find_help(&self) -> Option<Task> {
+        self.local.pop().or_else(|| {
+            if self.shared.is_aborting() {
+                self.steal_from_workers()
+            } else {
+                self.steal_from_injector()
+                    .or_else(|| self.steal_from_workers())
+            }
+        })
     }
 
     fn main_loop(&self) {
@@ -177,6 +350,14 @@ impl WorkerContext {
         let mut tick: u32 = 0;
         let mut searching = false;
         loop {
+            if shared.is_aborting() {
+                // shutdown_now: leave every unstarted task where it is; the
+                // caller collects them once all workers have exited.
+                if searching {
+                    shared.sleep.leave_searching();
+                }
+                return;
+            }
             tick = tick.wrapping_add(1);
             if let Some(task) = self.find_nearby(tick) {
                 if searching {
@@ -199,7 +380,9 @@ impl WorkerContext {
             }
             bump(&shared.counters[self.index].parks, 1);
             let parked = shared.sleep.park(self.index, searching, || {
-                if let Some(task) = self
+                if shared.is_aborting() {
+                    Recheck::Exit
+                } else if let Some(task) = self
                     .steal_from_injector()
                     .or_else(|| self.steal_from_workers())
                 {
@@ -296,7 +479,9 @@ impl WorkerContext {
         }
     }
 
-    fn execute(&self, task: Task) {
+    /// Runs one task: frees its slot of the bound first, then runs it,
+    /// catching a panic.
+    pub(crate) fn execute(&self, task: Task) {
         let shared = &*self.shared;
         if task.is_admitted() && shared.admission.release() == Released::LastAfterClose {
             // Idle workers may be parked waiting for this last admitted
@@ -304,9 +489,9 @@ impl WorkerContext {
             shared.sleep.wake_all();
         }
         let counters = &shared.counters[self.index];
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(task.into_closure())) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task.run())) {
             bump(&counters.panicked, 1);
-            if let Some(handler) = &shared.panic_handler {
+            if let Some(handler) = &shared.hooks.panic_handler {
                 // A panicking handler must not take the worker down either.
                 let _ = catch_unwind(AssertUnwindSafe(|| handler(payload)));
             }

@@ -42,6 +42,12 @@ impl<T> Injector<T> {
             queue: Mutex::new(VecDeque::new()),
         }
     }
+    pub(crate) fn steal(&self) -> Steal<T> {
+        match lock(&self.queue).pop_front() {
+            Some(item) => Steal::Success(item),
+            None => Steal::Empty,
+        }
+    }
     pub(crate) fn push(&self, item: T) {
         lock(&self.queue).push_back(item);
     }
@@ -83,6 +89,12 @@ pub(crate) struct Stealer<T> {
 }
 
 impl<T> Stealer<T> {
+    pub(crate) fn steal(&self) -> Steal<T> {
+        match lock(&self.queue).pop_front() {
+            Some(item) => Steal::Success(item),
+            None => Steal::Empty,
+        }
+    }
     pub(crate) fn steal_batch_with_limit_and_pop(
         &self,
         dest: &Worker<T>,

@@ -14,7 +14,7 @@
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-    pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread;
     pub(crate) use std::thread_local;
@@ -28,7 +28,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use super::deque::{Injector, Steal, Stealer, Worker};
-    pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;
     pub(crate) use loom::thread_local;

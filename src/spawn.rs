@@ -1,0 +1,366 @@
+//! `spawn`: a task with a result, delivered through a [`JoinHandle`].
+//!
+//! The handle and the task share one `Packet`: a small state machine under
+//! a mutex (`Pending → Running → Finished`, or `Pending → Finished` when
+//! cancelled), a condition variable for blocking joins and a `Waker` slot
+//! for `.await`. Exactly one of three things finishes a packet: the task
+//! ran (result or panic), its owner cancelled it before it started, or the
+//! task was dropped unrun (`shutdown_now` handed it back and the caller
+//! dropped it). All three go through `Packet::finish`, which refuses a
+//! second finish, so a result is delivered once or not at all.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::sync::{lock, Arc, AtomicBool, Condvar, Instant, Mutex, MutexGuard, Ordering};
+use crate::worker;
+
+/// Why a spawned task produced no value.
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let handle = pool.spawn(|| -> u32 { panic!("boom") }).unwrap();
+/// let err = handle.join().unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(err.into_panic().and_then(|p| p.downcast::<&str>().ok()).map(|s| *s), Some("boom"));
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub enum JoinError {
+    /// The task panicked; here is the payload.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// The task never ran: cancelled by its handle, or handed back by
+    /// `shutdown_now` and dropped.
+    Cancelled,
+}
+
+impl JoinError {
+    /// Whether the task panicked.
+    ///
+    /// ```
+    /// assert!(!corepool::JoinError::Cancelled.is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+
+    /// Whether the task was cancelled before it started.
+    ///
+    /// ```
+    /// assert!(corepool::JoinError::Cancelled.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// The panic payload, to inspect or to re-raise with
+    /// `std::panic::resume_unwind`; `None` if the task was cancelled.
+    ///
+    /// ```
+    /// assert!(corepool::JoinError::Cancelled.into_panic().is_none());
+    /// ```
+    pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
+        match self {
+            JoinError::Panicked(payload) => Some(payload),
+            JoinError::Cancelled => None,
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(payload) => match panic_message(&**payload) {
+                Some(message) => write!(f, "Panicked({message:?})"),
+                None => f.write_str("Panicked(..)"),
+            },
+            JoinError::Cancelled => f.write_str("Cancelled"),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(payload) => match panic_message(&**payload) {
+                Some(message) => write!(f, "task panicked: {message}"),
+                None => f.write_str("task panicked"),
+            },
+            JoinError::Cancelled => f.write_str("task was cancelled before it started"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Running,
+    Finished,
+}
+
+struct State<T> {
+    phase: Phase,
+    result: Option<Result<T, JoinError>>,
+    waker: Option<Waker>,
+}
+
+struct Packet<T> {
+    state: Mutex<State<T>>,
+    finished_cvar: Condvar,
+    /// Mirrors `phase == Finished`, so a worker helping while it waits can
+    /// poll without taking the lock.
+    finished: AtomicBool,
+}
+
+impl<T> Packet<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        lock(&self.state)
+    }
+
+    /// `Pending → Running`. `false` when the task was cancelled first.
+    fn start(&self) -> bool {
+        let mut state = self.lock();
+        if state.phase != Phase::Pending {
+            return false;
+        }
+        state.phase = Phase::Running;
+        true
+    }
+
+    /// Delivers `result` unless the packet is already finished. `only_if_pending`
+    /// restricts it to a task that never started (cancel, drop unrun).
+    fn finish(&self, result: Result<T, JoinError>, only_if_pending: bool) -> bool {
+        let waker = {
+            let mut state = self.lock();
+            if state.phase == Phase::Finished || (only_if_pending && state.phase != Phase::Pending)
+            {
+                return false;
+            }
+            state.phase = Phase::Finished;
+            state.result = Some(result);
+            self.finished.store(true, Ordering::Release);
+            self.finished_cvar.notify_all();
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+}
+
+/// Resolves the packet to `Cancelled` if the task is dropped without
+/// running (for example a `Task` from `shutdown_now` that the caller drops).
+struct CancelOnDrop<T>(Option<Arc<Packet<T>>>);
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(packet) = self.0.take() {
+            packet.finish(Err(JoinError::Cancelled), true);
+        }
+    }
+}
+
+/// Wraps `f` into the closure that goes into the queues, and the handle
+/// that receives its result.
+pub(crate) fn wrap<F, T>(f: F) -> (Box<dyn FnOnce() + Send + 'static>, JoinHandle<T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let packet = Arc::new(Packet {
+        state: Mutex::new(State {
+            phase: Phase::Pending,
+            result: None,
+            waker: None,
+        }),
+        finished_cvar: Condvar::new(),
+        finished: AtomicBool::new(false),
+    });
+    let mut guard = CancelOnDrop(Some(packet.clone()));
+    let run = move || {
+        let Some(packet) = guard.0.take() else { return };
+        if !packet.start() {
+            return; // cancelled before it started: never runs
+        }
+        let result = catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            worker::note_panic();
+            JoinError::Panicked(payload)
+        });
+        packet.finish(result, false);
+    };
+    (Box::new(run), JoinHandle { packet })
+}
+
+/// The handle to a task started with [`spawn`](crate::Pool::spawn): join
+/// it (blocking, with a timeout, or `.await`), or cancel it before it
+/// starts. Dropping the handle detaches the task; it still runs.
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(2).build()?;
+/// let answer = pool.spawn(|| 6 * 7).unwrap();
+/// assert_eq!(answer.join().unwrap(), 42);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+///
+/// It is also a `Future`, so async code can await CPU work on the pool:
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let handle = pool.spawn(|| (1..=10u64).product::<u64>()).unwrap();
+/// let value = futures::executor::block_on(handle).unwrap();
+/// assert_eq!(value, 3_628_800);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub struct JoinHandle<T> {
+    packet: Arc<Packet<T>>,
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Whether the task has finished: ran, panicked or was cancelled.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.spawn(|| ()).unwrap();
+    /// drop(pool); // drains: the task has run
+    /// assert!(handle.is_finished());
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.packet.finished.load(Ordering::Acquire)
+    }
+
+    /// Cancels the task if it has not started: it will then never run, and
+    /// joining gives `JoinError::Cancelled`. Returns whether it was
+    /// cancelled; `false` means it already started (or finished), and
+    /// will deliver its result as usual.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let blocker = pool.spawn(move || rx.recv().ok()).unwrap(); // occupies the one worker
+    /// let queued = pool.spawn(|| "never runs").unwrap();
+    /// // `queued` cannot have started: the only worker is blocked.
+    /// assert!(queued.cancel());
+    /// assert!(queued.join().unwrap_err().is_cancelled());
+    /// tx.send(()).unwrap();
+    /// blocker.join().unwrap();
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.packet.finish(Err(JoinError::Cancelled), true)
+    }
+
+    /// Waits for the task and returns its result.
+    ///
+    /// Called from a worker thread, the worker keeps running other tasks
+    /// while it waits, so joining inside the pool cannot starve it.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.spawn(|| String::from("done")).unwrap();
+    /// assert_eq!(handle.join().unwrap(), "done");
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn join(self) -> Result<T, JoinError> {
+        match self.wait(None) {
+            Ok(result) => result,
+            Err(_) => unreachable!("a join without a deadline cannot time out"),
+        }
+    }
+
+    /// Waits at most `timeout`. On timeout the handle is given back, so the
+    /// caller can wait again, cancel, or drop it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.spawn(|| 1 + 1).unwrap();
+    /// let result = match handle.join_timeout(Duration::from_secs(10)) {
+    ///     Ok(result) => result,
+    ///     Err(handle) => handle.join(), // still running: wait for good
+    /// };
+    /// assert_eq!(result.unwrap(), 2);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, JoinHandle<T>> {
+        self.wait(Instant::now().checked_add(timeout))
+    }
+
+    fn wait(self, deadline: Option<Instant>) -> Result<Result<T, JoinError>, JoinHandle<T>> {
+        if let Some(worker) = worker::current_any() {
+            let finished = worker::help_until(Some(&worker), || self.is_finished(), deadline);
+            if !finished {
+                return Err(self);
+            }
+        }
+        let mut state = self.packet.lock();
+        while state.phase != Phase::Finished {
+            state = match deadline {
+                None => match self.packet.finished_cvar.wait(state) {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                },
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        drop(state);
+                        return Err(self);
+                    }
+                    match self
+                        .packet
+                        .finished_cvar
+                        .wait_timeout(state, deadline - now)
+                    {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
+            };
+        }
+        match state.result.take() {
+            Some(result) => Ok(result),
+            None => unreachable!("a finished packet's result is taken only by its one handle"),
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.packet.lock();
+        if state.phase == Phase::Finished {
+            return match state.result.take() {
+                Some(result) => Poll::Ready(result),
+                None => panic!("JoinHandle polled after it returned Poll::Ready"),
+            };
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
