@@ -40,6 +40,7 @@ use std::collections::VecDeque;
 
 use crossbeam_utils::CachePadded;
 
+use crate::monitor::FillTrigger;
 use crate::sync::{fence, lock, Arc, AtomicUsize, Instant, Mutex, Ordering, Parker};
 
 /// High bit of `state`: the pool accepts no more external tasks.
@@ -76,16 +77,19 @@ pub(crate) struct Admission {
     /// only on the slow path.
     waiting: CachePadded<AtomicUsize>,
     waiters: Mutex<VecDeque<Arc<Parker>>>,
+    /// Queue-fill alert marks, if an alert is configured (`monitor.rs`).
+    pub(crate) fill_trigger: Option<FillTrigger>,
 }
 
 impl Admission {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, fill_trigger: Option<FillTrigger>) -> Self {
         debug_assert!(capacity > 0 && capacity <= MAX_CAPACITY);
         Admission {
             state: CachePadded::new(AtomicUsize::new(0)),
             capacity,
             waiting: CachePadded::new(AtomicUsize::new(0)),
             waiters: Mutex::new(VecDeque::new()),
+            fill_trigger,
         }
     }
 
@@ -125,7 +129,14 @@ impl Admission {
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    if let Some(trigger) = &self.fill_trigger {
+                        if current + 1 == trigger.high {
+                            trigger.poke();
+                        }
+                    }
+                    return Ok(());
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -237,6 +248,11 @@ impl Admission {
     pub(crate) fn release(&self) -> Released {
         let previous = self.state.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(previous & !CLOSED > 0, "release without an admitted task");
+        if let Some(trigger) = &self.fill_trigger {
+            if (previous & !CLOSED) - 1 == trigger.low {
+                trigger.poke();
+            }
+        }
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.wake_one();
         }

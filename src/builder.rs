@@ -10,13 +10,15 @@
 use std::any::Any;
 
 use crate::admission::MAX_CAPACITY;
+use crate::autoscale::{AutoscalePolicy, Autoscaler};
 use crate::error::BuildError;
+use crate::monitor::{self, FillCallback, FillEvent, FillTrigger, Monitor};
 use crate::pool::Pool;
 use crate::sleep::MAX_WORKERS;
-use crate::sync::{lock, thread, Arc, Condvar, Mutex, Stealer, Worker};
+use crate::sync::{lock, thread, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
 use crate::task::Task;
 use crate::topology;
-use crate::worker::{Hooks, PanicHandler, Shared, WorkerContext, WorkerHook};
+use crate::worker::{Hooks, PanicHandler, Shared, SharedConfig, WorkerContext, WorkerHook};
 
 /// Default queue capacity per worker: see `docs/design.md` ("The default
 /// capacity") for the measurement behind it.
@@ -45,6 +47,10 @@ pub struct Builder {
     panic_handler: Option<Box<PanicHandler>>,
     on_start: Option<Box<WorkerHook>>,
     on_stop: Option<Box<WorkerHook>>,
+    max_workers: Option<usize>,
+    track_latency: bool,
+    autoscale: Option<AutoscalePolicy>,
+    fill_alert: Option<(f64, Box<FillCallback>)>,
 }
 
 impl Default for Builder {
@@ -64,6 +70,10 @@ impl std::fmt::Debug for Builder {
             .field("panic_handler", &self.panic_handler.is_some())
             .field("on_worker_start", &self.on_start.is_some())
             .field("on_worker_stop", &self.on_stop.is_some())
+            .field("max_workers", &self.max_workers)
+            .field("track_latency", &self.track_latency)
+            .field("autoscale", &self.autoscale)
+            .field("on_queue_fill", &self.fill_alert.as_ref().map(|(t, _)| *t))
             .finish()
     }
 }
@@ -89,6 +99,10 @@ impl Builder {
             panic_handler: None,
             on_start: None,
             on_stop: None,
+            max_workers: None,
+            track_latency: false,
+            autoscale: None,
+            fill_alert: None,
         }
     }
 
@@ -240,6 +254,91 @@ impl Builder {
         self
     }
 
+    /// How many worker threads the pool reserves, for
+    /// [`Pool::set_workers`] and autoscaling to grow into. Reserved workers
+    /// beyond the active count are started and wait, retired, until
+    /// needed (a parked thread costs its stack's address space, no CPU).
+    /// Default: the number of workers (or the autoscale maximum).
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).max_workers(8).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// pool.set_workers(8).unwrap();
+    /// assert_eq!(pool.workers(), 8);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn max_workers(mut self, max: usize) -> Self {
+        self.max_workers = Some(max);
+        self
+    }
+
+    /// Records each externally submitted task's queue wait (submit to
+    /// start) in a histogram, reported by [`Pool::metrics`]. It costs two
+    /// clock reads per task, so it is off by default; `docs/operations.md`
+    /// gives the measured overhead.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).track_latency(true).build()?;
+    /// pool.submit(|| {}).unwrap();
+    /// let handle = pool.handle();
+    /// drop(pool);
+    /// assert_eq!(handle.metrics().queue_wait.count, 1);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn track_latency(mut self, track: bool) -> Self {
+        self.track_latency = track;
+        self
+    }
+
+    /// Scales the number of active workers between `min` and `max` with
+    /// the default [`AutoscalePolicy`]: one more worker when the queue
+    /// stays at least 80% full for a second, one fewer when a worker has
+    /// sat idle for ten seconds.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().autoscale(2, 8).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// assert_eq!(pool.metrics().max_workers, 8);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn autoscale(self, min: usize, max: usize) -> Self {
+        self.autoscale_policy(AutoscalePolicy::new(min, max))
+    }
+
+    /// Scales the number of active workers by `policy`.
+    ///
+    /// ```
+    /// let mut policy = corepool::AutoscalePolicy::new(1, 4);
+    /// policy.tick = None; // no monitor thread: call Pool::autoscale_tick yourself
+    /// let pool = corepool::Pool::builder().autoscale_policy(policy).build()?;
+    /// assert_eq!(pool.workers(), 1);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn autoscale_policy(mut self, policy: AutoscalePolicy) -> Self {
+        self.autoscale = Some(policy);
+        self
+    }
+
+    /// Calls `callback` when the queue's fill (queued tasks / capacity)
+    /// reaches `threshold`, and again when it falls back
+    /// [`FILL_HYSTERESIS`](crate::FILL_HYSTERESIS) below it: edge-triggered,
+    /// once per crossing, on the pool's monitor thread (never on a
+    /// producer's or a worker's). `threshold` must be in `(0, 1]`.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder()
+    ///     .on_queue_fill(0.7, |event| eprintln!("queue fill alert: {event:?}"))
+    ///     .build()?;
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn on_queue_fill<C>(mut self, threshold: f64, callback: C) -> Self
+    where
+        C: Fn(FillEvent) + Send + Sync + 'static,
+    {
+        self.fill_alert = Some((threshold, Box::new(callback)));
+        self
+    }
+
     /// Validates the configuration and starts the workers. On error no
     /// worker thread is left running.
     ///
@@ -248,17 +347,38 @@ impl Builder {
     /// assert!(matches!(err, corepool::BuildError::ZeroCapacity));
     /// ```
     pub fn build(self) -> Result<Pool, BuildError> {
-        let workers = match self.workers {
-            Some(0) => return Err(BuildError::ZeroWorkers),
-            Some(n) if n > MAX_WORKERS => {
-                return Err(BuildError::TooManyWorkers {
-                    requested: n,
-                    max: MAX_WORKERS,
+        if let Some(policy) = &self.autoscale {
+            policy.validate().map_err(BuildError::InvalidAutoscale)?;
+        }
+        let workers = match (self.workers, &self.autoscale) {
+            (Some(0), _) => return Err(BuildError::ZeroWorkers),
+            (Some(n), Some(policy)) if n < policy.min || n > policy.max => {
+                return Err(BuildError::InvalidAutoscale(format!(
+                    "workers({n}) is outside the autoscale range {}..={}",
+                    policy.min, policy.max
+                )))
+            }
+            (Some(n), _) => n,
+            (None, Some(policy)) => policy.min,
+            (None, None) => topology::default_workers(),
+        };
+        let slots = match self.max_workers {
+            Some(max) if max < workers => {
+                return Err(BuildError::MaxWorkersTooSmall {
+                    workers,
+                    max_workers: max,
                 })
             }
-            Some(n) => n,
-            None => topology::default_workers().min(MAX_WORKERS),
-        };
+            Some(max) => max,
+            None => workers,
+        }
+        .max(self.autoscale.as_ref().map_or(0, |policy| policy.max));
+        if slots > MAX_WORKERS {
+            return Err(BuildError::TooManyWorkers {
+                requested: slots,
+                max: MAX_WORKERS,
+            });
+        }
         let capacity = match self.capacity {
             Some(0) => return Err(BuildError::ZeroCapacity),
             Some(c) if c > MAX_CAPACITY => {
@@ -272,6 +392,11 @@ impl Builder {
                 .saturating_mul(DEFAULT_CAPACITY_PER_WORKER)
                 .min(MAX_CAPACITY),
         };
+        if let Some((threshold, _)) = &self.fill_alert {
+            if !(*threshold > 0.0 && *threshold <= 1.0) {
+                return Err(BuildError::InvalidFillThreshold(*threshold));
+            }
+        }
         if self.thread_name.contains('\0') {
             return Err(BuildError::InvalidThreadName(self.thread_name));
         }
@@ -280,9 +405,9 @@ impl Builder {
         } else {
             None
         };
-        let startup = Arc::new(Startup::new(workers));
-        let mut threads = Vec::with_capacity(workers);
-        for index in 0..workers {
+        let startup = Arc::new(Startup::new(slots));
+        let mut threads = Vec::with_capacity(slots + 1);
+        for index in 0..slots {
             let target_core = cores.as_ref().map(|cores| cores[index % cores.len()]);
             let mut builder = thread::Builder::new().name(format!("{}-{index}", self.thread_name));
             if let Some(size) = self.stack_size {
@@ -305,14 +430,57 @@ impl Builder {
             }
         }
         let (stealers, worker_cores) = startup.wait_for_reports();
-        let victims = topology::victim_orders(&worker_cores);
-        let hooks = Hooks {
-            panic_handler: self.panic_handler,
-            on_start: self.on_start,
-            on_stop: self.on_stop,
+
+        let autoscaler = self
+            .autoscale
+            .map(|policy| Arc::new(Mutex::new(Autoscaler::new(policy))));
+        let needs_monitor = self.fill_alert.is_some()
+            || autoscaler
+                .as_ref()
+                .is_some_and(|scaler| lock(scaler).policy().tick.is_some());
+        let monitor_parker = needs_monitor.then(|| Arc::new(Parker::new()));
+        let (fill_trigger, fill_callback) = match (self.fill_alert, &monitor_parker) {
+            (Some((threshold, callback)), Some(parker)) => (
+                Some(FillTrigger::new(threshold, capacity, parker.clone())),
+                Some(callback),
+            ),
+            _ => (None, None),
         };
-        let shared = Arc::new(Shared::new(capacity, stealers, victims, hooks));
+        let shared = Arc::new(Shared::new(SharedConfig {
+            capacity,
+            stealers,
+            cores: worker_cores.clone(),
+            active: workers,
+            hooks: Hooks {
+                panic_handler: self.panic_handler,
+                on_start: self.on_start,
+                on_stop: self.on_stop,
+            },
+            latency_epoch: self.track_latency.then(Instant::now),
+            fill_trigger,
+            monitor: monitor_parker.clone(),
+            autoscaler: autoscaler.clone(),
+        }));
         startup.publish(Some(shared.clone()));
+        if let Some(parker) = monitor_parker {
+            let monitor = Monitor {
+                parker,
+                fill_callback,
+                autoscaler,
+            };
+            match monitor::start(shared.clone(), monitor) {
+                Ok(thread) => threads.push(thread),
+                Err(source) => {
+                    // Dropping the pool closes it and joins the workers.
+                    drop(Pool::from_parts(shared, threads, worker_cores));
+                    return Err(BuildError::Spawn {
+                        worker: slots,
+                        stack_size: None,
+                        source,
+                    });
+                }
+            }
+        }
         Ok(Pool::from_parts(shared, threads, worker_cores))
     }
 }

@@ -226,6 +226,18 @@ pub enum BuildError {
     },
     /// The thread name contains a NUL byte, which no OS accepts.
     InvalidThreadName(String),
+    /// `max_workers` is below the number of workers to start.
+    MaxWorkersTooSmall {
+        /// Workers to start.
+        workers: usize,
+        /// The `max_workers` given.
+        max_workers: usize,
+    },
+    /// The autoscaling policy is inconsistent (for example `min > max`);
+    /// the message says what.
+    InvalidAutoscale(String),
+    /// A queue-fill alert threshold outside `(0, 1]`.
+    InvalidFillThreshold(f64),
     /// The OS refused to start a worker thread (for example, the stack size
     /// was refused, or the thread limit was reached).
     Spawn {
@@ -262,6 +274,17 @@ impl fmt::Display for BuildError {
             BuildError::InvalidThreadName(name) => {
                 write!(f, "thread name {name:?} contains a NUL byte")
             }
+            BuildError::MaxWorkersTooSmall {
+                workers,
+                max_workers,
+            } => write!(
+                f,
+                "max_workers({max_workers}) is below the {workers} workers to start"
+            ),
+            BuildError::InvalidAutoscale(why) => write!(f, "invalid autoscale policy: {why}"),
+            BuildError::InvalidFillThreshold(threshold) => {
+                write!(f, "queue fill threshold {threshold} is outside (0, 1]")
+            }
             BuildError::Spawn {
                 worker,
                 stack_size,
@@ -285,3 +308,45 @@ impl Error for BuildError {
         }
     }
 }
+
+/// [`Pool::set_workers`](crate::Pool::set_workers) refused a worker count.
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(2).max_workers(4).build()?;
+/// let err = pool.set_workers(0).unwrap_err();
+/// assert!(matches!(err, corepool::ResizeError::Zero));
+/// assert!(pool.set_workers(5).is_err());
+/// assert!(pool.set_workers(4).is_ok());
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResizeError {
+    /// A pool needs at least one active worker.
+    Zero,
+    /// More workers than the pool reserved (`Builder::max_workers`).
+    AboveMax {
+        /// What was asked for.
+        requested: usize,
+        /// The pool's `max_workers`.
+        max: usize,
+    },
+    /// The pool is shutting down.
+    Shutdown,
+}
+
+impl fmt::Display for ResizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResizeError::Zero => f.write_str("set_workers(0): a pool needs at least one worker"),
+            ResizeError::AboveMax { requested, max } => write!(
+                f,
+                "set_workers({requested}) is above the pool's max_workers ({max}); \
+                 raise Builder::max_workers"
+            ),
+            ResizeError::Shutdown => f.write_str("cannot resize a pool that is shutting down"),
+        }
+    }
+}
+
+impl Error for ResizeError {}

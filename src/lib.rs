@@ -46,10 +46,13 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod admission;
+mod autoscale;
 mod builder;
 mod error;
 mod job;
 mod join;
+mod metrics;
+mod monitor;
 mod pool;
 mod scope;
 mod sleep;
@@ -59,9 +62,12 @@ mod task;
 mod topology;
 mod worker;
 
+pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
 pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER};
-pub use error::{BuildError, SubmitError, SubmitTimeoutError, TrySubmitError};
+pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 pub use join::join;
+pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
+pub use monitor::{FillEvent, FILL_HYSTERESIS};
 pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};
 pub use scope::Scope;
 pub use spawn::{JoinError, JoinHandle};

@@ -14,8 +14,9 @@ use std::rc::Rc;
 
 use crate::admission::Refused;
 use crate::builder::Builder;
-use crate::error::{BuildError, SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::job::{LockLatch, StackJob};
+use crate::metrics::MetricsSnapshot;
 use crate::scope::{self, Scope};
 use crate::spawn::{self, JoinHandle};
 use crate::sync::{thread, Arc, Instant};
@@ -177,7 +178,75 @@ impl Pool {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn workers(&self) -> usize {
-        self.worker_cores.len()
+        self.handle.shared.active_workers()
+    }
+
+    /// Changes the number of active workers, at run time, up to the
+    /// pool's [`max_workers`](crate::Builder::max_workers). Growing
+    /// reactivates reserved workers, which join the stealing at once.
+    /// Shrinking retires the workers with the highest indexes after their
+    /// current task; the tasks queued on their deques move to the injector,
+    /// so nothing is lost or run twice.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(4).build()?;
+    /// pool.set_workers(2).unwrap();
+    /// assert_eq!(pool.workers(), 2);
+    /// assert!(pool.set_workers(0).is_err());
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn set_workers(&self, workers: usize) -> Result<(), ResizeError> {
+        let shared = &self.handle.shared;
+        if workers == 0 {
+            return Err(ResizeError::Zero);
+        }
+        if workers > shared.num_workers() {
+            return Err(ResizeError::AboveMax {
+                requested: workers,
+                max: shared.num_workers(),
+            });
+        }
+        if shared.admission.is_closed() {
+            return Err(ResizeError::Shutdown);
+        }
+        shared.set_active(workers);
+        Ok(())
+    }
+
+    /// Runs one step of the autoscaler as if the time were `now`, and
+    /// applies its decision; returns the new worker count if it changed.
+    /// The pool's monitor thread calls this every
+    /// [`AutoscalePolicy::tick`](crate::AutoscalePolicy::tick); with
+    /// `tick: None` the caller drives it, with any clock (tests use a
+    /// synthetic one). Without an autoscale policy it does nothing.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut policy = corepool::AutoscalePolicy::new(1, 2);
+    /// policy.tick = None;
+    /// let pool = corepool::Pool::builder().autoscale_policy(policy).build()?;
+    /// let t0 = Instant::now();
+    /// assert_eq!(pool.autoscale_tick(t0), None); // an empty queue: no change
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn autoscale_tick(&self, now: Instant) -> Option<usize> {
+        let shared = &self.handle.shared;
+        let scaler = shared.autoscaler.as_ref()?;
+        let mut scaler = crate::sync::lock(scaler);
+        shared.autoscale_step(&mut scaler, now)
+    }
+
+    /// A snapshot of the pool's counters; see [`MetricsSnapshot`].
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let m = pool.metrics();
+    /// assert_eq!(m.workers, 2);
+    /// assert_eq!(m.per_worker.len(), 2);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.handle.metrics()
     }
 
     /// For each worker, the core it is pinned to, or `None` where pinning
@@ -739,6 +808,21 @@ impl Handle {
         }
     }
 
+    /// A snapshot of the pool's counters; see [`MetricsSnapshot`]. Works
+    /// after the pool is gone too (the counters are final then).
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.handle();
+    /// handle.submit(|| {}).unwrap();
+    /// drop(pool);
+    /// assert_eq!(handle.metrics().executed, 1);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics()
+    }
+
     /// Whether the pool has begun shutting down (or is gone).
     ///
     /// ```
@@ -783,13 +867,23 @@ impl Handle {
             return Ok(Route::Local(worker));
         }
         let admission = &self.shared.admission;
-        match wait {
-            Wait::Never => admission.try_acquire()?,
-            Wait::Forever => admission.acquire(None)?,
+        let acquired = match wait {
+            Wait::Never => admission.try_acquire(),
+            Wait::Forever => admission.acquire(None),
             // A timeout too large to represent as a deadline waits forever.
-            Wait::For(timeout) => admission.acquire(Instant::now().checked_add(timeout))?,
+            Wait::For(timeout) => admission.acquire(Instant::now().checked_add(timeout)),
+        };
+        match acquired {
+            Ok(()) => Ok(Route::Injector),
+            Err(refused) => {
+                match refused {
+                    Refused::Full => self.shared.rejected_full.add(1),
+                    Refused::Closed => self.shared.rejected_shutdown.add(1),
+                    Refused::TimedOut => self.shared.timed_out.add(1),
+                }
+                Err(refused)
+            }
         }
-        Ok(Route::Injector)
     }
 
     fn push(&self, route: Route, run: Box<dyn FnOnce() + Send + 'static>) {
@@ -811,7 +905,10 @@ impl Handle {
 
     /// After a slot was taken: the task joins the injector and, if nobody
     /// is looking for work, one sleeping worker is woken.
-    fn inject(&self, task: Task) {
+    fn inject(&self, mut task: Task) {
+        if let Some(epoch) = self.shared.latency_epoch {
+            task.set_enqueued_ns(worker::nanos_between(epoch, Instant::now()));
+        }
         self.shared.injector.push(task);
         self.shared.sleep.notify_work();
     }

@@ -231,4 +231,10 @@ impl Sleep {
             }
         }
     }
+
+    /// Workers counted as sleeping right now (a statistic: no decision is
+    /// made from it).
+    pub(crate) fn sleeping(&self) -> usize {
+        sleeping(self.state.load(Ordering::Relaxed))
+    }
 }

@@ -24,6 +24,9 @@ pub struct Task {
     /// Submitted from outside the pool, so counted by
     /// [`Admission`](crate::admission::Admission) until it starts.
     admitted: bool,
+    /// When it was submitted, in nanoseconds since the pool's latency
+    /// epoch, plus one; zero when queue-wait latency is not tracked.
+    enqueued: u64,
 }
 
 enum Kind {
@@ -60,6 +63,7 @@ impl Task {
         Task {
             kind: Kind::Boxed(run),
             admitted,
+            enqueued: 0,
         }
     }
 
@@ -67,11 +71,21 @@ impl Task {
         Task {
             kind: Kind::Stack(job),
             admitted,
+            enqueued: 0,
         }
     }
 
     pub(crate) fn is_admitted(&self) -> bool {
         self.admitted
+    }
+
+    /// Stamps the submission time (nanoseconds since the latency epoch).
+    pub(crate) fn set_enqueued_ns(&mut self, nanos: u64) {
+        self.enqueued = nanos.saturating_add(1);
+    }
+
+    pub(crate) fn enqueued_ns(&self) -> Option<u64> {
+        self.enqueued.checked_sub(1)
     }
 
     /// Whether this task is the stack job at `data`.

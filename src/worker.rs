@@ -34,12 +34,21 @@ use std::rc::Rc;
 use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::admission::{Admission, Released};
+use crate::autoscale::{Autoscaler, LoadSample};
+use crate::metrics::{
+    bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
+};
+use crate::monitor::FillTrigger;
 use crate::sleep::{Parked, Recheck, Sleep};
 use crate::sync::{
-    lock, thread, thread_local, Arc, AtomicBool, AtomicU64, Condvar, Injector, Instant, Mutex,
-    Ordering, Steal, Stealer, Worker,
+    lock, thread, thread_local, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
+    Parker, Steal, Stealer, Worker,
 };
 use crate::task::Task;
+use crate::topology;
+
+/// High bit of `Shared::control`.
+const ABORT: usize = 1 << (usize::BITS - 1);
 
 /// How often (in tasks) a worker looks at the injector before its own deque.
 /// A prime, as in tokio, so the check does not fall into lock-step with a
@@ -58,20 +67,6 @@ const STEAL_BATCH: usize = 32;
 /// park/unpark pair, and short enough that an idle pool burns no CPU. Under
 /// loom one round: spinning only multiplies the interleavings.
 const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
-
-/// Per-worker counters. Written only by their worker (a load and a store,
-/// no read-modify-write, no contention), summed by readers.
-#[derive(Default)]
-pub(crate) struct WorkerCounters {
-    pub(crate) executed: AtomicU64,
-    pub(crate) stolen: AtomicU64,
-    pub(crate) parks: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64, by: u64) {
-    counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
-}
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
@@ -93,33 +88,136 @@ pub(crate) struct Shared {
     victims: Box<[Box<[usize]>]>,
     pub(crate) counters: Box<[CachePadded<WorkerCounters>]>,
     hooks: Hooks,
-    /// Set by `shutdown_now`: workers stop taking new tasks.
-    aborting: AtomicBool,
+    /// `ABORT` bit (set by `shutdown_now`: workers stop taking tasks) |
+    /// the number of active workers (workers with a higher index retire).
+    /// Read once per task, written only by `set_workers` and `shutdown_now`.
+    control: CachePadded<AtomicUsize>,
+    /// Retired workers wait here to be reactivated (or for shutdown).
+    resize: Mutex<()>,
+    resize_cvar: Condvar,
+    /// Where worker `i` is pinned.
+    pub(crate) cores: Box<[Option<usize>]>,
+    /// Queue-wait tracking: the clock's origin, if enabled.
+    pub(crate) latency_epoch: Option<Instant>,
     /// Workers that have left their loop, and a condition to wait on it
     /// with a deadline (`shutdown_timeout`).
     exited: Mutex<usize>,
     exited_cvar: Condvar,
+    /// Refusals, counted where producers see them.
+    pub(crate) rejected_full: StripedCounter,
+    pub(crate) rejected_shutdown: StripedCounter,
+    pub(crate) timed_out: StripedCounter,
+    /// The monitor thread's parker (fill alerts, autoscaling), if it runs.
+    pub(crate) monitor: Option<Arc<Parker>>,
+    /// The autoscaler, if configured (shared with the monitor thread).
+    pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
+}
+
+/// Everything `Shared::new` needs, gathered by the builder.
+pub(crate) struct SharedConfig {
+    pub(crate) capacity: usize,
+    pub(crate) stealers: Vec<Stealer<Task>>,
+    pub(crate) cores: Vec<Option<usize>>,
+    pub(crate) active: usize,
+    pub(crate) hooks: Hooks,
+    pub(crate) latency_epoch: Option<Instant>,
+    pub(crate) fill_trigger: Option<FillTrigger>,
+    pub(crate) monitor: Option<Arc<Parker>>,
+    pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
 }
 
 impl Shared {
-    pub(crate) fn new(
-        capacity: usize,
-        stealers: Vec<Stealer<Task>>,
-        victims: Vec<Box<[usize]>>,
-        hooks: Hooks,
-    ) -> Self {
-        let workers = stealers.len();
+    pub(crate) fn new(config: SharedConfig) -> Self {
+        let workers = config.stealers.len();
+        let victims = topology::victim_orders(&config.cores);
         Shared {
             injector: Injector::new(),
-            admission: Admission::new(capacity),
+            admission: Admission::new(config.capacity, config.fill_trigger),
             sleep: Sleep::new(workers),
-            stealers: stealers.into_boxed_slice(),
+            stealers: config.stealers.into_boxed_slice(),
             victims: victims.into_boxed_slice(),
             counters: (0..workers).map(|_| CachePadded::default()).collect(),
-            hooks,
-            aborting: AtomicBool::new(false),
+            hooks: config.hooks,
+            control: CachePadded::new(AtomicUsize::new(config.active)),
+            resize: Mutex::new(()),
+            resize_cvar: Condvar::new(),
+            cores: config.cores.into_boxed_slice(),
+            latency_epoch: config.latency_epoch,
             exited: Mutex::new(0),
             exited_cvar: Condvar::new(),
+            rejected_full: StripedCounter::default(),
+            rejected_shutdown: StripedCounter::default(),
+            timed_out: StripedCounter::default(),
+            monitor: config.monitor,
+            autoscaler: config.autoscaler,
+        }
+    }
+
+    /// One autoscaling decision at time `now`, applied. Returns the new
+    /// number of active workers if it changed.
+    pub(crate) fn autoscale_step(&self, scaler: &mut Autoscaler, now: Instant) -> Option<usize> {
+        if self.admission.is_closed() {
+            return None;
+        }
+        let sample = LoadSample {
+            fill: self.admission.admitted() as f64 / self.admission.capacity() as f64,
+            active: self.active_workers(),
+            idle: self.sleep.sleeping(),
+        };
+        let target = scaler.observe(now, sample)?.clamp(1, self.num_workers());
+        if target == sample.active {
+            return None;
+        }
+        self.set_active(target);
+        Some(target)
+    }
+
+    /// A snapshot of every counter.
+    pub(crate) fn metrics(&self) -> MetricsSnapshot {
+        let load = |c: &crate::sync::stats::AtomicU64| c.load(Ordering::Relaxed);
+        let active = self.active_workers();
+        let per_worker: Vec<WorkerMetrics> = self
+            .counters
+            .iter()
+            .enumerate()
+            .map(|(index, c)| WorkerMetrics {
+                index,
+                core: self.cores[index],
+                active: index < active,
+                executed: load(&c.executed),
+                stolen: load(&c.stolen),
+                steal_attempts: load(&c.steal_attempts),
+                parks: load(&c.parks),
+                panicked: load(&c.panicked),
+                busy: std::time::Duration::from_nanos(load(&c.busy_ns)),
+                local_queue_depth: self.stealers[index].len(),
+                running: load(&c.running) > 0,
+            })
+            .collect();
+        let queue_depth = self.admission.admitted();
+        let capacity = self.admission.capacity();
+        let started: u64 = self
+            .counters
+            .iter()
+            .map(|c| load(&c.admitted_started))
+            .sum();
+        MetricsSnapshot {
+            workers: active,
+            max_workers: self.num_workers(),
+            queue_depth,
+            capacity,
+            fill_ratio: queue_depth as f64 / capacity as f64,
+            accepted: started + queue_depth as u64,
+            rejected_full: self.rejected_full.sum(),
+            rejected_shutdown: self.rejected_shutdown.sum(),
+            timed_out: self.timed_out.sum(),
+            executed: per_worker.iter().map(|w| w.executed).sum(),
+            stolen: per_worker.iter().map(|w| w.stolen).sum(),
+            steal_attempts: per_worker.iter().map(|w| w.steal_attempts).sum(),
+            panicked: per_worker.iter().map(|w| w.panicked).sum(),
+            in_flight: per_worker.iter().filter(|w| w.running).count(),
+            queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
+            per_worker,
         }
     }
 
@@ -129,12 +227,35 @@ impl Shared {
 
     /// Tells workers to stop taking tasks (`shutdown_now`), then closes.
     pub(crate) fn abort(&self) {
-        self.aborting.store(true, Ordering::SeqCst);
+        self.control.fetch_or(ABORT, Ordering::SeqCst);
         self.close();
     }
 
     fn is_aborting(&self) -> bool {
-        self.aborting.load(Ordering::Relaxed)
+        self.control.load(Ordering::Relaxed) & ABORT != 0
+    }
+
+    /// Workers with an index below this run tasks; the others are retired.
+    pub(crate) fn active_workers(&self) -> usize {
+        self.control.load(Ordering::Relaxed) & !ABORT
+    }
+
+    /// Sets the number of active workers (at most the number of slots).
+    /// Workers above it retire after their current task, handing their
+    /// queued tasks to the injector; retired workers below it come back.
+    pub(crate) fn set_active(&self, active: usize) {
+        debug_assert!(active >= 1 && active <= self.num_workers());
+        {
+            let _guard = lock(&self.resize);
+            let _ = self
+                .control
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |control| {
+                    Some((control & ABORT) | active)
+                });
+            self.resize_cvar.notify_all();
+        }
+        // Sleeping workers above the new count must wake up to retire.
+        self.sleep.wake_all();
     }
 
     /// Waits until every worker has left its loop, or `deadline` passes.
@@ -197,10 +318,15 @@ impl Shared {
     }
 
     /// Begins shutdown: no more external submissions; idle workers wake to
-    /// drain what was accepted, then exit.
+    /// drain what was accepted, then exit; retired workers exit.
     pub(crate) fn close(&self) {
         self.admission.close();
         self.sleep.wake_all();
+        if let Some(monitor) = &self.monitor {
+            monitor.unpark();
+        }
+        let _guard = lock(&self.resize);
+        self.resize_cvar.notify_all();
     }
 }
 
@@ -347,16 +473,26 @@ impl WorkerContext {
 
     fn main_loop(&self) {
         let shared = &*self.shared;
+        let counters = &shared.counters[self.index];
         let mut tick: u32 = 0;
         let mut searching = false;
+        let mut awake_since = Instant::now();
         loop {
-            if shared.is_aborting() {
-                // shutdown_now: leave every unstarted task where it is; the
-                // caller collects them once all workers have exited.
+            let control = shared.control.load(Ordering::Relaxed);
+            if control & ABORT != 0 || self.index >= control & !ABORT {
                 if searching {
+                    searching = false;
                     shared.sleep.leave_searching();
                 }
-                return;
+                if control & ABORT != 0 {
+                    // shutdown_now: leave every unstarted task where it is;
+                    // the caller collects them once all workers have exited.
+                    return;
+                }
+                if !self.retire() {
+                    return;
+                }
+                continue;
             }
             tick = tick.wrapping_add(1);
             if let Some(task) = self.find_nearby(tick) {
@@ -378,9 +514,9 @@ impl WorkerContext {
                     continue;
                 }
             }
-            bump(&shared.counters[self.index].parks, 1);
+            bump(&counters.parks, 1);
             let parked = shared.sleep.park(self.index, searching, || {
-                if shared.is_aborting() {
+                if self.should_leave() {
                     Recheck::Exit
                 } else if let Some(task) = self
                     .steal_from_injector()
@@ -390,6 +526,10 @@ impl WorkerContext {
                 } else if shared.admission.is_closed_and_drained() {
                     Recheck::Exit
                 } else {
+                    // About to sleep for real: account the time awake.
+                    let now = Instant::now();
+                    bump(&counters.busy_ns, nanos_between(awake_since, now));
+                    awake_since = now;
                     Recheck::Nothing
                 }
             });
@@ -404,9 +544,53 @@ impl WorkerContext {
                     searching = false;
                     self.execute(item);
                 }
-                Parked::Woken => searching = true,
-                Parked::Exit => return,
+                Parked::Woken => {
+                    awake_since = Instant::now();
+                    searching = true;
+                }
+                Parked::Exit => {
+                    if shared.admission.is_closed_and_drained() && !self.should_leave() {
+                        return;
+                    }
+                    // Abort or retire: handled at the top of the loop.
+                }
             }
+        }
+    }
+
+    /// Whether this worker must stop taking tasks: `shutdown_now`, or it
+    /// was retired by `set_workers`.
+    fn should_leave(&self) -> bool {
+        let control = self.shared.control.load(Ordering::Relaxed);
+        control & ABORT != 0 || self.index >= control & !ABORT
+    }
+
+    /// Retires this worker: its queued tasks go to the injector, where the
+    /// active workers take them, and it waits to be reactivated. Returns
+    /// `false` when the pool is shutting down instead: with an empty deque,
+    /// a retired worker has nothing to drain and exits.
+    fn retire(&self) -> bool {
+        let shared = &*self.shared;
+        let mut moved = false;
+        while let Some(task) = self.local.pop() {
+            shared.injector.push(task);
+            moved = true;
+        }
+        if moved {
+            shared.sleep.notify_work();
+        }
+        let mut guard = lock(&shared.resize);
+        loop {
+            if shared.admission.is_closed() || shared.is_aborting() {
+                return false;
+            }
+            if self.index < shared.active_workers() {
+                return true;
+            }
+            guard = match shared.resize_cvar.wait(guard) {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
         }
     }
 
@@ -461,6 +645,7 @@ impl WorkerContext {
         loop {
             let mut contended = false;
             for &victim in shared.victims[self.index].iter() {
+                bump(&shared.counters[self.index].steal_attempts, 1);
                 match shared.stealers[victim]
                     .steal_batch_with_limit_and_pop(&self.local, STEAL_BATCH)
                 {
@@ -483,12 +668,21 @@ impl WorkerContext {
     /// catching a panic.
     pub(crate) fn execute(&self, task: Task) {
         let shared = &*self.shared;
-        if task.is_admitted() && shared.admission.release() == Released::LastAfterClose {
-            // Idle workers may be parked waiting for this last admitted
-            // task; now they may exit.
-            shared.sleep.wake_all();
-        }
         let counters = &shared.counters[self.index];
+        if task.is_admitted() {
+            if shared.admission.release() == Released::LastAfterClose {
+                // Idle workers may be parked waiting for this last admitted
+                // task; now they may exit.
+                shared.sleep.wake_all();
+            }
+            bump(&counters.admitted_started, 1);
+            if let (Some(epoch), Some(enqueued)) = (shared.latency_epoch, task.enqueued_ns()) {
+                let now = nanos_between(epoch, Instant::now());
+                counters.latency.record(now.saturating_sub(enqueued));
+            }
+        }
+        // A depth, not a flag: a task waiting in `join` runs others inside.
+        bump(&counters.running, 1);
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task.run())) {
             bump(&counters.panicked, 1);
             if let Some(handler) = &shared.hooks.panic_handler {
@@ -496,6 +690,12 @@ impl WorkerContext {
                 let _ = catch_unwind(AssertUnwindSafe(|| handler(payload)));
             }
         }
+        bump(&counters.running, u64::MAX); // wrapping: minus one
         bump(&counters.executed, 1);
     }
+}
+
+/// Nanoseconds from `earlier` to `later` (zero if the clock went backwards).
+pub(crate) fn nanos_between(earlier: Instant, later: Instant) -> u64 {
+    u64::try_from(later.saturating_duration_since(earlier).as_nanos()).unwrap_or(u64::MAX)
 }

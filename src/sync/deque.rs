@@ -89,6 +89,9 @@ pub(crate) struct Stealer<T> {
 }
 
 impl<T> Stealer<T> {
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.queue).len()
+    }
     pub(crate) fn steal(&self) -> Steal<T> {
         match lock(&self.queue).pop_front() {
             Some(item) => Steal::Success(item),

@@ -14,7 +14,7 @@
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread;
     pub(crate) use std::thread_local;
@@ -28,7 +28,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use super::deque::{Injector, Steal, Stealer, Worker};
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;
     pub(crate) use loom::thread_local;
@@ -44,6 +44,13 @@ mod imp {
 pub(crate) mod deque;
 
 pub(crate) use imp::*;
+
+/// Statistics counters: plain std atomics in every build. They take part in
+/// no protocol (nothing decides anything from them), so loom need not
+/// track them, and they would only slow the models down.
+pub(crate) mod stats {
+    pub(crate) use std::sync::atomic::AtomicU64;
+}
 
 /// The clock. Deadlines are computed from it; under loom no wait actually
 /// waits for it (see [`Parker::park_until`]), which keeps executions
