@@ -478,20 +478,19 @@ impl WorkerContext {
         let mut searching = false;
         let mut awake_since = Instant::now();
         loop {
-            let control = shared.control.load(Ordering::Relaxed);
-            if control & ABORT != 0 || self.index >= control & !ABORT {
+            if self.should_leave() {
                 if searching {
                     searching = false;
                     shared.sleep.leave_searching();
                 }
-                if control & ABORT != 0 {
+                if shared.is_aborting() {
                     // shutdown_now: leave every unstarted task where it is;
                     // the caller collects them once all workers have exited.
                     return;
                 }
-                if !self.retire() {
-                    return;
-                }
+                // Returns when reactivated, or when the pool closes: then
+                // this worker drains and exits like the others.
+                self.retire();
                 continue;
             }
             tick = tick.wrapping_add(1);
@@ -560,16 +559,20 @@ impl WorkerContext {
 
     /// Whether this worker must stop taking tasks: `shutdown_now`, or it
     /// was retired by `set_workers`.
+    ///
+    /// Retirement does not apply once the pool is closed: from then on every
+    /// worker drains, so that tasks a retiring worker moved to the injector
+    /// just before the close are still run before the last worker exits.
     fn should_leave(&self) -> bool {
         let control = self.shared.control.load(Ordering::Relaxed);
-        control & ABORT != 0 || self.index >= control & !ABORT
+        control & ABORT != 0
+            || (self.index >= control & !ABORT && !self.shared.admission.is_closed())
     }
 
     /// Retires this worker: its queued tasks go to the injector, where the
-    /// active workers take them, and it waits to be reactivated. Returns
-    /// `false` when the pool is shutting down instead: with an empty deque,
-    /// a retired worker has nothing to drain and exits.
-    fn retire(&self) -> bool {
+    /// active workers take them, and it waits until it is reactivated or
+    /// the pool closes.
+    fn retire(&self) {
         let shared = &*self.shared;
         let mut moved = false;
         while let Some(task) = self.local.pop() {
@@ -581,11 +584,11 @@ impl WorkerContext {
         }
         let mut guard = lock(&shared.resize);
         loop {
-            if shared.admission.is_closed() || shared.is_aborting() {
-                return false;
-            }
-            if self.index < shared.active_workers() {
-                return true;
+            if shared.admission.is_closed()
+                || shared.is_aborting()
+                || self.index < shared.active_workers()
+            {
+                return;
             }
             guard = match shared.resize_cvar.wait(guard) {
                 Ok(guard) => guard,
