@@ -54,6 +54,8 @@ mod join;
 mod metrics;
 mod monitor;
 mod pool;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod scope;
 mod sleep;
 mod spawn;
