@@ -1,0 +1,182 @@
+//! Helpers shared by the `observe_*` integration tests (metrics, resizing,
+//! autoscaling, fill alerts): a gate to hold workers, a watchdog that turns
+//! a hang into a failure, bounded condition polling, and a way to fail a
+//! test whose pool is stuck without hanging in the pool's drop.
+//!
+//! Nothing here sleeps to synchronize: waits are on channels, barriers,
+//! gates, or a polled condition with a generous deadline that only a hang
+//! can reach.
+
+#![allow(dead_code)]
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use corepool::Pool;
+
+/// How long a test may wait for something that must happen. Generous: it
+/// is reached only by a hang, never by a slow machine doing real work.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A one-shot gate: tasks block in [`Gate::wait`] until [`Gate::open`].
+pub struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate {
+            open: Mutex::new(false),
+            changed: Condvar::new(),
+        })
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            open = self.changed.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Opens the gate when dropped. Declare it *after* the pool so that a
+    /// failing assertion opens the gate before the pool's drop joins the
+    /// workers held on it.
+    pub fn open_on_drop(self: &Arc<Gate>) -> OpenOnDrop {
+        OpenOnDrop(self.clone())
+    }
+}
+
+pub struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// Aborts the process, with a message, if not dropped within `limit`: a
+/// pool that hangs cannot be unwound (its drop joins workers that never
+/// finish), so a hang must end the process to be reported at all.
+pub struct Watchdog {
+    done: Option<Sender<()>>,
+}
+
+impl Watchdog {
+    pub fn new(what: &'static str) -> Watchdog {
+        Watchdog::with_limit(what, PATIENCE * 3)
+    }
+
+    pub fn with_limit(what: &'static str, limit: Duration) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        thread::Builder::new()
+            .name(format!("watchdog: {what}"))
+            .spawn(move || {
+                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                    eprintln!("WATCHDOG: `{what}` did not finish within {limit:?}: hang, aborting");
+                    std::process::abort();
+                }
+            })
+            .expect("spawn the watchdog");
+        Watchdog { done: Some(done) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.take();
+    }
+}
+
+/// Fails the test with `what` and the pool's metrics, leaking the pool
+/// (its drop would join workers that may never finish) so the failure is
+/// reported instead of hanging.
+pub fn fail_stuck(pool: Pool, what: &str) -> ! {
+    let metrics = pool.metrics();
+    std::mem::forget(pool);
+    panic!("{what}; pool metrics: {metrics:#?}");
+}
+
+/// Receives `count` messages, each within [`PATIENCE`]; fails the test
+/// (via [`fail_stuck`]) when one does not come.
+pub fn recv_all<T>(pool: Pool, rx: &Receiver<T>, count: usize, what: &str) -> (Pool, Vec<T>) {
+    let mut got = Vec::with_capacity(count);
+    for i in 0..count {
+        match rx.recv_timeout(PATIENCE) {
+            Ok(value) => got.push(value),
+            Err(err) => fail_stuck(
+                pool,
+                &format!("{what}: only {i} of {count} arrived within {PATIENCE:?} ({err:?})"),
+            ),
+        }
+    }
+    (pool, got)
+}
+
+/// Polls `condition` (yielding between looks, never sleeping) until it
+/// holds; panics with `what` if it does not within [`PATIENCE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {PATIENCE:?}"
+        );
+        thread::yield_now();
+    }
+}
+
+/// Holds every active worker of `pool` on `gate`: submits one task per
+/// worker, each waiting on a barrier and then on the gate, and returns once
+/// all are inside their task. A task blocks its worker, so the barrier can
+/// only complete with one task on each worker: on return every worker is
+/// busy and every gate task has started (and no longer counts against the
+/// bound).
+pub fn hold_workers(pool: &Pool, gate: &Arc<Gate>) {
+    let workers = pool.workers();
+    let entered = Arc::new(Barrier::new(workers + 1));
+    for _ in 0..workers {
+        let entered = entered.clone();
+        let gate = gate.clone();
+        pool.submit(move || {
+            entered.wait();
+            gate.wait();
+        })
+        .expect("the pool is running");
+    }
+    entered.wait();
+}
+
+/// Runs one task on each of `count` workers at once (a barrier sized to
+/// `count`, so the tasks must be on distinct threads) and returns the
+/// thread names, sorted. Fails (without hanging) if fewer than `count`
+/// workers take part.
+pub fn names_of_workers_running_together(pool: Pool, count: usize) -> (Pool, Vec<String>) {
+    let together = Arc::new(Barrier::new(count));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..count {
+        let together = together.clone();
+        let tx = tx.clone();
+        pool.submit(move || {
+            together.wait();
+            let name = thread::current().name().unwrap_or("<unnamed>").to_owned();
+            tx.send(name).unwrap();
+        })
+        .expect("the pool is running");
+    }
+    let (pool, mut names) = recv_all(
+        pool,
+        &rx,
+        count,
+        &format!("a barrier of {count} tasks: some worker is missing"),
+    );
+    names.sort();
+    (pool, names)
+}
