@@ -490,7 +490,9 @@ pub fn run_engine(
     on_progress(tracker.progress());
 
     let usage_after = cpu_usage();
-    let peak_rss_kib = peak_rss_kib();
+    // Linux updates the RSS counters lazily, per thread: take the larger
+    // of the recorded peak and the current figure.
+    let peak_rss_kib = peak_rss_kib().max(current_rss_kib());
     let peak_threads = peak_sampled
         .load(Ordering::Relaxed)
         .max(baseline_threads + exact_extra_threads.load(Ordering::Relaxed));

@@ -224,21 +224,38 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
     let names: Vec<String> = results.iter().map(|r| r.engine.clone()).collect();
 
     let throughput: Vec<f64> = results.iter().map(|r| r.achieved_rps).collect();
+    let labels: Vec<String> = throughput
+        .iter()
+        .map(|v| fmt_count(v.round() as u64))
+        .collect();
     bar_panel(
         &panels[0],
         "Throughput, completed req/s (higher is better)",
         &names,
         &throughput,
+        &labels,
         false,
         &|v| fmt_count(v.round() as u64),
     )
     .map_err(|e| err(&e))?;
     let p99: Vec<f64> = results.iter().map(|r| r.p99_us / 1e3).collect();
+    let labels: Vec<String> = results
+        .iter()
+        .map(|r| {
+            let at_least = if r.latency_lower_bound_samples > 0 {
+                "≥"
+            } else {
+                ""
+            };
+            format!("{at_least}{}", fmt_latency(r.p99_us))
+        })
+        .collect();
     bar_panel(
         &panels[1],
-        "p99 latency from scheduled arrival, ms, log scale (lower is better)",
+        "p99 latency from scheduled arrival, log scale (lower is better)",
         &names,
         &p99,
+        &labels,
         true,
         &|v| fmt_latency(v * 1e3),
     )
@@ -247,13 +264,15 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
         .iter()
         .map(|r| r.peak_rss_kib as f64 / 1024.0)
         .collect();
+    let labels: Vec<String> = rss.iter().map(|v| format!("{v:.1} MiB")).collect();
     bar_panel(
         &panels[2],
         "Peak RSS of the engine's process, MiB (lower is better)",
         &names,
         &rss,
+        &labels,
         false,
-        &|v| format!("{v:.1} MiB"),
+        &|v| format!("{v:.0} MiB"),
     )
     .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
@@ -262,14 +281,16 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
 
 type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
-/// One bar chart: a bar per engine, its value written above it.
+/// One bar chart: a bar per engine, `labels[i]` written above bar `i`;
+/// `axis` formats the y axis.
 fn bar_panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     caption: &str,
     names: &[String],
     values: &[f64],
+    labels: &[String],
     log: bool,
-    label: &dyn Fn(f64) -> String,
+    axis: &dyn Fn(f64) -> String,
 ) -> DrawResult {
     let n = names.len();
     let max = values.iter().copied().fold(0.0_f64, f64::max);
@@ -299,7 +320,7 @@ fn bar_panel(
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&x_labels)
-            .y_label_formatter(&|v| fmt_latency(v * 1e3))
+            .y_label_formatter(&|v| axis(*v))
             .draw()?;
         chart.draw_series(
             Histogram::vertical(&chart)
@@ -315,7 +336,7 @@ fn bar_panel(
         )?;
         chart.draw_series(values.iter().enumerate().map(|(i, v)| {
             Text::new(
-                label(*v),
+                labels.get(i).cloned().unwrap_or_default(),
                 (SegmentValue::CenterOf(i), v.max(lo)),
                 ("sans-serif", 14)
                     .into_font()
@@ -331,7 +352,7 @@ fn bar_panel(
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&x_labels)
-            .y_label_formatter(&|v| label(*v))
+            .y_label_formatter(&|v| axis(*v))
             .draw()?;
         chart.draw_series(
             Histogram::vertical(&chart)
@@ -346,7 +367,7 @@ fn bar_panel(
         )?;
         chart.draw_series(values.iter().enumerate().map(|(i, v)| {
             Text::new(
-                label(*v),
+                labels.get(i).cloned().unwrap_or_default(),
                 (SegmentValue::CenterOf(i), *v),
                 ("sans-serif", 14)
                     .into_font()
