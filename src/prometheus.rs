@@ -84,18 +84,31 @@
 //! # Suggested PromQL
 //!
 //! ```text
-//! # alert: the queue has been at least 70% full for 5 minutes
-//! min_over_time(corepool_queue_fill_ratio[5m]) >= 0.7
-//! # p99 queue wait over the last 5 minutes (needs track_latency(true))
+//! # Alerting rule: the queue has stayed at least 70% full for 5 minutes.
+//! - alert: CorepoolQueueFilling
+//!   expr: corepool_queue_fill_ratio >= 0.7
+//!   for: 5m
+//!
+//! # p99 queue wait over the last 5 minutes (needs track_latency(true));
+//! # add labels to `by (le)` to keep pools apart.
 //! histogram_quantile(0.99, sum by (le) (rate(corepool_queue_wait_seconds_bucket[5m])))
-//! # rejections per second, and the share of submissions rejected
+//!
+//! # Refusals per second (queue full), and the share of submissions refused.
 //! rate(corepool_rejected_full_total[5m])
 //! rate(corepool_rejected_full_total[5m])
 //!   / (rate(corepool_accepted_total[5m]) + rate(corepool_rejected_full_total[5m]))
+//!
+//! # Worker utilisation, 0 to 1 per worker.
+//! rate(corepool_worker_busy_seconds_total[5m])
 //! ```
+//!
+//! `corepool_accepted_total` is derived from two counters read one after
+//! the other, so it can run a few tasks ahead of the truth; the collector
+//! never lets it go down (which Prometheus would read as a reset).
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -312,6 +325,8 @@ impl std::error::Error for InvalidNameError {}
 #[derive(Debug)]
 pub struct PoolCollector {
     handle: Handle,
+    /// The highest `accepted` exported so far (see `encode`).
+    accepted_high: AtomicU64,
 }
 
 impl PoolCollector {
@@ -324,13 +339,27 @@ impl PoolCollector {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn new(handle: Handle) -> Self {
-        PoolCollector { handle }
+        PoolCollector {
+            handle,
+            accepted_high: AtomicU64::new(0),
+        }
     }
 }
 
 impl Collector for PoolCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        encode_snapshot(&self.handle.metrics(), &mut encoder)
+        let mut snapshot = self.handle.metrics();
+        // `accepted` is derived (tasks started + tasks queued, read one
+        // after the other), so a snapshot taken as tasks start can count a
+        // few twice, and the next one can be lower. Prometheus would read
+        // a lower value as a counter reset, and `rate()` would spike; so
+        // never export less than before. Every other counter is a sum of
+        // per-worker counters that only grow.
+        let before = self
+            .accepted_high
+            .fetch_max(snapshot.accepted, Ordering::Relaxed);
+        snapshot.accepted = snapshot.accepted.max(before);
+        encode_snapshot(&snapshot, &mut encoder)
     }
 }
 
