@@ -46,7 +46,16 @@ where
 {
     match worker::current_any() {
         Some(worker) => join_on(&worker, a, b),
-        None => (a(), b()),
+        None => {
+            // Same contract as inside a pool: both run, then a panic (the
+            // first closure's first) is re-raised.
+            let result_a = catch_unwind(AssertUnwindSafe(a));
+            let result_b = catch_unwind(AssertUnwindSafe(b));
+            match (result_a, result_b) {
+                (Err(panic), _) | (Ok(_), Err(panic)) => resume_unwind(panic),
+                (Ok(a), Ok(b)) => (a, b),
+            }
+        }
     }
 }
 

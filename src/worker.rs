@@ -284,9 +284,22 @@ impl Shared {
         workers - *exited
     }
 
-    /// Takes every task left in the queues. Only sound to call once every
-    /// worker has exited (`shutdown_now`), when no one else takes tasks.
+    /// Takes every task left in the queues, once every worker has exited
+    /// (`shutdown_now`). A producer may have taken a slot before the close
+    /// and not pushed its task yet: the drain goes on until every admitted
+    /// task is collected, so that task is handed back too.
     pub(crate) fn drain_unstarted(&self) -> Vec<Task> {
+        let mut tasks = self.take_queued();
+        while self.admission.admitted() > 0 {
+            // The producer is between its slot and its push: no blocking
+            // call lies between them, so this wait is short.
+            thread::yield_now();
+            tasks.extend(self.take_queued());
+        }
+        tasks
+    }
+
+    fn take_queued(&self) -> Vec<Task> {
         let mut tasks = Vec::new();
         let mut take_all = |steal: &dyn Fn() -> Steal<Task>| loop {
             match steal() {
@@ -456,19 +469,16 @@ impl WorkerContext {
         self.local.pop()
     }
 
-    /// What a waiting worker may run: its own deque, other workers', and
-    /// the injector, except while `shutdown_now` is collecting unstarted
-    /// tasks (a join or scope in progress still needs its own pieces,
-    /// which sit in deques, never in the injector).
+    /// What a waiting worker may run: its own deque, the injector, and
+    /// other workers' deques. Even during `shutdown_now`, a task that is
+    /// waiting (on a join, a scope, a `JoinHandle`) keeps taking from
+    /// everywhere: what it waits for may sit in any queue, and a waiting
+    /// task that could not make progress would hang the shutdown.
     fn find_help(&self) -> Option<Task> {
-        self.local.pop().or_else(|| {
-            if self.shared.is_aborting() {
-                self.steal_from_workers()
-            } else {
-                self.steal_from_injector()
-                    .or_else(|| self.steal_from_workers())
-            }
-        })
+        self.local
+            .pop()
+            .or_else(|| self.steal_from_injector())
+            .or_else(|| self.steal_from_workers())
     }
 
     fn main_loop(&self) {
