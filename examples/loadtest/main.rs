@@ -309,7 +309,7 @@ fn run_child(
                     ));
                 }
             } else {
-                reader_bar.suspend(|| eprintln!("  [{}] {line}", "child"));
+                reader_bar.suspend(|| eprintln!("  [child] {line}"));
                 other.push(line);
             }
         }

@@ -52,7 +52,7 @@ pub fn fmt_count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -224,9 +224,24 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
     let names: Vec<String> = results.iter().map(|r| r.engine.clone()).collect();
 
     let throughput: Vec<f64> = results.iter().map(|r| r.achieved_rps).collect();
-    let labels: Vec<String> = throughput
+    let labels: Vec<String> = results
         .iter()
-        .map(|v| fmt_count(v.round() as u64))
+        .map(|r| {
+            let rps = fmt_count(r.achieved_rps.round() as u64);
+            let pct = |n: u64| 100.0 * n as f64 / r.requests.max(1) as f64;
+            let mut notes = Vec::new();
+            if r.rejected > 0 {
+                notes.push(format!("{:.0}% rejected", pct(r.rejected)));
+            }
+            if r.unsent > 0 {
+                notes.push(format!("{:.0}% unsent", pct(r.unsent)));
+            }
+            if notes.is_empty() {
+                rps
+            } else {
+                format!("{rps} ({})", notes.join(", "))
+            }
+        })
         .collect();
     bar_panel(
         &panels[0],
@@ -265,6 +280,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
         .map(|r| r.peak_rss_kib as f64 / 1024.0)
         .collect();
     let labels: Vec<String> = rss.iter().map(|v| format!("{v:.1} MiB")).collect();
+    let rss_max = rss.iter().copied().fold(0.0, f64::max);
     bar_panel(
         &panels[2],
         "Peak RSS of the engine's process, MiB (lower is better)",
@@ -272,7 +288,13 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
         &rss,
         &labels,
         false,
-        &|v| format!("{v:.0} MiB"),
+        &|v| {
+            if rss_max < 20.0 {
+                format!("{v:.1} MiB")
+            } else {
+                format!("{v:.0} MiB")
+            }
+        },
     )
     .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
@@ -313,8 +335,10 @@ fn bar_panel(
             10f64.powf((min.log10() - 0.3).floor())
         };
         let hi = 10f64.powf((max.max(lo * 10.0).log10() + 0.4).ceil());
-        let mut chart =
-            builder.build_cartesian_2d((0..n).into_segmented(), (lo..hi).log_scale())?;
+        let mut chart = builder.build_cartesian_2d(
+            (0..n.saturating_sub(1)).into_segmented(),
+            (lo..hi).log_scale(),
+        )?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -346,7 +370,8 @@ fn bar_panel(
         }))?;
     } else {
         let hi = if max > 0.0 { max * 1.18 } else { 1.0 };
-        let mut chart = builder.build_cartesian_2d((0..n).into_segmented(), 0.0..hi)?;
+        let mut chart =
+            builder.build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..hi)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
