@@ -1,0 +1,199 @@
+//! Workload 4 of `docs/benchmarks.md`: fork-join, corepool's `join`
+//! against rayon's (the only peer with a fork-join primitive whose second
+//! closure stays on the stack; tokio, threadpool and the Go-style pool
+//! would need a heap task and a blocking wait per fork).
+//!
+//! * `fib_join`: fib(32) by `join`, plain recursion below n = 12
+//!   (about 29,000 joins over leaves of ~0.3 µs).
+//! * `fib_join_fine`: fib(32) by `join` all the way down to n < 2
+//!   (rayon-demo's shape: 3.5M joins of nothing, join overhead only).
+//! * `tree_sum`: the sum of a balanced binary tree of 2^20 − 1 heap nodes,
+//!   a `join` at every node (Spice's benchmark shape).
+//!
+//! Each group also measures `sequential`, the plain recursion on the
+//! measuring thread; the report gives the speedup over it.
+//!
+//! Run: `cargo bench --bench fork_join` (smoke test: `-- --test`).
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::Criterion;
+use serde_json::json;
+
+use common::crit::{configure, rounds};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn fib_seq(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fib_seq(n - 1) + fib_seq(n - 2)
+    }
+}
+
+fn fib_corepool(n: u64, cutoff: u64) -> u64 {
+    if n < cutoff.max(2) {
+        return fib_seq(n);
+    }
+    let (a, b) = corepool::join(
+        || fib_corepool(n - 1, cutoff),
+        || fib_corepool(n - 2, cutoff),
+    );
+    a + b
+}
+
+fn fib_rayon(n: u64, cutoff: u64) -> u64 {
+    if n < cutoff.max(2) {
+        return fib_seq(n);
+    }
+    let (a, b) = rayon::join(|| fib_rayon(n - 1, cutoff), || fib_rayon(n - 2, cutoff));
+    a + b
+}
+
+/// A heap-allocated binary tree node.
+struct Node {
+    value: i64,
+    left: Option<Box<Node>>,
+    right: Option<Box<Node>>,
+}
+
+/// A balanced tree of `2^depth − 1` nodes.
+fn build(depth: u32, next: &mut i64) -> Option<Box<Node>> {
+    if depth == 0 {
+        return None;
+    }
+    let left = build(depth - 1, next);
+    *next += 1;
+    let value = *next;
+    let right = build(depth - 1, next);
+    Some(Box::new(Node { value, left, right }))
+}
+
+fn sum_seq(node: &Option<Box<Node>>) -> i64 {
+    match node {
+        None => 0,
+        Some(n) => n.value + sum_seq(&n.left) + sum_seq(&n.right),
+    }
+}
+
+fn sum_corepool(node: &Option<Box<Node>>) -> i64 {
+    match node {
+        None => 0,
+        Some(n) => {
+            let (l, r) = corepool::join(|| sum_corepool(&n.left), || sum_corepool(&n.right));
+            n.value + l + r
+        }
+    }
+}
+
+fn sum_rayon(node: &Option<Box<Node>>) -> i64 {
+    match node {
+        None => 0,
+        Some(n) => {
+            let (l, r) = rayon::join(|| sum_rayon(&n.left), || sum_rayon(&n.right));
+            n.value + l + r
+        }
+    }
+}
+
+fn main() {
+    let quick = common::init_quick_mode();
+    let workers = common::workers();
+    let fib_n: u64 = common::size(32, 20) as u64;
+    let cutoff: u64 = 12;
+    let depth: u32 = common::size(20, 10) as u32;
+    eprintln!("fork_join: {workers} workers, fib({fib_n}), tree depth {depth}, quick = {quick}");
+    let expected_fib = fib_seq(fib_n);
+    let mut next = 0;
+    let tree = build(depth, &mut next);
+    let expected_sum = sum_seq(&tree);
+
+    let corepool = corepool::Pool::builder()
+        .workers(workers)
+        .build()
+        .expect("build corepool");
+    let rayon = common::runtimes::Rayon::new(workers);
+    let rayon = rayon.pool();
+
+    let mut c = Criterion::default().configure_from_args();
+    for (group_name, cut) in [("fib_join", cutoff), ("fib_join_fine", 2)] {
+        let mut group = c.benchmark_group(group_name);
+        configure(&mut group, 1);
+        group.bench_function("sequential", |b| {
+            b.iter_custom(|iters| {
+                rounds(iters, || {
+                    let start = Instant::now();
+                    assert_eq!(black_box(fib_seq(black_box(fib_n))), expected_fib);
+                    start.elapsed()
+                })
+            })
+        });
+        group.bench_function("corepool", |b| {
+            b.iter_custom(|iters| {
+                rounds(iters, || {
+                    let start = Instant::now();
+                    let r = corepool.install(|| fib_corepool(black_box(fib_n), cut));
+                    assert_eq!(r, expected_fib);
+                    start.elapsed()
+                })
+            })
+        });
+        group.bench_function("rayon", |b| {
+            b.iter_custom(|iters| {
+                rounds(iters, || {
+                    let start = Instant::now();
+                    let r = rayon.install(|| fib_rayon(black_box(fib_n), cut));
+                    assert_eq!(r, expected_fib);
+                    start.elapsed()
+                })
+            })
+        });
+        group.finish();
+    }
+
+    let mut group = c.benchmark_group("tree_sum");
+    configure(&mut group, (1 << depth) - 1);
+    group.bench_function("sequential", |b| {
+        b.iter_custom(|iters| {
+            rounds(iters, || {
+                let start = Instant::now();
+                assert_eq!(black_box(sum_seq(black_box(&tree))), expected_sum);
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("corepool", |b| {
+        b.iter_custom(|iters| {
+            rounds(iters, || {
+                let start = Instant::now();
+                assert_eq!(corepool.install(|| sum_corepool(&tree)), expected_sum);
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("rayon", |b| {
+        b.iter_custom(|iters| {
+            rounds(iters, || {
+                let start = Instant::now();
+                assert_eq!(rayon.install(|| sum_rayon(&tree)), expected_sum);
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+    c.final_summary();
+    common::output::write_json(
+        "fork_join-meta",
+        &json!({
+            "machine": common::process::machine(),
+            "fib_n": fib_n,
+            "fib_cutoff": cutoff,
+            "tree_nodes": (1u64 << depth) - 1,
+        }),
+    );
+}

@@ -1,0 +1,105 @@
+//! Workload 5 of `docs/benchmarks.md`: `imbalance`. One outside thread
+//! submits a burst of 200,000 tasks of ~1 µs, every hundredth one ~100 µs,
+//! and waits for all of them. `sequential` runs the same work on one
+//! thread; the report turns the medians into an efficiency,
+//! `(sequential / W) / makespan` (1.0 = perfect use of W workers).
+//!
+//! Run: `cargo bench --bench imbalance` (smoke test: `-- --test`).
+
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use serde_json::json;
+
+use common::crit::{configure, rounds};
+use common::runtimes::Runtime;
+use common::sync::Latch;
+use common::work;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Every `LONG_EVERY`th task is long.
+const LONG_EVERY: usize = 100;
+
+#[derive(Clone, Copy)]
+struct Shape {
+    tasks: usize,
+    short_iters: u64,
+    long_iters: u64,
+}
+
+impl Shape {
+    fn iters(&self, i: usize) -> u64 {
+        if i % LONG_EVERY == LONG_EVERY - 1 {
+            self.long_iters
+        } else {
+            self.short_iters
+        }
+    }
+}
+
+fn burst<R: Runtime>(rt: &R, latch: &'static Latch, shape: Shape) -> Duration {
+    latch.reset(shape.tasks);
+    let start = Instant::now();
+    for i in 0..shape.tasks {
+        let iters = shape.iters(i);
+        rt.spawn(move || {
+            work::spin(iters);
+            latch.count_down();
+        });
+    }
+    latch.wait();
+    start.elapsed()
+}
+
+fn sequential(shape: Shape) -> Duration {
+    let start = Instant::now();
+    for i in 0..shape.tasks {
+        black_box(work::spin(shape.iters(i)));
+    }
+    start.elapsed()
+}
+
+fn main() {
+    let quick = common::init_quick_mode();
+    let workers = common::workers();
+    let shape = Shape {
+        tasks: common::size(200_000, 2_000),
+        short_iters: work::iters_for_ns(1_000.0),
+        long_iters: work::iters_for_ns(100_000.0),
+    };
+    eprintln!(
+        "imbalance: {workers} workers, {} tasks, short = {} iterations, long = {} iterations, quick = {quick}",
+        shape.tasks, shape.short_iters, shape.long_iters
+    );
+    let mut c = Criterion::default().configure_from_args();
+    let mut group = c.benchmark_group("imbalance");
+    configure(&mut group, shape.tasks);
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("sequential", |b| {
+        b.iter_custom(|iters| rounds(iters, || sequential(shape)))
+    });
+    for_each_runtime!(workers, |rt| {
+        let latch = Latch::leaked();
+        group.bench_function(rt.name(), |b| {
+            b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
+        });
+    });
+    group.finish();
+    c.final_summary();
+    common::output::write_json(
+        "imbalance-meta",
+        &json!({
+            "machine": common::process::machine(),
+            "tasks": shape.tasks,
+            "long_every": LONG_EVERY,
+            "short_iters": shape.short_iters,
+            "long_iters": shape.long_iters,
+            "iters_per_ns": work::iters_per_ns(),
+        }),
+    );
+}

@@ -1,0 +1,218 @@
+//! Workload 6 of `docs/benchmarks.md`: `latency`, submit-to-start under an
+//! open-loop load.
+//!
+//! One outside thread submits ~1 µs tasks at a fixed rate (200,000/s by
+//! default) on an absolute schedule: task `i` is due at `t0 + i × period`,
+//! whatever happened to task `i − 1`. Each task records, as the first thing
+//! it does, `now − due`: its latency is measured from when it *should* have
+//! been submitted, so a producer that is held up (a blocking `submit`, a
+//! preemption) makes every task behind it late, and no coordinated omission
+//! hides that. The producer spins between submissions.
+//!
+//! Each runtime: a warm-up, then `REPEATS` runs of `DURATION`; each run's
+//! p50/p99/p99.9/max come from an HDR histogram of every task's latency.
+//! The table gives the median over the runs, with the min and max.
+//! Also measured: corepool with other capacities (the default-capacity
+//! question) and with unpinned workers.
+//!
+//! Run: `cargo bench --bench latency` (smoke test: `-- --test` or
+//! `COREPOOL_BENCH_QUICK=1`). Options through the environment:
+//! `COREPOOL_LATENCY_RATE` (tasks/s), `COREPOOL_LATENCY_SECS` (per run).
+//! Results: a table on stdout and `target/corepool-bench/latency.json`.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use common::runtimes::{Corepool, Runtime};
+use common::sync::Latch;
+use common::work;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs per runtime.
+const REPEATS: usize = 3;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+/// Per task: nanoseconds from its due time to its start.
+static SLOTS: OnceLock<Box<[AtomicU64]>> = OnceLock::new();
+static T0_NS: AtomicU64 = AtomicU64::new(0);
+static PERIOD_NS: AtomicU64 = AtomicU64::new(0);
+static TASK_ITERS: AtomicU64 = AtomicU64::new(0);
+
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+fn due_ns(i: usize) -> u64 {
+    T0_NS.load(Ordering::Relaxed) + i as u64 * PERIOD_NS.load(Ordering::Relaxed)
+}
+
+/// Task `i`: record the latency first, then ~1 µs of work.
+fn task(i: usize, latch: &'static Latch) -> impl FnOnce() + Send + 'static {
+    move || {
+        let late = now_ns().saturating_sub(due_ns(i));
+        SLOTS.get().expect("slots")[i].store(late, Ordering::Relaxed);
+        work::spin(TASK_ITERS.load(Ordering::Relaxed));
+        latch.count_down();
+    }
+}
+
+struct RunResult {
+    latency: Histogram<u64>,
+    /// How late the producer's `spawn` calls *returned*, against the schedule.
+    submit_lag: Histogram<u64>,
+}
+
+/// One open-loop run of `tasks` tasks.
+fn run<R: Runtime>(rt: &R, latch: &'static Latch, tasks: usize) -> RunResult {
+    let slots = SLOTS.get().expect("slots");
+    for slot in &slots[..tasks] {
+        slot.store(u64::MAX, Ordering::Relaxed);
+    }
+    latch.reset(tasks);
+    let mut submit_lag = Histogram::<u64>::new(3).expect("histogram");
+    // Start 1 ms from now, so the first tasks are not already late.
+    T0_NS.store(now_ns() + 1_000_000, Ordering::Relaxed);
+    for i in 0..tasks {
+        let due = due_ns(i);
+        while now_ns() < due {
+            std::hint::spin_loop();
+        }
+        rt.spawn(task(i, latch));
+        submit_lag.saturating_record(now_ns().saturating_sub(due));
+    }
+    latch.wait();
+    let mut latency = Histogram::<u64>::new(3).expect("histogram");
+    for slot in &slots[..tasks] {
+        let late = slot.load(Ordering::Relaxed);
+        assert_ne!(late, u64::MAX, "a task did not run");
+        latency.saturating_record(late);
+    }
+    RunResult {
+        latency,
+        submit_lag,
+    }
+}
+
+fn micros(ns: u64) -> f64 {
+    ns as f64 / 1_000.0
+}
+
+fn measure<R: Runtime>(rt: &R, tasks: usize, warmup_tasks: usize) -> (String, Value) {
+    let latch = Latch::leaked();
+    run(rt, latch, warmup_tasks);
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    let mut p999 = Vec::new();
+    let mut max = Vec::new();
+    let mut lag99 = Vec::new();
+    let mut lag_max = Vec::new();
+    let repeats = if common::quick() { 1 } else { REPEATS };
+    for _ in 0..repeats {
+        let result = run(rt, latch, tasks);
+        let h = &result.latency;
+        p50.push(micros(h.value_at_quantile(0.5)));
+        p99.push(micros(h.value_at_quantile(0.99)));
+        p999.push(micros(h.value_at_quantile(0.999)));
+        max.push(micros(h.max()));
+        lag99.push(micros(result.submit_lag.value_at_quantile(0.99)));
+        lag_max.push(micros(result.submit_lag.max()));
+    }
+    let summary = common::output::summary;
+    let value = json!({
+        "p50_us": summary(&mut p50),
+        "p99_us": summary(&mut p99),
+        "p999_us": summary(&mut p999),
+        "max_us": summary(&mut max),
+        "submit_lag_p99_us": summary(&mut lag99),
+        "submit_lag_max_us": summary(&mut lag_max),
+    });
+    (rt.name(), value)
+}
+
+fn env_f64(key: &str) -> Option<f64> {
+    std::env::var(key).ok().and_then(|v| v.parse().ok())
+}
+
+fn main() {
+    let quick = common::init_quick_mode();
+    let workers = common::workers();
+    let rate = env_f64("COREPOOL_LATENCY_RATE").unwrap_or(200_000.0);
+    let secs = env_f64("COREPOOL_LATENCY_SECS").unwrap_or(if quick { 0.02 } else { 2.0 });
+    let tasks = (rate * secs) as usize;
+    let warmup_tasks = (tasks / 8).max(1);
+    let period_ns = (1e9 / rate).round() as u64;
+    let task_iters = work::iters_for_ns(1_000.0);
+    PERIOD_NS.store(period_ns, Ordering::Relaxed);
+    TASK_ITERS.store(task_iters, Ordering::Relaxed);
+    SLOTS.get_or_init(|| (0..tasks).map(|_| AtomicU64::new(0)).collect());
+    now_ns();
+    println!(
+        "latency: {workers} workers, {rate} tasks/s ({period_ns} ns apart), {secs} s per run, \
+         {} runs, task = {task_iters} iterations (~1 µs), quick = {quick}",
+        if quick { 1 } else { REPEATS }
+    );
+
+    let mut results = Vec::new();
+    for_each_runtime!(workers, |rt| results.push(measure(
+        &rt,
+        tasks,
+        warmup_tasks
+    )));
+    for per_worker in [10, 64, 1024] {
+        let rt = Corepool::with_capacity_per_worker(workers, per_worker);
+        results.push(measure(&rt, tasks, warmup_tasks));
+    }
+    results.push(measure(&Corepool::unpinned(workers), tasks, warmup_tasks));
+
+    println!(
+        "\n{:<22} {:>24} {:>24} {:>24} {:>12} {:>14}",
+        "runtime",
+        "p50 µs [min, max]",
+        "p99 µs [min, max]",
+        "p99.9 µs [min, max]",
+        "max µs",
+        "submit lag p99"
+    );
+    let cell = |v: &Value| {
+        format!(
+            "{:.1} [{:.1}, {:.1}]",
+            v["median"].as_f64().unwrap_or(f64::NAN),
+            v["min"].as_f64().unwrap_or(f64::NAN),
+            v["max"].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    for (name, v) in &results {
+        println!(
+            "{:<22} {:>24} {:>24} {:>24} {:>12.1} {:>14.1}",
+            name,
+            cell(&v["p50_us"]),
+            cell(&v["p99_us"]),
+            cell(&v["p999_us"]),
+            v["max_us"]["median"].as_f64().unwrap_or(f64::NAN),
+            v["submit_lag_p99_us"]["median"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        );
+    }
+    let runtimes: serde_json::Map<String, Value> = results.into_iter().collect();
+    common::output::write_json(
+        "latency",
+        &json!({
+            "machine": common::process::machine(),
+            "rate_per_s": rate,
+            "seconds_per_run": secs,
+            "runs": REPEATS,
+            "task_iters": task_iters,
+            "task_ns": task_iters as f64 / work::iters_per_ns(),
+            "runtimes": runtimes,
+        }),
+    );
+}
