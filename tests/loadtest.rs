@@ -188,6 +188,7 @@ const LIMITS: SystemLimits = SystemLimits {
     cores: 2,
     threads_max: Some(100_000),
     nproc: Some(50_000),
+    max_map_count: None,
 };
 
 fn parse(flags: &[&str]) -> Args {
@@ -269,10 +270,28 @@ fn bad_flags_are_refused_with_a_message() {
             cores: 2,
             threads_max: Some(1_000),
             nproc: None,
+            max_map_count: None,
         },
     )
     .expect_err("above threads-max");
     assert!(err.contains("threads-max = 1000"), "{err}");
+    // vm.max_map_count: 4 mappings per thread, so 65530 allows 16382.
+    let maps = SystemLimits {
+        cores: 2,
+        threads_max: None,
+        nproc: None,
+        max_map_count: Some(65_530),
+    };
+    assert_eq!(maps.thread_limit(), Some(16_382));
+    let err = cli::validate(&parse(&["--max-threads", "20000"]), &maps).expect_err("maps");
+    assert!(err.contains("vm.max_map_count = 65530"), "{err}");
+    cli::validate(&parse(&["--max-threads", "16000"]), &maps).expect("within the limit");
+    let none = SystemLimits {
+        max_map_count: None,
+        ..maps
+    };
+    assert_eq!(none.thread_limit(), None);
+    cli::validate(&parse(&["--max-threads", "1000000"]), &none).expect("no known limit");
     refused(&["--workers", "49990"], "--workers");
 
     // Clap's own checks.

@@ -178,7 +178,16 @@ pub struct SystemLimits {
     pub threads_max: Option<u64>,
     /// The soft `RLIMIT_NPROC`, if finite.
     pub nproc: Option<u64>,
+    /// `/proc/sys/vm/max_map_count`, if readable: each thread takes
+    /// [`MAPS_PER_THREAD`] memory mappings, so this caps threads too.
+    pub max_map_count: Option<u64>,
 }
+
+/// Memory mappings a Rust thread takes: its stack, the stack's guard page,
+/// its signal stack and that one's guard page (measured on Linux). Past
+/// `vm.max_map_count / 4` threads, spawning fails, and a thread that
+/// cannot map its signal stack aborts the whole process.
+pub const MAPS_PER_THREAD: u64 = 4;
 
 impl SystemLimits {
     /// Reads the limits of this machine and process.
@@ -194,19 +203,39 @@ impl SystemLimits {
         // SAFETY: `limit` is a valid, writable rlimit; getrlimit only writes it.
         let rc = unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) };
         let nproc = (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur);
+        let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
         SystemLimits {
             cores,
             threads_max,
             nproc,
+            max_map_count,
         }
     }
 
     /// The most threads this process may hope to create, if known.
     pub fn thread_limit(&self) -> Option<u64> {
-        match (self.threads_max, self.nproc) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.threads_max,
+            self.nproc,
+            self.max_map_count.map(|m| m / MAPS_PER_THREAD),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The limits, spelled out for a message.
+    pub fn describe(&self) -> String {
+        let show = |v: Option<u64>, none: &str| v.map_or(none.to_owned(), |v| v.to_string());
+        format!(
+            "kernel.threads-max = {}, RLIMIT_NPROC = {}, vm.max_map_count = {} \
+             (÷ {MAPS_PER_THREAD} mappings per thread)",
+            show(self.threads_max, "unknown"),
+            show(self.nproc, "unlimited"),
+            show(self.max_map_count, "unknown"),
+        )
     }
 }
 
@@ -419,17 +448,6 @@ pub fn validate(args: &Args, limits: &SystemLimits) -> Result<Config, String> {
         return Err("--tokio-blocking must be at least 1".into());
     }
     if let Some(limit) = limits.thread_limit() {
-        let describe =
-            || {
-                format!(
-                "kernel.threads-max = {}, RLIMIT_NPROC = {}, and {THREAD_HEADROOM} threads are \
-                 kept for the demo itself",
-                limits
-                    .threads_max
-                    .map_or("unknown".to_owned(), |v| v.to_string()),
-                limits.nproc.map_or("unlimited".to_owned(), |v| v.to_string()),
-            )
-            };
         for (flag, value) in [
             ("--max-threads", args.max_threads),
             ("--workers", workers),
@@ -437,8 +455,10 @@ pub fn validate(args: &Args, limits: &SystemLimits) -> Result<Config, String> {
         ] {
             if value as u64 + THREAD_HEADROOM > limit {
                 return Err(format!(
-                    "{flag} {value} is above what the OS allows this process: {}",
-                    describe()
+                    "{flag} {value} is above what the OS allows this process: at most {} \
+                     threads, less {THREAD_HEADROOM} kept for the demo itself ({})",
+                    limit,
+                    limits.describe()
                 ));
             }
         }

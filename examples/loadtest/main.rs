@@ -202,14 +202,9 @@ fn print_header(config: &Config, limits: &SystemLimits, spec: &RunSpec, iters_pe
         spec.payload_bytes
     );
     println!(
-        "  machine: {} cores; kernel.threads-max {}; RLIMIT_NPROC {}",
+        "  machine: {} cores; thread limits: {}",
         limits.cores,
-        limits
-            .threads_max
-            .map_or("unknown".to_owned(), |v| v.to_string()),
-        limits
-            .nproc
-            .map_or("unlimited".to_owned(), |v| v.to_string())
+        limits.describe()
     );
     let work = match config.profile {
         cli::Profile::Cpu => format!("cpu request = {:.1} µs busy work", config.cpu_us),
