@@ -287,7 +287,10 @@ pub struct MetricsSnapshot {
     pub capacity: usize,
     /// `queue_depth / capacity`, from 0.0 to 1.0.
     pub fill_ratio: f64,
-    /// Externally submitted tasks accepted, ever.
+    /// Externally submitted tasks accepted, ever. Derived (tasks started
+    /// plus tasks queued) rather than counted, so that no shared counter is
+    /// written per task; read while tasks are starting it may count a few
+    /// of them twice, at most one per worker. Exact once the pool is idle.
     pub accepted: u64,
     /// `try_submit`/`try_spawn` refusals because the pool was full.
     pub rejected_full: u64,
