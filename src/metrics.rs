@@ -289,8 +289,9 @@ pub struct MetricsSnapshot {
     pub fill_ratio: f64,
     /// Externally submitted tasks accepted, ever. Derived (tasks started
     /// plus tasks queued) rather than counted, so that no shared counter is
-    /// written per task; read while tasks are starting it may count a few
-    /// of them twice, at most one per worker. Exact once the pool is idle.
+    /// written per task; tasks that start during the few nanoseconds the
+    /// snapshot takes to read both may be counted twice. Exact once the
+    /// pool is idle.
     pub accepted: u64,
     /// `try_submit`/`try_spawn` refusals because the pool was full.
     pub rejected_full: u64,
