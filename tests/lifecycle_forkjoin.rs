@@ -290,7 +290,6 @@ fn join_outside_any_pool_runs_both_sides_on_the_caller() {
 }
 
 #[test]
-#[ignore = "bug: corepool::join outside any pool does not run `b` when `a` panics (join.rs: `None => (a(), b())`), unlike inside a pool and unlike its docs"]
 fn join_outside_any_pool_runs_b_even_if_a_panics() {
     let ran_b = AtomicUsize::new(0);
     let result = catch_unwind(AssertUnwindSafe(|| {

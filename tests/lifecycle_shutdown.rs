@@ -948,7 +948,6 @@ fn is_spawned(id: usize) -> bool {
 }
 
 #[test]
-#[ignore = "bug: fails in about one run in three until shutdown_now collects submissions that took their slot before the close but pushed after the drain (minimal repro: shutdown_now_hands_back_a_submission_that_took_its_slot); un-ignore with the fix"]
 fn stress_producers_racing_shutdown_now_lose_and_duplicate_nothing() {
     within("producers racing shutdown_now", || {
         // LIFECYCLE_ROUNDS=n runs more (or fewer) rounds, to hunt races.
@@ -1100,7 +1099,6 @@ fn graceful_shutdown_waits_for_a_submission_that_took_its_slot() {
 }
 
 #[test]
-#[ignore = "bug: shutdown_now drains the queues without waiting for submissions that took a slot and have not pushed yet; such a task is neither run nor handed back"]
 fn shutdown_now_hands_back_a_submission_that_took_its_slot() {
     let _serial = TRIGGER_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     reset_triggers();
@@ -1167,7 +1165,6 @@ fn shutdown_now_hands_back_a_submission_that_took_its_slot() {
 }
 
 #[test]
-#[ignore = "bug: shutdown_now hangs when a running task joins a JoinHandle whose task is still in the injector (help_until stops taking from the injector while aborting)"]
 fn shutdown_now_while_a_running_task_joins_a_queued_one_does_not_hang() {
     let pool = one_worker(4);
     let handle = pool.handle();
