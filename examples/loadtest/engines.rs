@@ -192,6 +192,12 @@ pub struct EngineResult {
     /// counts in the latency figures with the time it had waited by then,
     /// which makes the figures lower bounds when this is not zero.
     pub latency_lower_bound_samples: u64,
+    /// The completed request with the largest latency (its index).
+    pub worst_request: u64,
+    /// When that request was scheduled to arrive, ms after the start.
+    pub worst_request_scheduled_ms: f64,
+    /// When it completed, ms after the start.
+    pub worst_request_done_ms: f64,
     /// How far behind its schedule the generator fell at worst, ms.
     pub max_generator_lag_ms: f64,
     /// Resident set size just before the engine was built, KiB.
@@ -543,6 +549,7 @@ pub fn run_engine(
         .map_err(|e| format!("cannot create a histogram: {e}"))?;
     let mut last_done = 0u64;
     let mut completed = 0u64;
+    let mut worst = (0u64, 0u64, 0u64); // (latency, request, completion)
     for (i, slot) in tracker.done_ns.iter().enumerate() {
         let done = slot.load(Ordering::Relaxed);
         if done == u64::MAX {
@@ -551,6 +558,9 @@ pub fn run_engine(
         completed += 1;
         last_done = last_done.max(done);
         let latency = done.saturating_sub(spec.scheduled_ns(i as u64)).max(1);
+        if latency > worst.0 {
+            worst = (latency, i as u64, done);
+        }
         hist.saturating_record(latency);
     }
     // Requests never issued, but due before the generator gave up, waited
@@ -604,6 +614,9 @@ pub fn run_engine(
         },
         mean_us: if samples == 0 { 0.0 } else { hist.mean() / 1e3 },
         latency_lower_bound_samples: lower_bound_samples,
+        worst_request: worst.1,
+        worst_request_scheduled_ms: spec.scheduled_ns(worst.1) as f64 / 1e6,
+        worst_request_done_ms: worst.2 as f64 / 1e6,
         max_generator_lag_ms: generated.max_lag_ns as f64 / 1e6,
         baseline_rss_kib,
         peak_rss_kib,
