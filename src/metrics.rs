@@ -309,6 +309,10 @@ pub struct MetricsSnapshot {
     pub panicked: u64,
     /// Tasks running right now.
     pub in_flight: usize,
+    /// Workers parked for lack of work.
+    pub idle_workers: usize,
+    /// Workers awake and looking for work to steal.
+    pub searching_workers: usize,
     /// Queue-wait latency; all zero unless `track_latency(true)`.
     pub queue_wait: LatencySummary,
     /// Per-worker figures, one per worker slot.

@@ -21,7 +21,9 @@
 //! 4. **The last searcher hands on**: a searcher that finds work stops
 //!    searching; if it was the last one and someone sleeps, it wakes one
 //!    more. Notifies suppressed by rule 1 while it searched may stand for
-//!    several tasks, and it takes only one.
+//!    several tasks, and it takes only one. A searcher that *leaves*
+//!    instead (retired by `set_workers`, or exiting) hands on the same way,
+//!    since it will look at no queue again.
 //! 5. **Park**: under the `sleepers` lock, register, and move from the
 //!    searching to the sleeping count (one SeqCst read-modify-write); then a
 //!    SeqCst fence, then look at every queue once more (the *re-check*).
@@ -123,7 +125,9 @@ impl Sleep {
         true
     }
 
-    /// Rule 4: a searcher found work.
+    /// Rule 4: a searcher stops searching, because it found work or because
+    /// it leaves (exit, retirement). Either way, if it was the last
+    /// searcher, the wake-ups suppressed while it searched are handed on.
     pub(crate) fn stop_searching(&self) {
         let previous = self.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
         debug_assert!(searching(previous) > 0);
@@ -154,11 +158,6 @@ impl Sleep {
                 .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
             self.parkers[index].unpark();
         }
-    }
-
-    /// A searcher that leaves the pool (exit) without finding work.
-    pub(crate) fn leave_searching(&self) {
-        self.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
     }
 
     /// Rule 5. `recheck` looks at every queue and the exit condition once.
@@ -204,8 +203,13 @@ impl Sleep {
                 Parked::Found { item, searching }
             }
             Recheck::Exit => {
-                if !self.cancel_park(index) {
-                    self.leave_searching();
+                if self.cancel_park(index) {
+                    // We may have given up the last search in the
+                    // registration above, and we leave without looking at
+                    // the queues: hand any suppressed wake-up on.
+                    self.notify_work();
+                } else {
+                    self.stop_searching();
                 }
                 Parked::Exit
             }
@@ -236,5 +240,10 @@ impl Sleep {
     /// made from it).
     pub(crate) fn sleeping(&self) -> usize {
         sleeping(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Workers counted as searching right now (a statistic).
+    pub(crate) fn searching(&self) -> usize {
+        searching(self.state.load(Ordering::Relaxed))
     }
 }

@@ -216,6 +216,8 @@ impl Shared {
             steal_attempts: per_worker.iter().map(|w| w.steal_attempts).sum(),
             panicked: per_worker.iter().map(|w| w.panicked).sum(),
             in_flight: per_worker.iter().filter(|w| w.running).count(),
+            idle_workers: self.sleep.sleeping(),
+            searching_workers: self.sleep.searching(),
             queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
             per_worker,
         }
@@ -491,7 +493,7 @@ impl WorkerContext {
             if self.should_leave() {
                 if searching {
                     searching = false;
-                    shared.sleep.leave_searching();
+                    shared.sleep.stop_searching();
                 }
                 if shared.is_aborting() {
                     // shutdown_now: leave every unstarted task where it is;
@@ -558,6 +560,8 @@ impl WorkerContext {
                     searching = true;
                 }
                 Parked::Exit => {
+                    // Counted as neither searching nor sleeping now.
+                    searching = false;
                     if shared.admission.is_closed_and_drained() && !self.should_leave() {
                         return;
                     }
