@@ -5,11 +5,16 @@
 //! A worker looks, in order:
 //!
 //! 1. every [`GLOBAL_QUEUE_INTERVAL`]th time, the injector first, so that
-//!    injected work is served even while tasks keep spawning locally;
+//!    injected work is served even while tasks keep spawning locally; and
+//!    half a period later, one other worker's deque, in turn, so that a
+//!    batch held by a descheduled worker does not wait for the others to
+//!    run out of work;
 //! 2. its own deque (LIFO: the task it spawned last is hottest in cache);
 //! 3. the injector, taking a batch into its own deque;
 //! 4. as a *searcher* (see [`crate::sleep`]), batches stolen from the other
-//!    workers, nearest cores first, for a few rounds with backoff;
+//!    workers, nearest cores first, for a few rounds with backoff (in large
+//!    pools each round visits the nearest workers and a rotating window of
+//!    the others, not all of them);
 //! 5. then it parks, by the protocol in [`crate::sleep`].
 //!
 //! # Running
@@ -27,7 +32,7 @@
 //! can only be filled by itself, so nothing is left behind.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -55,6 +60,14 @@ const ABORT: usize = 1 << (usize::BITS - 1);
 /// periodic workload; small enough that a local spawn storm cannot delay
 /// injected work by more than ~60 tasks per worker.
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+
+/// When, within each [`GLOBAL_QUEUE_INTERVAL`], a busy worker tries one
+/// steal from another worker's deque (see `find_nearby`).
+const BALANCE_TICK: u32 = GLOBAL_QUEUE_INTERVAL / 2;
+
+/// In pools larger than twice this, a search round visits this many
+/// nearest workers plus this many others in rotation, instead of all.
+const NEAREST_VICTIMS: usize = 8;
 
 /// Most tasks taken in one steal. crossbeam moves at most half of the
 /// source queue, and at most 32 from the injector, in one batch.
@@ -350,6 +363,8 @@ pub(crate) struct WorkerContext {
     index: usize,
     shared: Arc<Shared>,
     local: Worker<Task>,
+    /// Whose turn it is in the periodic balancing steal.
+    balance_turn: Cell<usize>,
 }
 
 // The worker context of this thread, if it is a worker. (loom's
@@ -437,6 +452,7 @@ impl WorkerContext {
             index,
             shared,
             local,
+            balance_turn: Cell::new(0),
         }
     }
 
@@ -613,21 +629,33 @@ impl WorkerContext {
 
     /// Steps 1 to 3: the fair injector check, the own deque, the injector.
     fn find_nearby(&self, tick: u32) -> Option<Task> {
-        if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL) {
-            if let Some(task) = self.steal_from_injector() {
-                return Some(task);
+        match tick % GLOBAL_QUEUE_INTERVAL {
+            0 => {
+                if let Some(task) = self.steal_from_injector() {
+                    return Some(task);
+                }
             }
+            // Half a period later, one other worker's deque: a worker that
+            // is descheduled (its core taken by another process) would
+            // otherwise keep its batch until every other worker runs out
+            // of work, which under steady load is never.
+            BALANCE_TICK => {
+                if let Some(task) = self.steal_from_next_victim() {
+                    return Some(task);
+                }
+            }
+            _ => {}
         }
         self.local.pop().or_else(|| self.steal_from_injector())
     }
 
-    /// Step 4: a few rounds over the injector and every other worker.
+    /// Step 4: a few rounds over the injector and the other workers.
     fn search(&self) -> Option<Task> {
         let backoff = Backoff::new();
-        for _ in 0..SEARCH_ROUNDS {
+        for round in 0..SEARCH_ROUNDS {
             if let Some(task) = self
                 .steal_from_injector()
-                .or_else(|| self.steal_from_workers())
+                .or_else(|| self.steal_from_some_workers(round as usize))
             {
                 return Some(task);
             }
@@ -657,28 +685,55 @@ impl WorkerContext {
         }
     }
 
-    fn steal_from_workers(&self) -> Option<Task> {
+    /// One search round's victims: every other worker in a small pool;
+    /// in a large one the nearest [`NEAREST_VICTIMS`] and a rotating window
+    /// of as many others, so that a round costs O(1), not O(workers).
+    fn steal_from_some_workers(&self, round: usize) -> Option<Task> {
+        let victims = &self.shared.victims[self.index];
+        if victims.len() <= 2 * NEAREST_VICTIMS {
+            return self.steal_from_workers();
+        }
+        let (near, far) = victims.split_at(NEAREST_VICTIMS);
+        let start = (self.index + round * NEAREST_VICTIMS) % far.len();
+        let window = far.iter().cycle().skip(start).take(NEAREST_VICTIMS);
+        near.iter()
+            .chain(window)
+            .find_map(|&victim| self.steal_from(victim))
+    }
+
+    /// The periodic balancing steal: the next victim, nearest first, in turn.
+    fn steal_from_next_victim(&self) -> Option<Task> {
+        let victims = &self.shared.victims[self.index];
+        if victims.is_empty() {
+            return None;
+        }
+        let turn = self.balance_turn.get();
+        self.balance_turn.set(turn.wrapping_add(1));
+        self.steal_from(victims[turn % victims.len()])
+    }
+
+    /// One batch steal from `victim`, retrying while contended.
+    fn steal_from(&self, victim: usize) -> Option<Task> {
         let shared = &*self.shared;
         loop {
-            let mut contended = false;
-            for &victim in shared.victims[self.index].iter() {
-                bump(&shared.counters[self.index].steal_attempts, 1);
-                match shared.stealers[victim]
-                    .steal_batch_with_limit_and_pop(&self.local, STEAL_BATCH)
-                {
-                    Steal::Success(task) => {
-                        bump(&shared.counters[self.index].stolen, 1);
-                        return Some(task);
-                    }
-                    Steal::Empty => {}
-                    Steal::Retry => contended = true,
+            bump(&shared.counters[self.index].steal_attempts, 1);
+            match shared.stealers[victim].steal_batch_with_limit_and_pop(&self.local, STEAL_BATCH) {
+                Steal::Success(task) => {
+                    bump(&shared.counters[self.index].stolen, 1);
+                    return Some(task);
                 }
+                Steal::Empty => return None,
+                Steal::Retry => crate::sync::spin_hint(),
             }
-            if !contended {
-                return None;
-            }
-            crate::sync::spin_hint();
         }
+    }
+
+    /// Every other worker, nearest first (the re-check before parking, and
+    /// waiting workers).
+    fn steal_from_workers(&self) -> Option<Task> {
+        self.shared.victims[self.index]
+            .iter()
+            .find_map(|&victim| self.steal_from(victim))
     }
 
     /// Runs one task: frees its slot of the bound first, then runs it,
