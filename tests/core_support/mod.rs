@@ -1,0 +1,244 @@
+//! Helpers shared by the `core_*` integration tests: a gate to hold
+//! workers, a watchdog that turns a hang into a failure, and a few Linux
+//! `/proc` readers. Each test binary uses a subset of them.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that must happen (a task to run, a
+/// blocked call to return) before failing. Generous: it only runs out on a
+/// hang, never on a slow machine doing real work.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// How long a whole test may run before the [`Watchdog`] aborts the process.
+pub const TEST_LIMIT: Duration = Duration::from_secs(120);
+
+/// A one-shot gate: tasks block in [`Gate::wait`] until [`Gate::open`].
+pub struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate {
+            open: Mutex::new(false),
+            changed: Condvar::new(),
+        })
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            open = self.changed.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Opens the gate when dropped. Declare it *after* the pool, so that a
+    /// failing assertion opens the gate before the pool's drop joins the
+    /// workers (instead of hanging on a worker held at the gate).
+    pub fn open_on_drop(self: &Arc<Gate>) -> OpenOnDrop {
+        OpenOnDrop(self.clone())
+    }
+}
+
+pub struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// Aborts the whole process, with a message, if it is not dropped within
+/// `limit`. A hung pool cannot be unwound (dropping it joins workers that
+/// never finish), so a hang must end the process to be reported at all.
+pub struct Watchdog {
+    done: Option<Sender<()>>,
+}
+
+impl Watchdog {
+    pub fn new(what: &'static str) -> Watchdog {
+        Watchdog::with_limit(what, TEST_LIMIT)
+    }
+
+    pub fn with_limit(what: &'static str, limit: Duration) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        thread::Builder::new()
+            .name(format!("watchdog: {what}"))
+            .spawn(move || {
+                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                    // Straight to stderr: `eprintln!` would be captured by the
+                    // test harness, and lost with the abort.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "WATCHDOG: `{what}` did not finish within {limit:?}: hang, aborting"
+                    );
+                    std::process::abort();
+                }
+            })
+            .expect("spawn the watchdog");
+        Watchdog { done: Some(done) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Disconnecting the channel tells the watchdog thread to stand down.
+        self.done.take();
+    }
+}
+
+/// Holds every worker of `pool` on `gate`: submits one task per worker,
+/// each of which waits on a barrier and then on the gate, and returns once
+/// all of them are inside their task. Since a task blocks its worker, the
+/// barrier can only complete with each task on a different worker, so on
+/// return every worker is busy and every gate task has started (and so no
+/// longer counts against the bound).
+pub fn hold_workers(pool: &corepool::Pool, gate: &Arc<Gate>) {
+    let workers = pool.workers();
+    let entered = Arc::new(Barrier::new(workers + 1));
+    for _ in 0..workers {
+        let entered = entered.clone();
+        let gate = gate.clone();
+        pool.submit(move || {
+            entered.wait();
+            gate.wait();
+        })
+        .expect("the pool is running");
+    }
+    entered.wait();
+}
+
+/// Runs one task on every worker at once (a barrier sized to the worker
+/// count, so the tasks must be on distinct workers) and returns each
+/// worker's thread name and id. Fails with a panic, not a hang, if a worker
+/// is missing: waits at most `WATCHDOG` for the answers.
+pub fn visit_every_worker(pool: &corepool::Pool) -> HashMap<String, ThreadId> {
+    let workers = pool.workers();
+    let together = Arc::new(Barrier::new(workers));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..workers {
+        let together = together.clone();
+        let tx = tx.clone();
+        pool.submit(move || {
+            together.wait();
+            let me = thread::current();
+            tx.send((me.name().unwrap_or("<unnamed>").to_owned(), me.id()))
+                .unwrap();
+        })
+        .expect("the pool is running");
+    }
+    drop(tx);
+    let mut seen = HashMap::new();
+    for _ in 0..workers {
+        let (name, id) = rx
+            .recv_timeout(WATCHDOG)
+            .expect("a task on every worker at once: some worker is missing");
+        assert!(
+            seen.insert(name.clone(), id).is_none(),
+            "two tasks of one barrier round ran on the same worker {name}"
+        );
+    }
+    seen
+}
+
+/// Parses a Linux CPU list such as `0-3,8,10-11`.
+pub fn parse_cpu_list(list: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let lo: usize = lo.parse().expect("cpu list");
+                let hi: usize = hi.parse().expect("cpu list");
+                cpus.extend(lo..=hi);
+            }
+            None => cpus.push(part.parse().expect("cpu list")),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    cpus
+}
+
+/// The `Cpus_allowed_list` of a `/proc/.../status` file.
+pub fn cpus_allowed(status_path: &str) -> Vec<usize> {
+    let status = std::fs::read_to_string(status_path).expect("read a /proc status file");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc status");
+    parse_cpu_list(line)
+}
+
+/// Names (`comm`) of this process's threads that start with `prefix`.
+pub fn threads_named(prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return names;
+    };
+    for task in tasks.flatten() {
+        // A thread may exit between listing and reading: skip it.
+        if let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) {
+            let comm = comm.trim_end().to_owned();
+            if comm.starts_with(prefix) {
+                names.push(comm);
+            }
+        }
+    }
+    names
+}
+
+/// Waits until no thread of this process is named with `prefix`. A joined
+/// thread can linger in `/proc` for a moment while the kernel finishes its
+/// exit, so this polls; it fails (with the names) only if such threads are
+/// still there after `WATCHDOG`, which means they are really alive.
+pub fn assert_no_threads_named(prefix: &str) {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let left = threads_named(prefix);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "threads still running: {left:?}");
+        thread::yield_now();
+    }
+}
+
+/// The number of threads in this process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .count()
+}
+
+/// Waits until this process has at most `expected` threads. Like
+/// [`assert_no_threads_named`], it polls because a joined thread can linger
+/// in `/proc` for a moment, and fails only after `WATCHDOG`. Only
+/// meaningful in a test binary with a single test, where no other test's
+/// threads come and go.
+pub fn assert_thread_count_returns_to(expected: usize) {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let now = thread_count();
+        if now <= expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} threads still running, expected {expected}"
+        );
+        thread::yield_now();
+    }
+}
