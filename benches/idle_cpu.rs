@@ -13,7 +13,11 @@
 //!
 //! `baseline` is the same process with no runtime, running the tick's
 //! tasks inline; its CPU time (the sleeping main thread's own) is
-//! subtracted. Results are in % of one core: CPU time / wall time × 100.
+//! subtracted ("net"). Also reported: the CPU time of every thread but the
+//! main one (`getrusage(RUSAGE_THREAD)` on the main thread, subtracted
+//! from the process's), that is, the pool's own threads, which is less
+//! noisy than a difference of two processes. Results are in % of one
+//! core: CPU time / wall time × 100.
 //!
 //! Run: `cargo bench --bench idle_cpu` (smoke test: `-- --test` or
 //! `COREPOOL_BENCH_QUICK=1`). Results: a table on stdout and
@@ -27,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::process::{cpu_time, run_child};
+use common::process::{cpu_time, run_child, thread_cpu_time};
 use common::runtimes::{Corepool, Go, Rayon, Runtime, Threadpool, Tokio};
 use common::work;
 
@@ -78,15 +82,18 @@ fn measure<R: Runtime>(rt: Option<&R>, phase: Duration, period: Duration) -> Val
 
     // Idle.
     let cpu0 = cpu_time();
+    let main0 = thread_cpu_time();
     let wall0 = Instant::now();
     thread::sleep(phase);
     let idle_cpu = cpu_time() - cpu0;
+    let idle_main = thread_cpu_time() - main0;
     let idle_wall = wall0.elapsed();
 
     // One tiny task per period, on an absolute schedule.
     let before = RAN.load(Ordering::Relaxed);
     let ticks = (phase.as_nanos() / period.as_nanos()) as usize;
     let cpu1 = cpu_time();
+    let main1 = thread_cpu_time();
     let wall1 = Instant::now();
     for k in 0..ticks {
         let due = wall1 + period * k as u32;
@@ -103,21 +110,33 @@ fn measure<R: Runtime>(rt: Option<&R>, phase: Duration, period: Duration) -> Val
     }
     wait_ran(before + ticks);
     let tick_cpu = cpu_time() - cpu1;
+    let tick_main = thread_cpu_time() - main1;
     let tick_wall = wall1.elapsed();
     let pct = |cpu: Duration, wall: Duration| 100.0 * cpu.as_secs_f64() / wall.as_secs_f64();
     json!({
         "idle_pct": pct(idle_cpu, idle_wall),
         "tick_pct": pct(tick_cpu, tick_wall),
+        "idle_pool_threads_pct": pct(idle_cpu.saturating_sub(idle_main), idle_wall),
+        "tick_pool_threads_pct": pct(tick_cpu.saturating_sub(tick_main), tick_wall),
         "idle_cpu_ms": idle_cpu.as_secs_f64() * 1e3,
         "tick_cpu_ms": tick_cpu.as_secs_f64() * 1e3,
         "ticks": ticks,
     })
 }
 
+/// How long each phase lasts: one second, 50 ms in quick mode.
+fn phase_ms() -> u64 {
+    if common::quick() {
+        50
+    } else {
+        1_000
+    }
+}
+
 fn run_as_child(name: &str) {
     work::calibrate();
     let workers = common::workers();
-    let phase = Duration::from_millis(if common::quick() { 50 } else { 1_000 });
+    let phase = Duration::from_millis(phase_ms());
     let period = Duration::from_millis(1);
     let result = match name {
         "baseline" => measure::<Corepool>(None, phase, period),
@@ -139,8 +158,9 @@ fn main() {
     }
     let workers = common::workers();
     let repeats = if quick { 1 } else { 5 };
+    let phase_ms = phase_ms();
     println!(
-        "idle_cpu: {workers} workers, 1 s idle then 1 s of one tiny task per ms, \
+        "idle_cpu: {workers} workers, {phase_ms} ms idle then {phase_ms} ms of one tiny task per ms, \
          {repeats} child processes per runtime, quick = {quick}"
     );
     let mut rows = serde_json::Map::new();
@@ -155,22 +175,27 @@ fn main() {
         };
         let idle = field("idle_pct");
         let tick = field("tick_pct");
+        let idle_pool = field("idle_pool_threads_pct");
+        let tick_pool = field("tick_pool_threads_pct");
         let idle_med = idle["median"].as_f64().unwrap_or(f64::NAN);
         let tick_med = tick["median"].as_f64().unwrap_or(f64::NAN);
         if name == "baseline" {
             baseline = (idle_med, tick_med);
         }
         println!(
-            "{:<12} idle {:>6.2}% of a core [{:.2}, {:.2}] (net {:>6.2}%)   1 task/ms {:>6.2}% [{:.2}, {:.2}] (net {:>6.2}%)",
+            "{:<12} idle {:>6.2}% of a core [{:.2}, {:.2}] (net {:>6.2}%, pool threads {:>5.2}%)   \
+             1 task/ms {:>6.2}% [{:.2}, {:.2}] (net {:>6.2}%, pool threads {:>5.2}%)",
             name,
             idle_med,
             idle["min"].as_f64().unwrap_or(f64::NAN),
             idle["max"].as_f64().unwrap_or(f64::NAN),
             idle_med - baseline.0,
+            idle_pool["median"].as_f64().unwrap_or(f64::NAN),
             tick_med,
             tick["min"].as_f64().unwrap_or(f64::NAN),
             tick["max"].as_f64().unwrap_or(f64::NAN),
             tick_med - baseline.1,
+            tick_pool["median"].as_f64().unwrap_or(f64::NAN),
         );
         rows.insert(
             name.to_owned(),
@@ -179,6 +204,8 @@ fn main() {
                 "tick_pct": tick,
                 "idle_net_pct": idle_med - baseline.0,
                 "tick_net_pct": tick_med - baseline.1,
+                "idle_pool_threads_pct": idle_pool,
+                "tick_pool_threads_pct": tick_pool,
                 "runs": runs,
             }),
         );
@@ -189,7 +216,7 @@ fn main() {
             "machine": common::process::machine(),
             "repeats": repeats,
             "period_ms": 1,
-            "phase_s": 1,
+            "phase_s": phase_ms() as f64 / 1e3,
             "runtimes": rows,
         }),
     );

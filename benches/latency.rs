@@ -77,7 +77,8 @@ fn run<R: Runtime>(rt: &R, latch: &'static Latch, tasks: usize) -> RunResult {
         slot.store(u64::MAX, Ordering::Relaxed);
     }
     latch.reset(tasks);
-    let mut submit_lag = Histogram::<u64>::new(3).expect("histogram");
+    let mut submit_lag =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
     // Start 1 ms from now, so the first tasks are not already late.
     T0_NS.store(now_ns() + 1_000_000, Ordering::Relaxed);
     for i in 0..tasks {
@@ -89,7 +90,7 @@ fn run<R: Runtime>(rt: &R, latch: &'static Latch, tasks: usize) -> RunResult {
         submit_lag.saturating_record(now_ns().saturating_sub(due));
     }
     latch.wait();
-    let mut latency = Histogram::<u64>::new(3).expect("histogram");
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
     for slot in &slots[..tasks] {
         let late = slot.load(Ordering::Relaxed);
         assert_ne!(late, u64::MAX, "a task did not run");

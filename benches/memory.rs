@@ -15,6 +15,9 @@
 //! 4. opens the gate, waits for the producer and every task, and records
 //!    the peak RSS of the whole run.
 //!
+//! Everything is measured twice: under mimalloc's default settings and
+//! with `MIMALLOC_ARENA_EAGER_COMMIT=0` (see [`ALLOCATOR_CONFIGS`]).
+//!
 //! The bounded pools (corepool, the Go-style pool) must show a blocked
 //! producer and a flat RSS from 100k to 1M tasks; the unbounded ones queue
 //! everything and grow with `n`.
@@ -33,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::process::{current_rss_bytes, peak_rss_bytes, run_child};
+use common::process::{current_rss_bytes, peak_rss_bytes, rss_breakdown_mib, run_child};
 use common::runtimes::{Corepool, Go, Rayon, Runtime, Threadpool, Tokio};
 
 #[global_allocator]
@@ -50,6 +53,18 @@ const RUNTIMES: &[&str] = &[
     "tokio",
     "tokio spawn_blocking",
     "threadpool",
+];
+
+/// The allocator settings each measurement is repeated under: mimalloc's
+/// defaults, which commit a first arena of ~4 MiB up front in every
+/// process, and the same with that eager commit off, which leaves the
+/// runtimes' own memory easier to see. Both apply to every runtime alike.
+const ALLOCATOR_CONFIGS: &[(&str, &[(&str, &str)])] = &[
+    ("mimalloc defaults", &[]),
+    (
+        "MIMALLOC_ARENA_EAGER_COMMIT=0",
+        &[("MIMALLOC_ARENA_EAGER_COMMIT", "0")],
+    ),
 ];
 
 /// Holds workers until opened.
@@ -115,48 +130,50 @@ fn child<R: Runtime>(rt: R, workers: usize, tasks: usize, stall: Duration) -> Va
     let rss_gated = current_rss_bytes();
     let peak_gated_before = peak_rss_bytes();
     let started = Instant::now();
-    let (accepted, peak_while_held, rss_while_held, blocked, push_seconds) = thread::scope(|s| {
-        let rt = &rt;
-        s.spawn(move || {
-            for i in 0..tasks {
-                let payload = [i as u64; 8];
-                rt.spawn(move || {
-                    black_box(&payload);
-                    DONE.fetch_add(1, Ordering::Relaxed);
-                });
-                PUSHED.fetch_add(1, Ordering::Relaxed);
+    let (accepted, breakdown, peak_while_held, rss_while_held, blocked, push_seconds) =
+        thread::scope(|s| {
+            let rt = &rt;
+            s.spawn(move || {
+                for i in 0..tasks {
+                    let payload = [i as u64; 8];
+                    rt.spawn(move || {
+                        black_box(&payload);
+                        DONE.fetch_add(1, Ordering::Relaxed);
+                    });
+                    PUSHED.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            // Watch the producer until it is done or stalls.
+            let mut last = 0;
+            let mut last_change = Instant::now();
+            loop {
+                thread::sleep(Duration::from_millis(5));
+                let pushed = PUSHED.load(Ordering::Relaxed);
+                if pushed == tasks {
+                    break;
+                }
+                if pushed != last {
+                    last = pushed;
+                    last_change = Instant::now();
+                } else if last_change.elapsed() >= stall {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
             }
+            let accepted = PUSHED.load(Ordering::Relaxed);
+            let result = (
+                accepted,
+                rss_breakdown_mib(),
+                peak_rss_bytes(),
+                current_rss_bytes(),
+                accepted < tasks,
+                started.elapsed().as_secs_f64(),
+            );
+            GATE.open();
+            result
         });
-        // Watch the producer until it is done or stalls.
-        let mut last = 0;
-        let mut last_change = Instant::now();
-        loop {
-            thread::sleep(Duration::from_millis(5));
-            let pushed = PUSHED.load(Ordering::Relaxed);
-            if pushed == tasks {
-                break;
-            }
-            if pushed != last {
-                last = pushed;
-                last_change = Instant::now();
-            } else if last_change.elapsed() >= stall {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                break;
-            }
-        }
-        let accepted = PUSHED.load(Ordering::Relaxed);
-        let result = (
-            accepted,
-            peak_rss_bytes(),
-            current_rss_bytes(),
-            accepted < tasks,
-            started.elapsed().as_secs_f64(),
-        );
-        GATE.open();
-        result
-    });
     assert!(
         wait_for(Duration::from_secs(120), || DONE.load(Ordering::Relaxed)
             == tasks),
@@ -175,6 +192,7 @@ fn child<R: Runtime>(rt: R, workers: usize, tasks: usize, stall: Duration) -> Va
         "peak_while_held_mib": mib(peak_while_held),
         "rss_while_held_mib": mib(rss_while_held),
         "peak_total_mib": mib(peak_total),
+        "status_while_held_mib": breakdown,
     })
 }
 
@@ -197,6 +215,7 @@ fn run_as_child(name: &str) {
             "tasks": 0,
             "peak_total_mib": mib(peak_rss_bytes()),
             "rss_after_build_mib": mib(current_rss_bytes()),
+            "status_mib": rss_breakdown_mib(),
         }),
         other => panic!("unknown runtime {other:?}"),
     };
@@ -220,47 +239,63 @@ fn main() {
     println!(
         "memory: {workers} workers, tasks of 64 bytes, sizes {sizes:?}, {repeats} child processes each, quick = {quick}"
     );
-    let baseline = run_child(&[
-        (CHILD_ENV, "baseline".to_owned()),
-        (TASKS_ENV, "0".to_owned()),
-    ]);
+    let mut baselines = Vec::new();
     let mut rows = Vec::new();
-    for &name in RUNTIMES {
-        for &tasks in sizes {
-            let runs: Vec<Value> = (0..repeats)
-                .map(|_| run_child(&[(CHILD_ENV, name.to_owned()), (TASKS_ENV, tasks.to_string())]))
-                .collect();
-            let field = |key: &str| -> Value {
-                let mut values: Vec<f64> = runs.iter().filter_map(|r| r[key].as_f64()).collect();
-                common::output::summary(&mut values)
-            };
-            let row = json!({
-                "runtime": name,
-                "tasks": tasks,
-                "peak_while_held_mib": field("peak_while_held_mib"),
-                "peak_total_mib": field("peak_total_mib"),
-                "peak_before_push_mib": field("peak_before_push_mib"),
-                "accepted_while_held": field("accepted_while_held"),
-                "producer_blocked": runs.iter().all(|r| r["producer_blocked"] == json!(true)),
-                "runs": runs,
-            });
-            println!(
-                "{:<22} {:>9} tasks: accepted while held {:>9}, producer blocked {:<5}, peak RSS while held {:>8.1} MiB, peak RSS whole run {:>8.1} MiB (before pushing {:.1})",
-                name,
-                tasks,
-                row["accepted_while_held"]["median"],
-                row["producer_blocked"],
-                row["peak_while_held_mib"]["median"].as_f64().unwrap_or(f64::NAN),
-                row["peak_total_mib"]["median"].as_f64().unwrap_or(f64::NAN),
-                row["peak_before_push_mib"]["median"].as_f64().unwrap_or(f64::NAN),
-            );
-            rows.push(row);
+    for (config, extra_env) in ALLOCATOR_CONFIGS {
+        let env = |pairs: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+            let mut env: Vec<(&'static str, String)> = pairs.to_vec();
+            env.extend(extra_env.iter().map(|(k, v)| (*k, v.to_string())));
+            env
+        };
+        let baseline = run_child(&env(&[
+            (CHILD_ENV, "baseline".to_owned()),
+            (TASKS_ENV, "0".to_owned()),
+        ]));
+        println!(
+            "\n[{config}] baseline process (no runtime): peak RSS {:.1} MiB",
+            baseline["peak_total_mib"].as_f64().unwrap_or(f64::NAN)
+        );
+        for &name in RUNTIMES {
+            for &tasks in sizes {
+                let runs: Vec<Value> = (0..repeats)
+                    .map(|_| {
+                        run_child(&env(&[
+                            (CHILD_ENV, name.to_owned()),
+                            (TASKS_ENV, tasks.to_string()),
+                        ]))
+                    })
+                    .collect();
+                let field = |key: &str| -> Value {
+                    let mut values: Vec<f64> =
+                        runs.iter().filter_map(|r| r[key].as_f64()).collect();
+                    common::output::summary(&mut values)
+                };
+                let row = json!({
+                    "config": config,
+                    "runtime": name,
+                    "tasks": tasks,
+                    "peak_while_held_mib": field("peak_while_held_mib"),
+                    "peak_total_mib": field("peak_total_mib"),
+                    "peak_before_push_mib": field("peak_before_push_mib"),
+                    "accepted_while_held": field("accepted_while_held"),
+                    "producer_blocked": runs.iter().all(|r| r["producer_blocked"] == json!(true)),
+                    "runs": runs,
+                });
+                println!(
+                    "{:<22} {:>9} tasks: accepted while held {:>9}, producer blocked {:<5}, peak RSS while held {:>8.1} MiB, whole run {:>8.1} MiB (before pushing {:.1})",
+                    name,
+                    tasks,
+                    row["accepted_while_held"]["median"],
+                    row["producer_blocked"],
+                    row["peak_while_held_mib"]["median"].as_f64().unwrap_or(f64::NAN),
+                    row["peak_total_mib"]["median"].as_f64().unwrap_or(f64::NAN),
+                    row["peak_before_push_mib"]["median"].as_f64().unwrap_or(f64::NAN),
+                );
+                rows.push(row);
+            }
         }
+        baselines.push(json!({ "config": config, "baseline": baseline }));
     }
-    println!(
-        "baseline process (no runtime): peak RSS {:.1} MiB",
-        baseline["peak_total_mib"].as_f64().unwrap_or(f64::NAN)
-    );
     common::output::write_json(
         "memory",
         &json!({
@@ -268,7 +303,8 @@ fn main() {
             "task_bytes": 64,
             "sizes": sizes,
             "repeats": repeats,
-            "baseline": baseline,
+            "configs": ALLOCATOR_CONFIGS.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            "baselines": baselines,
             "rows": rows,
         }),
     );

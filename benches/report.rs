@@ -108,6 +108,10 @@ fn criterion_ids(target: &Path, group: &str) -> Vec<String> {
 }
 
 fn order_key(name: &str) -> usize {
+    if let Some(k) = name.strip_prefix("corepool cap=Wx") {
+        // Capacity variants in numeric order, after the other corepool rows.
+        return 100 + k.parse::<usize>().unwrap_or(0);
+    }
     match name {
         "sequential" => 0,
         "corepool" => 1,
@@ -607,89 +611,121 @@ fn memory_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Val
     let Some(v) = read_json(&results.join("memory.json")) else {
         return;
     };
-    let rows = v["rows"].as_array().cloned().unwrap_or_default();
+    let all_rows = v["rows"].as_array().cloned().unwrap_or_default();
     let sizes: Vec<u64> = v["sizes"]
         .as_array()
         .map(|a| a.iter().filter_map(|s| s.as_u64()).collect())
         .unwrap_or_default();
     let largest = sizes.iter().copied().max().unwrap_or(0);
-    let rayon_peak = rows
-        .iter()
-        .find(|r| r["runtime"] == "rayon" && r["tasks"].as_u64() == Some(largest))
-        .and_then(|r| r["peak_total_mib"]["median"].as_f64());
-    let _ = writeln!(
-        md,
-        "#### memory: 64-byte tasks pushed while every worker is held (baseline process without a runtime: {} MiB)\n",
-        fmt(v["baseline"]["peak_total_mib"].as_f64().unwrap_or(f64::NAN))
-    );
-    let _ = writeln!(
-        md,
-        "| runtime | tasks | accepted while held | producer blocked | peak RSS while held MiB [min – max] | peak RSS whole run MiB | ÷ rayon's peak ({largest} tasks) |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|:---:|---:|---:|---:|");
-    let mut names: Vec<String> = Vec::new();
-    for r in &rows {
-        let name = r["runtime"].as_str().unwrap_or("").to_owned();
-        if !names.contains(&name) {
-            names.push(name);
+    let configs: Vec<String> = v["configs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut summary_rows = Vec::new();
+    for (c, config) in configs.iter().enumerate() {
+        let rows: Vec<&Value> = all_rows
+            .iter()
+            .filter(|r| r["config"] == config.as_str())
+            .collect();
+        let find = |name: &str, size: u64| {
+            rows.iter()
+                .find(|r| r["runtime"] == name && r["tasks"].as_u64() == Some(size))
+                .copied()
+        };
+        let median = |r: &Value, key: &str| r[key]["median"].as_f64().unwrap_or(f64::NAN);
+        let rayon_peak = find("rayon", largest).map(|r| median(r, "peak_total_mib"));
+        let rayon_growth = find("rayon", largest)
+            .map(|r| median(r, "peak_total_mib") - median(r, "peak_before_push_mib"));
+        let baseline = v["baselines"][c]["baseline"]["peak_total_mib"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let _ = writeln!(
+            md,
+            "#### memory [{config}]: 64-byte tasks pushed while every worker is held (a process without a runtime peaks at {} MiB)\n",
+            fmt(baseline)
+        );
+        let _ = writeln!(
+            md,
+            "| runtime | tasks | accepted while held | producer blocked | peak RSS while held MiB [min – max] | peak RSS whole run MiB | ÷ rayon's peak ({largest} tasks) | growth over the pre-push peak MiB | ÷ rayon's growth |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|:---:|---:|---:|---:|---:|---:|");
+        let mut names: Vec<String> = Vec::new();
+        for r in &rows {
+            let name = r["runtime"].as_str().unwrap_or("").to_owned();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names.sort_by_key(|n| (order_key(n), n.clone()));
+        let mut bands = Vec::new();
+        for name in &names {
+            let mut band = Vec::new();
+            for &size in &sizes {
+                let Some(r) = find(name, size) else {
+                    band.push(None);
+                    continue;
+                };
+                let held = Stat::from_json(&r["peak_while_held_mib"]);
+                let total = Stat::from_json(&r["peak_total_mib"]);
+                let growth = median(r, "peak_total_mib") - median(r, "peak_before_push_mib");
+                let ratio = |num: f64, den: Option<f64>| match den {
+                    Some(d) if num > 0.0 => format!("1/{:.0}", d / num),
+                    Some(_) => "≈0".into(),
+                    None => "–".into(),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {name} | {size} | {} | {} | {} [{} – {}] | {} | {} | {} | {} |",
+                    fmt(median(r, "accepted_while_held")),
+                    if r["producer_blocked"] == json!(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    held.map_or("–".into(), |s| fmt(s.median)),
+                    held.map_or("–".into(), |s| fmt(s.min)),
+                    held.map_or("–".into(), |s| fmt(s.max)),
+                    total.map_or("–".into(), |s| fmt(s.median)),
+                    ratio(total.map_or(f64::NAN, |s| s.median), rayon_peak),
+                    fmt(growth),
+                    ratio(growth, rayon_growth),
+                );
+                summary_rows.push(json!({
+                    "config": config, "runtime": name, "tasks": size,
+                    "peak_total_mib": r["peak_total_mib"], "peak_while_held_mib": r["peak_while_held_mib"],
+                    "growth_mib": growth, "producer_blocked": r["producer_blocked"],
+                    "accepted_while_held": r["accepted_while_held"],
+                    "peak_ratio_to_rayon": rayon_peak.map(|p| total.map_or(f64::NAN, |s| s.median) / p),
+                    "growth_ratio_to_rayon": rayon_growth.map(|g| growth / g),
+                }));
+                band.push(total);
+            }
+            bands.push((name.clone(), band));
+        }
+        md.push('\n');
+        let labels: Vec<String> = sizes.iter().map(|s| format!("{s} tasks")).collect();
+        let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let file = if c == 0 {
+            "memory.svg".to_owned()
+        } else {
+            format!("memory_{c}.svg")
+        };
+        if let Err(e) = bar_chart(
+            &dir.join(file),
+            &format!("memory: peak RSS with every worker held, 64-byte tasks [{config}]"),
+            "MiB (lower is better)",
+            &label_refs,
+            &bands,
+            false,
+        ) {
+            eprintln!("memory chart: {e}");
         }
     }
-    names.sort_by_key(|n| (order_key(n), n.clone()));
-    let mut bands = Vec::new();
-    for name in &names {
-        let mut band = Vec::new();
-        for &size in &sizes {
-            let Some(r) = rows
-                .iter()
-                .find(|r| r["runtime"] == name.as_str() && r["tasks"].as_u64() == Some(size))
-            else {
-                band.push(None);
-                continue;
-            };
-            let held = Stat::from_json(&r["peak_while_held_mib"]);
-            let total = Stat::from_json(&r["peak_total_mib"]);
-            let ratio = match (total, rayon_peak) {
-                (Some(t), Some(rp)) => format!("1/{:.0}", rp / t.median),
-                _ => "–".into(),
-            };
-            let _ = writeln!(
-                md,
-                "| {name} | {size} | {} | {} | {} [{} – {}] | {} | {ratio} |",
-                fmt(r["accepted_while_held"]["median"]
-                    .as_f64()
-                    .unwrap_or(f64::NAN)),
-                if r["producer_blocked"] == json!(true) {
-                    "yes"
-                } else {
-                    "no"
-                },
-                held.map_or("–".into(), |s| fmt(s.median)),
-                held.map_or("–".into(), |s| fmt(s.min)),
-                held.map_or("–".into(), |s| fmt(s.max)),
-                total.map_or("–".into(), |s| fmt(s.median)),
-            );
-            band.push(total);
-        }
-        bands.push((name.clone(), band));
-    }
-    md.push('\n');
-    summary["memory"] = json!({ "rayon_peak_mib": rayon_peak, "rows": rows.iter().map(|r| json!({
-        "runtime": r["runtime"], "tasks": r["tasks"], "peak_total_mib": r["peak_total_mib"],
-        "peak_while_held_mib": r["peak_while_held_mib"], "producer_blocked": r["producer_blocked"],
-        "accepted_while_held": r["accepted_while_held"],
-    })).collect::<Vec<_>>() });
-    let labels: Vec<String> = sizes.iter().map(|s| format!("{s} tasks")).collect();
-    let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-    if let Err(e) = bar_chart(
-        &dir.join("memory.svg"),
-        "memory: peak RSS with every worker held, 64-byte tasks",
-        "MiB (lower is better)",
-        &label_refs,
-        &bands,
-        false,
-    ) {
-        eprintln!("memory chart: {e}");
-    }
+    summary["memory"] = json!({ "rows": summary_rows });
 }
 
 fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value) {
@@ -719,9 +755,9 @@ fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value
     );
     let _ = writeln!(
         md,
-        "| runtime | idle % | idle net % | 1 task/ms % | 1 task/ms net % | net ÷ best peer's net |"
+        "| runtime | idle % | idle net % | idle, pool threads % | 1 task/ms % | 1 task/ms net % | 1 task/ms, pool threads % | net ÷ best peer's net |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut bands = Vec::new();
     for name in &names {
         let (Some(idle), Some(tick)) = (
@@ -737,17 +773,24 @@ fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value
             }
             _ => "–".into(),
         };
+        let pool = |key: &str| {
+            Stat::from_json(&map[name.as_str()][key]).map_or("–".to_owned(), |s| {
+                format!("{} [{} – {}]", fmt(s.median), fmt(s.min), fmt(s.max))
+            })
+        };
         let _ = writeln!(
             md,
-            "| {name} | {} [{} – {}] | {} | {} [{} – {}] | {} | {ratio} |",
+            "| {name} | {} [{} – {}] | {} | {} | {} [{} – {}] | {} | {} | {ratio} |",
             fmt(idle.median),
             fmt(idle.min),
             fmt(idle.max),
             fmt(idle.median - base_idle),
+            pool("idle_pool_threads_pct"),
             fmt(tick.median),
             fmt(tick.min),
             fmt(tick.max),
             fmt(tick.median - base_tick),
+            pool("tick_pool_threads_pct"),
         );
         bands.push((name.clone(), vec![Some(idle), Some(tick)]));
     }

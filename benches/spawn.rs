@@ -9,6 +9,9 @@
 //! * `chained_spawn`: a chain of 1,000 tasks, each spawning the next.
 //! * `ping_pong`: 1,000 pairs of tasks hand a ball back and forth 10 times
 //!   each through the pool, every hop a task spawned by the other side.
+//! * `spawn_many_local`, `chained_spawn` and `ping_pong` also run
+//!   `corepool static handle`: tasks capture a `&'static Handle` instead of
+//!   a `Handle` clone, which shows what the clone's reference count costs.
 //! * `default_capacity`, `default_capacity_multi`: `spawn_many_remote`
 //!   (one and W producers) for corepool with capacity W×10, W×64, W×256
 //!   (the default) and W×1024.
@@ -29,7 +32,7 @@ use criterion::{BenchmarkGroup, Criterion};
 use serde_json::json;
 
 use common::crit::{configure, rounds};
-use common::runtimes::{Corepool, Runtime};
+use common::runtimes::{Corepool, CorepoolStatic, Runtime};
 use common::sync::Latch;
 use common::work;
 
@@ -262,6 +265,13 @@ fn main() {
             b.iter_custom(|iters| rounds(iters, || chain_round(&rt, latch, sizes.chain_length)))
         });
     });
+    {
+        let rt = CorepoolStatic::new(workers);
+        let latch = Latch::leaked();
+        group.bench_function(rt.name(), |b| {
+            b.iter_custom(|iters| rounds(iters, || chain_round(&rt, latch, sizes.chain_length)))
+        });
+    }
     group.finish();
 
     let round_trips = sizes.pairs * sizes.rounds as usize;
@@ -281,6 +291,17 @@ fn main() {
             });
         }
     });
+    {
+        let rt = CorepoolStatic::new(workers);
+        let latch = Latch::leaked();
+        group.bench_function(rt.name(), |b| {
+            b.iter_custom(|iters| {
+                rounds(iters, || {
+                    ping_pong_round(&rt, latch, sizes.pairs, sizes.rounds)
+                })
+            })
+        });
+    }
     group.finish();
 
     for (name, producers) in [("default_capacity", 1), ("default_capacity_multi", workers)] {

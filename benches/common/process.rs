@@ -6,10 +6,14 @@ use std::process::Command;
 use std::time::Duration;
 
 fn rusage() -> libc::rusage {
+    rusage_of(libc::RUSAGE_SELF)
+}
+
+fn rusage_of(who: libc::c_int) -> libc::rusage {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: `getrusage` writes a `rusage` into the pointer it is given,
     // which points at a properly sized, writable, zeroed buffer.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    let rc = unsafe { libc::getrusage(who, usage.as_mut_ptr()) };
     assert_eq!(rc, 0, "getrusage failed");
     // SAFETY: `getrusage` returned 0, so it filled the buffer (and a zeroed
     // `rusage` is a valid value anyway: it is plain integers).
@@ -23,6 +27,12 @@ fn timeval(tv: libc::timeval) -> Duration {
 /// User plus system CPU time of every thread of this process so far.
 pub fn cpu_time() -> Duration {
     let usage = rusage();
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// User plus system CPU time of the calling thread so far.
+pub fn thread_cpu_time() -> Duration {
+    let usage = rusage_of(libc::RUSAGE_THREAD);
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
@@ -43,6 +53,29 @@ pub fn current_rss_bytes() -> u64 {
     // SAFETY: `sysconf` only reads a configuration value.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * page.max(1) as u64
+}
+
+/// The RSS lines of `/proc/self/status` (`VmHWM`, `VmRSS`, `RssAnon`,
+/// `RssFile`, `RssShmem`), in MiB: which part of the footprint is the heap
+/// and which is the mapped binary.
+pub fn rss_breakdown_mib() -> serde_json::Value {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mut map = serde_json::Map::new();
+    for line in status.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if matches!(key, "VmHWM" | "VmRSS" | "RssAnon" | "RssFile" | "RssShmem") {
+            let kb: f64 = value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(f64::NAN);
+            map.insert(key.to_owned(), serde_json::json!(kb / 1024.0));
+        }
+    }
+    serde_json::Value::Object(map)
 }
 
 /// Runs this executable again with `env` set (and the same arguments) and

@@ -112,6 +112,46 @@ impl Runtime for Corepool {
     }
 }
 
+/// corepool with the default configuration, whose tasks capture a
+/// `&'static Handle` (a pool kept in a `static`, or a leaked handle)
+/// instead of a `Handle` clone: submitting from inside then costs no
+/// reference-count traffic. Shows what the `Handle` clone costs.
+pub struct CorepoolStatic {
+    inner: Corepool,
+    handle: &'static corepool::Handle,
+}
+
+impl CorepoolStatic {
+    /// The default configuration; leaks one `Handle` (a few words).
+    pub fn new(workers: usize) -> Self {
+        let inner = Corepool::new(workers);
+        let handle = Box::leak(Box::new(inner.pool.handle()));
+        CorepoolStatic { inner, handle }
+    }
+}
+
+impl Runtime for CorepoolStatic {
+    type Spawner = &'static corepool::Handle;
+
+    fn name(&self) -> String {
+        "corepool static handle".to_owned()
+    }
+
+    fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) {
+        self.inner.spawn(f);
+    }
+
+    fn spawner(&self) -> &'static corepool::Handle {
+        self.handle
+    }
+
+    fn spawn_inside<F: FnOnce() + Send + 'static>(spawner: &&'static corepool::Handle, f: F) {
+        if spawner.submit(f).is_err() {
+            panic!("corepool shut down");
+        }
+    }
+}
+
 /// A rayon `ThreadPool` of W threads.
 pub struct Rayon {
     pool: rayon::ThreadPool,
