@@ -158,9 +158,9 @@ fn main() {
     }
     let workers = common::workers();
     let repeats = if quick { 1 } else { 5 };
-    let phase_ms = phase_ms();
+    let phase = phase_ms();
     println!(
-        "idle_cpu: {workers} workers, {phase_ms} ms idle then {phase_ms} ms of one tiny task per ms, \
+        "idle_cpu: {workers} workers, {phase} ms idle then {phase} ms of one tiny task per ms, \
          {repeats} child processes per runtime, quick = {quick}"
     );
     let mut rows = serde_json::Map::new();
