@@ -126,12 +126,21 @@ fn every_counter_moves_with_its_event() {
     assert_eq!((m.queue_depth, m.capacity), (CAPACITY, CAPACITY));
     assert_eq!(m.fill_ratio, 1.0);
     assert_eq!(m.in_flight, WORKERS);
-    assert_eq!((m.rejected_full, m.timed_out, m.rejected_shutdown), (0, 0, 0));
+    assert_eq!(
+        (m.rejected_full, m.timed_out, m.rejected_shutdown),
+        (0, 0, 0)
+    );
 
     // Full: try_submit and try_spawn are refused and counted, each once.
-    assert!(matches!(pool.try_submit(|| {}), Err(TrySubmitError::Full(_))));
+    assert!(matches!(
+        pool.try_submit(|| {}),
+        Err(TrySubmitError::Full(_))
+    ));
     assert_eq!(pool.metrics().rejected_full, 1);
-    assert!(matches!(handle.try_spawn(|| 1), Err(TrySubmitError::Full(_))));
+    assert!(matches!(
+        handle.try_spawn(|| 1),
+        Err(TrySubmitError::Full(_))
+    ));
     assert_eq!(pool.metrics().rejected_full, 2);
 
     // Full: submit_timeout waits, then times out, counted once; it is not
@@ -156,7 +165,15 @@ fn every_counter_moves_with_its_event() {
     assert_eq!(m.executed, total, "a panicked task counts as executed");
     assert_eq!(m.panicked, 1);
     assert_eq!((m.queue_depth, m.fill_ratio, m.in_flight), (0, 0.0, 0));
-    assert_eq!((m.rejected_full, m.timed_out, m.rejected_shutdown), (2, 1, 0));
+    assert_eq!(
+        (m.searching_workers, m.idle_workers),
+        (0, 0),
+        "every worker has left the sleep protocol"
+    );
+    assert_eq!(
+        (m.rejected_full, m.timed_out, m.rejected_shutdown),
+        (2, 1, 0)
+    );
 
     // After shutdown every kind of submission through a handle is refused
     // as "shutdown", and counted as such, not as full or timed out.
@@ -268,7 +285,9 @@ fn queue_wait_counts_every_external_task_run() {
         .build()
         .unwrap();
     let handle = pool.handle();
-    let spawned: Vec<_> = (0..100u64).map(|i| pool.spawn(move || i).unwrap()).collect();
+    let spawned: Vec<_> = (0..100u64)
+        .map(|i| pool.spawn(move || i).unwrap())
+        .collect();
     for i in 0..EXTERNAL - 100 {
         let inner = handle.clone();
         pool.submit(move || {
@@ -323,7 +342,12 @@ fn without_track_latency_nothing_is_measured() {
     assert_eq!(wait.sum, Duration::ZERO);
     assert_eq!(
         (wait.p50, wait.p90, wait.p99, wait.p999),
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO)
+        (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO
+        )
     );
     assert!(wait.buckets.iter().all(|&(_, count)| count == 0));
 }
