@@ -28,7 +28,8 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use super::deque::{Injector, Steal, Stealer, Worker};
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use super::seqcst::{AtomicBool, AtomicUsize};
+    pub(crate) use loom::sync::atomic::{fence, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;
     pub(crate) use loom::thread_local;
@@ -42,6 +43,8 @@ mod imp {
 
 #[cfg(loom)]
 pub(crate) mod deque;
+#[cfg(loom)]
+mod seqcst;
 
 pub(crate) use imp::*;
 
