@@ -7,7 +7,8 @@
 //! it does, `now − due`: its latency is measured from when it *should* have
 //! been submitted, so a producer that is held up (a blocking `submit`, a
 //! preemption) makes every task behind it late, and no coordinated omission
-//! hides that. The producer spins between submissions.
+//! hides that. Between submissions the producer yields its core
+//! (`sched_yield`; `COREPOOL_LATENCY_WAIT=spin` busy-waits instead).
 //!
 //! Each runtime: a warm-up, then `REPEATS` runs of `DURATION`; each run's
 //! p50/p99/p99.9/max come from an HDR histogram of every task's latency.
@@ -24,6 +25,7 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::thread;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -81,10 +83,15 @@ fn run<R: Runtime>(rt: &R, latch: &'static Latch, tasks: usize) -> RunResult {
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
     // Start 1 ms from now, so the first tasks are not already late.
     T0_NS.store(now_ns() + 1_000_000, Ordering::Relaxed);
+    let spin = wait_by_spinning();
     for i in 0..tasks {
         let due = due_ns(i);
         while now_ns() < due {
-            std::hint::spin_loop();
+            if spin {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
         }
         rt.spawn(task(i, latch));
         submit_lag.saturating_record(now_ns().saturating_sub(due));
@@ -100,6 +107,15 @@ fn run<R: Runtime>(rt: &R, latch: &'static Latch, tasks: usize) -> RunResult {
         latency,
         submit_lag,
     }
+}
+
+/// How the producer waits for the next due time: `yield` (the default:
+/// `sched_yield`, so that on a machine with as many cores as workers the
+/// producer hands its core to a woken worker at once) or `spin`
+/// (`COREPOOL_LATENCY_WAIT=spin`: a busy loop, which on 2 cores holds one
+/// of them against the workers until the scheduler preempts it).
+fn wait_by_spinning() -> bool {
+    std::env::var("COREPOOL_LATENCY_WAIT").is_ok_and(|v| v == "spin")
 }
 
 fn micros(ns: u64) -> f64 {
@@ -157,8 +173,13 @@ fn main() {
     now_ns();
     println!(
         "latency: {workers} workers, {rate} tasks/s ({period_ns} ns apart), {secs} s per run, \
-         {} runs, task = {task_iters} iterations (~1 µs), quick = {quick}",
-        if quick { 1 } else { REPEATS }
+         {} runs, task = {task_iters} iterations (~1 µs), producer waits by {}, quick = {quick}",
+        if quick { 1 } else { REPEATS },
+        if wait_by_spinning() {
+            "spinning"
+        } else {
+            "yielding"
+        }
     );
 
     let mut results = Vec::new();
@@ -213,6 +234,7 @@ fn main() {
             "runs": REPEATS,
             "task_iters": task_iters,
             "task_ns": task_iters as f64 / work::iters_per_ns(),
+            "producer_wait": if wait_by_spinning() { "spin" } else { "yield" },
             "runtimes": runtimes,
         }),
     );

@@ -7,13 +7,23 @@
 //! ```sh
 //! cargo bench --bench observe_overhead                 # 1M tasks, 7 runs each
 //! cargo bench --bench observe_overhead -- 200000 3     # tasks, runs
+//! cargo bench --bench observe_overhead -- 1000000 9 1  # tasks, runs, workers
 //! ```
 //!
-//! One producer thread submits (blocking while the bound is full) to a pool
-//! with the default workers and capacity; the clock runs from the first
-//! submission until the pool has run every task (its drop drains it).
-//! Tracking adds one clock read at submit and one at start per task, plus a
-//! histogram update on the worker.
+//! One producer thread submits tiny tasks (an atomic add each) to a pool
+//! with the default workers (or the number given); the clock runs from the
+//! first submission until the pool has run every task (its drop drains
+//! it). Two regimes, because they behave differently:
+//!
+//! * **bound never full**: capacity = the number of tasks, so `submit`
+//!   never blocks; this is the cost of the work itself.
+//! * **default capacity**: workers × 256; a producer that outruns the
+//!   workers fills the bound and then blocks on every slot, and anything
+//!   that slows the producer (a clock read, for one) can change how often.
+//!
+//! Tracking adds one clock read at submit (producer) and one at start
+//! (worker) per task, plus a histogram update on the worker; the program
+//! also times `Instant::now()` alone, the floor of that cost.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +32,13 @@ use std::time::Instant;
 
 use corepool::Pool;
 
-fn one_run(tasks: u64, track: bool) -> f64 {
-    let pool = Pool::builder().track_latency(track).build().unwrap();
+/// Nanoseconds per task, and worker parks per 1000 tasks.
+fn one_run(tasks: u64, track: bool, workers: usize, capacity: Option<usize>) -> (f64, f64) {
+    let mut builder = Pool::builder().workers(workers).track_latency(track);
+    if let Some(capacity) = capacity {
+        builder = builder.queue_capacity(capacity);
+    }
+    let pool = builder.build().unwrap();
     let handle = pool.handle();
     let sum = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -40,7 +55,11 @@ fn one_run(tasks: u64, track: bool) -> f64 {
     let m = handle.metrics();
     assert_eq!(m.executed, tasks);
     assert_eq!(m.queue_wait.count, if track { tasks } else { 0 });
-    elapsed.as_nanos() as f64 / tasks as f64
+    let parks: u64 = m.per_worker.iter().map(|w| w.parks).sum();
+    (
+        elapsed.as_nanos() as f64 / tasks as f64,
+        parks as f64 * 1000.0 / tasks as f64,
+    )
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -53,35 +72,77 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+fn regime(name: &str, tasks: u64, runs: usize, workers: usize, capacity: Option<usize>) {
+    println!("\n[{name}]");
+    // One unmeasured run of each warms the allocator.
+    one_run(tasks.min(100_000), false, workers, capacity);
+    one_run(tasks.min(100_000), true, workers, capacity);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let (a, parks_a) = one_run(tasks, false, workers, capacity);
+        let (b, parks_b) = one_run(tasks, true, workers, capacity);
+        println!(
+            "run {run:2}: off {a:6.1} ns/task ({parks_a:4.1} parks/1k)   \
+             on {b:6.1} ns/task ({parks_b:4.1} parks/1k)"
+        );
+        off.push(a);
+        on.push(b);
+    }
+    let (off, on) = (median(&mut off), median(&mut on));
+    println!(
+        "median: off {off:.1} ns/task, on {on:.1} ns/task; ratio on/off {:.3} ({:+.1} ns/task)",
+        on / off,
+        on - off
+    );
+}
+
+fn clock_read_ns() -> f64 {
+    const READS: u32 = 10_000_000;
+    let start = Instant::now();
+    let mut last = start;
+    for _ in 0..READS {
+        last = black_box(Instant::now());
+    }
+    (last - start).as_nanos() as f64 / READS as f64
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; the numbers are ours.
     let numbers: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|arg| arg.parse().ok())
         .collect();
-    let tasks = numbers.first().copied().unwrap_or(1_000_000).max(1);
+    let tasks = numbers.first().copied().unwrap_or(1_000_000).max(2);
     let runs = numbers.get(1).copied().unwrap_or(7).max(1) as usize;
-    let workers = Pool::builder().build().unwrap().workers();
+    let workers = match numbers.get(2) {
+        Some(&n) => n.max(1) as usize,
+        None => Pool::builder().build().unwrap().workers(),
+    };
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "n/a".into())
+    };
     println!(
-        "observe_overhead: {tasks} tiny tasks per run, {runs} runs each, alternating; \
-         {workers} workers, default capacity, one producer"
+        "observe_overhead: {tasks} tiny tasks per run, {runs} runs each, alternating off/on; \
+         {workers} workers, one producer; loadavg before: {}",
+        loadavg()
     );
-    // One unmeasured run of each warms the allocator and the page cache.
-    one_run(tasks.min(100_000), false);
-    one_run(tasks.min(100_000), true);
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    for run in 0..runs {
-        let a = one_run(tasks, false);
-        let b = one_run(tasks, true);
-        println!("run {run}: track_latency(false) {a:7.1} ns/task   track_latency(true) {b:7.1} ns/task");
-        off.push(a);
-        on.push(b);
-    }
-    let (off, on) = (median(&mut off), median(&mut on));
-    println!("median: track_latency(false) {off:.1} ns/task, track_latency(true) {on:.1} ns/task");
-    println!(
-        "ratio on/off: {:.3} ({:+.1} ns/task)",
-        on / off,
-        on - off
+    let mut clock = [clock_read_ns(), clock_read_ns(), clock_read_ns()];
+    println!("Instant::now(): {:.1} ns per read", median(&mut clock));
+    regime(
+        "bound never full (capacity = tasks)",
+        tasks,
+        runs,
+        workers,
+        Some(tasks as usize),
     );
+    regime(
+        "default capacity (workers x 256)",
+        tasks,
+        runs,
+        workers,
+        None,
+    );
+    println!("\nloadavg after: {}", loadavg());
 }

@@ -36,9 +36,25 @@ pub fn thread_cpu_time() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
-/// Peak resident set size of this process so far, in bytes.
+/// Peak resident set size of this process image so far, in bytes:
+/// `VmHWM` from `/proc/self/status`.
+///
+/// Not `getrusage`'s `ru_maxrss`: Linux carries the peak of the address
+/// space replaced by `execve` over into `ru_maxrss`, so a child re-run by
+/// [`run_child`] would report at least its parent's footprint (see
+/// [`ru_maxrss_bytes`]).
 pub fn peak_rss_bytes() -> u64 {
-    // Linux reports ru_maxrss in kilobytes.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or_else(ru_maxrss_bytes, |kb| kb * 1024)
+}
+
+/// `getrusage(RUSAGE_SELF)`'s `ru_maxrss`, in bytes (Linux counts it in
+/// kilobytes). Includes the peak of the pre-`execve` image.
+pub fn ru_maxrss_bytes() -> u64 {
     rusage().ru_maxrss as u64 * 1024
 }
 
