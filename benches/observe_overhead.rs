@@ -21,6 +21,10 @@
 //!   workers fills the bound and then blocks on every slot, and anything
 //!   that slows the producer (a clock read, for one) can change how often.
 //!
+//! Per run it also prints worker parks and the process's voluntary context
+//! switches (threads blocking: parked workers, producers waiting for a
+//! slot) per 1000 tasks.
+//!
 //! Tracking adds one clock read at submit (producer) and one at start
 //! (worker) per task, plus a histogram update on the worker; the program
 //! also times `Instant::now()` alone, the floor of that cost.
@@ -32,8 +36,21 @@ use std::time::Instant;
 
 use corepool::Pool;
 
-/// Nanoseconds per task, and worker parks per 1000 tasks.
-fn one_run(tasks: u64, track: bool, workers: usize, capacity: Option<usize>) -> (f64, f64) {
+/// Voluntary context switches of the whole process so far (Linux): each
+/// is a thread blocking (a parked worker, a producer waiting for a slot).
+fn voluntary_switches() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage, and a valid `who`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    usage.ru_nvcsw as u64
+}
+
+/// Nanoseconds per task, worker parks per 1000 tasks, and voluntary
+/// context switches (of every thread) per 1000 tasks.
+fn one_run(tasks: u64, track: bool, workers: usize, capacity: Option<usize>) -> (f64, f64, f64) {
     let mut builder = Pool::builder().workers(workers).track_latency(track);
     if let Some(capacity) = capacity {
         builder = builder.queue_capacity(capacity);
@@ -41,6 +58,7 @@ fn one_run(tasks: u64, track: bool, workers: usize, capacity: Option<usize>) -> 
     let pool = builder.build().unwrap();
     let handle = pool.handle();
     let sum = Arc::new(AtomicU64::new(0));
+    let switches = voluntary_switches();
     let start = Instant::now();
     for i in 0..tasks {
         let sum = sum.clone();
@@ -51,6 +69,7 @@ fn one_run(tasks: u64, track: bool, workers: usize, capacity: Option<usize>) -> 
     }
     drop(pool); // drains: every task has run when this returns
     let elapsed = start.elapsed();
+    let switches = voluntary_switches() - switches;
     assert_eq!(sum.load(Ordering::Relaxed), tasks * (tasks - 1) / 2);
     let m = handle.metrics();
     assert_eq!(m.executed, tasks);
@@ -59,6 +78,7 @@ fn one_run(tasks: u64, track: bool, workers: usize, capacity: Option<usize>) -> 
     (
         elapsed.as_nanos() as f64 / tasks as f64,
         parks as f64 * 1000.0 / tasks as f64,
+        switches as f64 * 1000.0 / tasks as f64,
     )
 }
 
@@ -79,11 +99,11 @@ fn regime(name: &str, tasks: u64, runs: usize, workers: usize, capacity: Option<
     one_run(tasks.min(100_000), true, workers, capacity);
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for run in 0..runs {
-        let (a, parks_a) = one_run(tasks, false, workers, capacity);
-        let (b, parks_b) = one_run(tasks, true, workers, capacity);
+        let (a, parks_a, cs_a) = one_run(tasks, false, workers, capacity);
+        let (b, parks_b, cs_b) = one_run(tasks, true, workers, capacity);
         println!(
-            "run {run:2}: off {a:6.1} ns/task ({parks_a:4.1} parks/1k)   \
-             on {b:6.1} ns/task ({parks_b:4.1} parks/1k)"
+            "run {run:2}: off {a:6.1} ns/task ({parks_a:4.1} parks, {cs_a:6.1} ctx switches /1k)   \
+             on {b:6.1} ns/task ({parks_b:4.1} parks, {cs_b:6.1} ctx switches /1k)"
         );
         off.push(a);
         on.push(b);
