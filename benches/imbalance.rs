@@ -4,6 +4,9 @@
 //! thread; the report turns the medians into an efficiency,
 //! `(sequential / W) / makespan` (1.0 = perfect use of W workers).
 //!
+//! `corepool unpinned` is corepool with `pin_workers(false)`, to tell
+//! pinning's share apart on a machine where other processes take cores.
+//!
 //! Run: `cargo bench --bench imbalance` (smoke test: `-- --test`).
 
 mod common;
@@ -15,7 +18,7 @@ use criterion::Criterion;
 use serde_json::json;
 
 use common::crit::{configure, rounds};
-use common::runtimes::Runtime;
+use common::runtimes::{Corepool, Runtime};
 use common::sync::Latch;
 use common::work;
 
@@ -89,6 +92,14 @@ fn main() {
             b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
         });
     });
+    {
+        // Pinning's share: the same pool with its workers free to migrate.
+        let rt = Corepool::unpinned(workers);
+        let latch = Latch::leaked();
+        group.bench_function(rt.name(), |b| {
+            b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
+        });
+    }
     group.finish();
     c.final_summary();
     common::output::write_json(

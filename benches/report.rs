@@ -7,6 +7,9 @@
 //! * `summary.json`: the same numbers, machine-readable;
 //! * one SVG bar chart per workload.
 //!
+//! `--baselines run1,run2,run3` pools the samples of criterion runs saved
+//! with `--save-baseline` (the default reads the latest run, `new`).
+//!
 //! Run after the other benches: `cargo bench --bench report` writes to
 //! `target/corepool-bench/report/`; `cargo bench --bench report -- --out
 //! docs/benchmarks` writes the charts there (and `tables.md` beside them).
@@ -73,32 +76,55 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// Criterion's samples of one benchmark, as time per iteration in ns.
+/// Which criterion baselines to read: `--baselines run1,run2,run3` (runs
+/// saved with `cargo bench -- --save-baseline runN`), else `new` (the
+/// latest run). Samples of every listed run are pooled.
+fn baselines() -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--baselines")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|| vec!["new".to_owned()])
+}
+
+/// Criterion's samples of one benchmark, as time per iteration in ns,
+/// pooled over the baselines read.
 fn criterion_samples(target: &Path, group: &str, id: &str) -> Option<Vec<f64>> {
-    let path = target
-        .join("criterion")
-        .join(group)
-        .join(id)
-        .join("new")
-        .join("sample.json");
-    let v = read_json(&path)?;
-    let iters = v["iters"].as_array()?;
-    let times = v["times"].as_array()?;
-    Some(
-        iters
-            .iter()
-            .zip(times)
-            .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?))
-            .collect(),
-    )
+    let mut all = Vec::new();
+    for baseline in baselines() {
+        let path = target
+            .join("criterion")
+            .join(group)
+            .join(id)
+            .join(&baseline)
+            .join("sample.json");
+        let Some(v) = read_json(&path) else {
+            continue;
+        };
+        let (Some(iters), Some(times)) = (v["iters"].as_array(), v["times"].as_array()) else {
+            continue;
+        };
+        all.extend(
+            iters
+                .iter()
+                .zip(times)
+                .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?)),
+        );
+    }
+    (!all.is_empty()).then_some(all)
 }
 
 /// Every benchmark id criterion holds for `group`, in table order.
 fn criterion_ids(target: &Path, group: &str) -> Vec<String> {
+    let runs = baselines();
     let mut ids: Vec<String> = std::fs::read_dir(target.join("criterion").join(group))
         .map(|dir| {
             dir.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("new").join("sample.json").exists())
+                .filter(|e| {
+                    runs.iter()
+                        .any(|b| e.path().join(b).join("sample.json").exists())
+                })
                 .filter_map(|e| e.file_name().into_string().ok())
                 .collect()
         })
@@ -246,8 +272,11 @@ fn bar_chart(
     log: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let per_band = series.len().max(1);
-    let height = 90 + bands.len() as u32 * (14 + 18 * per_band as u32);
-    let root = SVGBackend::new(path, (900, height.max(220))).into_drawing_area();
+    let legend = series.len() > 1;
+    let height =
+        90 + bands.len() as u32 * (14 + 18 * per_band as u32) + if legend { 26 } else { 0 };
+    let height = height.max(220);
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let t = |v: f64| if log { v.max(1e-3).log10() } else { v };
     let all = bands
@@ -269,6 +298,7 @@ fn bar_chart(
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
+        .margin_bottom(if legend { 38 } else { 12 })
         .x_label_area_size(40)
         .y_label_area_size(180)
         .build_cartesian_2d(x0..x1, 0f64..n)?;
@@ -326,7 +356,7 @@ fn bar_chart(
             ("sans-serif", 13).into_font(),
         ))?;
     }
-    if series.len() > 1 {
+    if legend {
         for (k, name) in series.iter().enumerate() {
             let color = COLORS[k % COLORS.len()];
             let x = 200 + 150 * k as i32;
@@ -673,6 +703,7 @@ fn memory_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Val
                 let total = Stat::from_json(&r["peak_total_mib"]);
                 let growth = median(r, "peak_total_mib") - median(r, "peak_before_push_mib");
                 let ratio = |num: f64, den: Option<f64>| match den {
+                    Some(d) if num > d => format!("{:.1}×", num / d),
                     Some(d) if num > 0.0 => format!("1/{:.0}", d / num),
                     Some(_) => "≈0".into(),
                     None => "–".into(),
@@ -743,10 +774,12 @@ fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value
     }
     let base_idle = Stat::from_json(&map["baseline"]["idle_pct"]).map_or(0.0, |s| s.median);
     let base_tick = Stat::from_json(&map["baseline"]["tick_pct"]).map_or(0.0, |s| s.median);
+    let pool_tick = |name: &str| Stat::from_json(&map[name]["tick_pool_threads_pct"]);
+    let rayon_tick = pool_tick("rayon");
     let best_tick = names
         .iter()
         .filter(|n| is_peer(n))
-        .filter_map(|n| Some((n.clone(), Stat::from_json(&map[n.as_str()]["tick_pct"])?)))
+        .filter_map(|n| Some((n.clone(), pool_tick(n)?)))
         .min_by(|a, b| a.1.median.total_cmp(&b.1.median));
     let _ = writeln!(
         md,
@@ -755,9 +788,9 @@ fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value
     );
     let _ = writeln!(
         md,
-        "| runtime | idle % | idle net % | idle, pool threads % | 1 task/ms % | 1 task/ms net % | 1 task/ms, pool threads % | net ÷ best peer's net |"
+        "| runtime | idle % | idle net % | idle, pool threads % | 1 task/ms % | 1 task/ms net % | 1 task/ms, pool threads % | pool threads ÷ rayon's | pool threads ÷ best peer's |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut bands = Vec::new();
     for name in &names {
         let (Some(idle), Some(tick)) = (
@@ -766,11 +799,16 @@ fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value
         ) else {
             continue;
         };
-        let ratio = match &best_tick {
-            Some((b, _)) if b == name => "best peer".to_owned(),
-            Some((_, b)) if name != "baseline" => {
-                format!("{:.2}×", (tick.median - base_tick) / (b.median - base_tick))
+        let mine = pool_tick(name);
+        let ratio = match (&best_tick, mine) {
+            (Some((b, _)), _) if b == name => "best peer".to_owned(),
+            (Some((_, b)), Some(m)) if name != "baseline" => {
+                format!("{:.2}×", m.median / b.median)
             }
+            _ => "–".into(),
+        };
+        let vs_rayon = match (rayon_tick, mine) {
+            (Some(r), Some(m)) if name != "baseline" => format!("{:.2}×", m.median / r.median),
             _ => "–".into(),
         };
         let pool = |key: &str| {
@@ -780,7 +818,7 @@ fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value
         };
         let _ = writeln!(
             md,
-            "| {name} | {} [{} – {}] | {} | {} | {} [{} – {}] | {} | {} | {ratio} |",
+            "| {name} | {} [{} – {}] | {} | {} | {} [{} – {}] | {} | {} | {vs_rayon} | {ratio} |",
             fmt(idle.median),
             fmt(idle.min),
             fmt(idle.max),
@@ -840,6 +878,7 @@ fn main() {
 
     let mut md = String::new();
     let machine = common::process::machine();
+    let _ = writeln!(md, "Criterion runs pooled: {}.\n", baselines().join(", "));
     let _ = writeln!(
         md,
         "Machine: {} cores, {}; {}; {}; report generated {}.\n",
