@@ -145,7 +145,7 @@ impl Shared {
         let victims = topology::victim_orders(&config.cores);
         Shared {
             injector: Injector::new(),
-            admission: Admission::new(config.capacity, config.fill_trigger),
+            admission: Admission::new(config.capacity, workers, config.fill_trigger),
             sleep: Sleep::new(workers),
             stealers: config.stealers.into_boxed_slice(),
             victims: victims.into_boxed_slice(),
@@ -460,7 +460,7 @@ impl WorkerContext {
     /// worker's own deque, where the others can steal it.
     pub(crate) fn push(&self, task: Task) {
         self.local.push(task);
-        self.shared.sleep.notify_work();
+        self.shared.sleep.notify_local_work();
     }
 
     /// The worker's main loop; returns when the pool has shut down and
