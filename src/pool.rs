@@ -939,9 +939,8 @@ impl Handle {
             return job.into_result();
         }
         // SAFETY: `job` stays on this frame until its latch is set: we wait
-        // for it right below, and nothing between can unwind. If
-        // `shutdown_now` collects the task, it runs it (it never hands a
-        // stack job back), which sets the latch.
+        // right below and nothing between can unwind; `shutdown_now` runs a
+        // stack job it collects (never hands it back), setting the latch.
         let job_ref = unsafe { job.as_job_ref() };
         self.inject(Task::stack(job_ref, true));
         job.latch.wait();

@@ -118,10 +118,9 @@ impl<'scope> Scope<'scope> {
             completion.done();
         };
         let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(run);
-        // SAFETY: only the lifetime is changed. `Pool::scope` does not
-        // return before `pending` is zero, that is, before this closure has
-        // run or been dropped, so nothing it borrows for `'scope` is used
-        // after `'scope` ends.
+        // SAFETY: only the lifetime changes. `Pool::scope` returns only once
+        // `pending` is zero, after this closure ran or was dropped, so what
+        // it borrows for `'scope` is never used after `'scope` ends.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         self.handle.push_or_run(run);
     }
