@@ -28,8 +28,8 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use super::deque::{Injector, Steal, Stealer, Worker};
-    pub(crate) use super::seqcst::{AtomicBool, AtomicUsize};
-    pub(crate) use loom::sync::atomic::{fence, Ordering};
+    pub(crate) use super::seqcst::{fence, AtomicBool, AtomicUsize};
+    pub(crate) use loom::sync::atomic::Ordering;
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;
     pub(crate) use loom::thread_local;
