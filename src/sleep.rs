@@ -11,9 +11,11 @@
 //! 1. **Notify** (after any push, from a producer or from a task spawning
 //!    locally): a SeqCst fence, then read the word. Wake one sleeper only if
 //!    there is a sleeper and *nobody is searching*: a searcher will find the
-//!    task, so waking a second thread would be wasted work. A push onto the
-//!    pusher's own deque skips the fence: its owner is awake and will run
-//!    it, so a missed wake-up there costs parallelism, never the task.
+//!    task, so waking a second thread would be wasted work. This holds for
+//!    a push onto the pusher's own deque too: its owner may go on to block
+//!    (on a channel, a latch) waiting for that very task, so a missed
+//!    wake-up there can hang the pool. (Skipping the fence for local pushes
+//!    was tried; the loom `steal` model found exactly that deadlock.)
 //! 2. **Wake one**: under the `sleepers` lock, pop a sleeper and move it
 //!    from the sleeping count to the searching count in one atomic step.
 //!    The woken worker is a searcher from that moment, so the next notify
@@ -112,19 +114,6 @@ impl Sleep {
         #[cfg(not(corepool_seed_bug = "drop_fence"))]
         let order = Ordering::SeqCst;
         let state = self.state.load(order);
-        if searching(state) == 0 && sleeping(state) > 0 {
-            self.wake_one();
-        }
-    }
-
-    /// Rule 1 for a task pushed onto the pusher's *own* deque (a task
-    /// spawning a task, or a `join`): the same test without the fence.
-    /// Such a task is never lost whoever misses it, since its owner is awake
-    /// and runs its own deque before it can sleep; a race here can only
-    /// cost parallelism, for the moment until some thief looks. Skipping
-    /// the fence made fork-join 18-21% faster (docs/benchmarks.md).
-    pub(crate) fn notify_local_work(&self) {
-        let state = self.state.load(Ordering::SeqCst);
         if searching(state) == 0 && sleeping(state) > 0 {
             self.wake_one();
         }

@@ -460,7 +460,7 @@ impl WorkerContext {
     /// worker's own deque, where the others can steal it.
     pub(crate) fn push(&self, task: Task) {
         self.local.push(task);
-        self.shared.sleep.notify_local_work();
+        self.shared.sleep.notify_work();
     }
 
     /// The worker's main loop; returns when the pool has shut down and
