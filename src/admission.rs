@@ -183,10 +183,10 @@ impl Admission {
         // wake-up, as crossbeam-channel's bounded send does. With a queue
         // deep enough not to run dry meanwhile, also yield, which hands the
         // core to the worker sharing it: at the default capacity that made
-        // one producer's 500k submissions take 0.7x the time; with a queue
+        // one producer's 500k submissions take 0.73x the time; with a queue
         // of 20 the workers drained it during the yield, went to sleep, and
         // the run took 2.8x the time, so small queues only spin (neutral).
-        // See docs/benchmarks.md ("Producer spin"). Not under loom, where
+        // See docs/benchmarks.md ("Changes after the tables"). Not under loom, where
         // spinning would only multiply the interleavings.
         if !crate::sync::IS_LOOM {
             let backoff = Backoff::new();
