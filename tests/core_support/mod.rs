@@ -5,11 +5,14 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
+
+#[path = "../shared/gate.rs"]
+mod gate;
+pub use gate::{Gate, Watchdog};
 
 /// How long a test waits for something that must happen (a task to run, a
 /// blocked call to return) before failing. Generous: it only runs out on a
@@ -19,84 +22,9 @@ pub const WATCHDOG: Duration = Duration::from_secs(60);
 /// How long a whole test may run before the [`Watchdog`] aborts the process.
 pub const TEST_LIMIT: Duration = Duration::from_secs(120);
 
-/// A one-shot gate: tasks block in [`Gate::wait`] until [`Gate::open`].
-pub struct Gate {
-    open: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl Gate {
-    pub fn new() -> Arc<Gate> {
-        Arc::new(Gate {
-            open: Mutex::new(false),
-            changed: Condvar::new(),
-        })
-    }
-
-    pub fn wait(&self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        while !*open {
-            open = self.changed.wait(open).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    pub fn open(&self) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.changed.notify_all();
-    }
-
-    /// Opens the gate when dropped. Declare it *after* the pool, so that a
-    /// failing assertion opens the gate before the pool's drop joins the
-    /// workers (instead of hanging on a worker held at the gate).
-    pub fn open_on_drop(self: &Arc<Gate>) -> OpenOnDrop {
-        OpenOnDrop(self.clone())
-    }
-}
-
-pub struct OpenOnDrop(Arc<Gate>);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
-}
-
-/// Aborts the whole process, with a message, if it is not dropped within
-/// `limit`. A hung pool cannot be unwound (dropping it joins workers that
-/// never finish), so a hang must end the process to be reported at all.
-pub struct Watchdog {
-    done: Option<Sender<()>>,
-}
-
 impl Watchdog {
     pub fn new(what: &'static str) -> Watchdog {
         Watchdog::with_limit(what, TEST_LIMIT)
-    }
-
-    pub fn with_limit(what: &'static str, limit: Duration) -> Watchdog {
-        let (done, rx) = mpsc::channel::<()>();
-        thread::Builder::new()
-            .name(format!("watchdog: {what}"))
-            .spawn(move || {
-                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                    // Straight to stderr: `eprintln!` would be captured by the
-                    // test harness, and lost with the abort.
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "WATCHDOG: `{what}` did not finish within {limit:?}: hang, aborting"
-                    );
-                    std::process::abort();
-                }
-            })
-            .expect("spawn the watchdog");
-        Watchdog { done: Some(done) }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        // Disconnecting the channel tells the watchdog thread to stand down.
-        self.done.take();
     }
 }
 

@@ -7,9 +7,13 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "../shared/gate.rs"]
+mod gate;
+pub use gate::Gate;
 
 /// How long a piece of work run under [`within`] may take before the test
 /// fails as hung. Generous: it only fires on a hang, never on a slow machine
@@ -39,48 +43,6 @@ where
             panic!("`{what}` did not finish within {WATCHDOG:?}: it hangs")
         }
         Err(RecvTimeoutError::Disconnected) => unreachable!("the watched thread always sends"),
-    }
-}
-
-/// A one-shot gate: tasks block in [`Gate::wait`] until [`Gate::open`].
-pub struct Gate {
-    open: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl Gate {
-    pub fn new() -> Arc<Gate> {
-        Arc::new(Gate {
-            open: Mutex::new(false),
-            changed: Condvar::new(),
-        })
-    }
-
-    pub fn wait(&self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        while !*open {
-            open = self.changed.wait(open).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    pub fn open(&self) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.changed.notify_all();
-    }
-
-    /// Opens the gate when dropped. Declare it *after* the pool, so that a
-    /// failing assertion opens the gate before the pool's drop joins the
-    /// workers (instead of hanging on a worker held at the gate).
-    pub fn open_on_drop(self: &Arc<Gate>) -> OpenOnDrop {
-        OpenOnDrop(self.clone())
-    }
-}
-
-pub struct OpenOnDrop(Arc<Gate>);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
     }
 }
 

@@ -9,89 +9,24 @@
 
 #![allow(dead_code)]
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use corepool::Pool;
 
+#[path = "../shared/gate.rs"]
+mod gate;
+pub use gate::{Gate, Watchdog};
+
 /// How long a test may wait for something that must happen. Generous: it
 /// is reached only by a hang, never by a slow machine doing real work.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A one-shot gate: tasks block in [`Gate::wait`] until [`Gate::open`].
-pub struct Gate {
-    open: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl Gate {
-    pub fn new() -> Arc<Gate> {
-        Arc::new(Gate {
-            open: Mutex::new(false),
-            changed: Condvar::new(),
-        })
-    }
-
-    pub fn wait(&self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        while !*open {
-            open = self.changed.wait(open).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    pub fn open(&self) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.changed.notify_all();
-    }
-
-    /// Opens the gate when dropped. Declare it *after* the pool so that a
-    /// failing assertion opens the gate before the pool's drop joins the
-    /// workers held on it.
-    pub fn open_on_drop(self: &Arc<Gate>) -> OpenOnDrop {
-        OpenOnDrop(self.clone())
-    }
-}
-
-pub struct OpenOnDrop(Arc<Gate>);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
-}
-
-/// Aborts the process, with a message, if not dropped within `limit`: a
-/// pool that hangs cannot be unwound (its drop joins workers that never
-/// finish), so a hang must end the process to be reported at all.
-pub struct Watchdog {
-    done: Option<Sender<()>>,
-}
-
 impl Watchdog {
     pub fn new(what: &'static str) -> Watchdog {
         Watchdog::with_limit(what, PATIENCE * 3)
-    }
-
-    pub fn with_limit(what: &'static str, limit: Duration) -> Watchdog {
-        let (done, rx) = mpsc::channel::<()>();
-        thread::Builder::new()
-            .name(format!("watchdog: {what}"))
-            .spawn(move || {
-                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                    eprintln!("WATCHDOG: `{what}` did not finish within {limit:?}: hang, aborting");
-                    std::process::abort();
-                }
-            })
-            .expect("spawn the watchdog");
-        Watchdog { done: Some(done) }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.done.take();
     }
 }
 

@@ -1,0 +1,88 @@
+//! A gate to hold workers and a watchdog that turns a hang into an abort
+//! with a message: shared by the `core_*`, `lifecycle_*` and `observe_*`
+//! test support modules (each adds its own `Watchdog::new` default).
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// A one-shot gate: tasks block in [`Gate::wait`] until [`Gate::open`].
+pub struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate {
+            open: Mutex::new(false),
+            changed: Condvar::new(),
+        })
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            open = self.changed.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Opens the gate when dropped. Declare it *after* the pool, so that a
+    /// failing assertion opens the gate before the pool's drop joins the
+    /// workers (instead of hanging on a worker held at the gate).
+    pub fn open_on_drop(self: &Arc<Gate>) -> OpenOnDrop {
+        OpenOnDrop(self.clone())
+    }
+}
+
+pub struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// Aborts the whole process, with a message, if it is not dropped within
+/// `limit`. A hung pool cannot be unwound (dropping it joins workers that
+/// never finish), so a hang must end the process to be reported at all.
+pub struct Watchdog {
+    done: Option<Sender<()>>,
+}
+
+impl Watchdog {
+    pub fn with_limit(what: &'static str, limit: Duration) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        thread::Builder::new()
+            .name(format!("watchdog: {what}"))
+            .spawn(move || {
+                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                    // Straight to stderr: `eprintln!` would be captured by the
+                    // test harness, and lost with the abort.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "WATCHDOG: `{what}` did not finish within {limit:?}: hang, aborting"
+                    );
+                    std::process::abort();
+                }
+            })
+            .expect("spawn the watchdog");
+        Watchdog { done: Some(done) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Disconnecting the channel tells the watchdog thread to stand down.
+        self.done.take();
+    }
+}
