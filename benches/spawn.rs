@@ -9,9 +9,10 @@
 //! * `chained_spawn`: a chain of 1,000 tasks, each spawning the next.
 //! * `ping_pong`: 1,000 pairs of tasks hand a ball back and forth 10 times
 //!   each through the pool, every hop a task spawned by the other side.
-//! * `spawn_many_local`, `chained_spawn` and `ping_pong` also run
-//!   `corepool static handle`: tasks capture a `&'static Handle` instead of
-//!   a `Handle` clone, which shows what the clone's reference count costs.
+//! * corepool's tasks submit from inside with `corepool::submit` (as
+//!   rayon's call `rayon::spawn`); `chained_spawn` and `ping_pong` also run
+//!   `corepool via Handle clone`, tasks capturing a `Handle` clone and
+//!   submitting through it, which shows what the reference count costs.
 //! * `default_capacity`, `default_capacity_multi`: `spawn_many_remote`
 //!   (one and W producers) for corepool with capacity W×10, W×64, W×256
 //!   (the default) and W×1024.
@@ -32,7 +33,7 @@ use criterion::{BenchmarkGroup, Criterion};
 use serde_json::json;
 
 use common::crit::{configure, rounds};
-use common::runtimes::{Corepool, CorepoolStatic, Runtime};
+use common::runtimes::{Corepool, CorepoolHandle, Runtime};
 use common::sync::Latch;
 use common::work;
 
@@ -266,7 +267,7 @@ fn main() {
         });
     });
     {
-        let rt = CorepoolStatic::new(workers);
+        let rt = CorepoolHandle::new(workers);
         let latch = Latch::leaked();
         group.bench_function(rt.name(), |b| {
             b.iter_custom(|iters| rounds(iters, || chain_round(&rt, latch, sizes.chain_length)))
@@ -292,7 +293,7 @@ fn main() {
         }
     });
     {
-        let rt = CorepoolStatic::new(workers);
+        let rt = CorepoolHandle::new(workers);
         let latch = Latch::leaked();
         group.bench_function(rt.name(), |b| {
             b.iter_custom(|iters| {

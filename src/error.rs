@@ -45,6 +45,44 @@ impl<F> fmt::Display for SubmitError<F> {
 
 impl<F> Error for SubmitError<F> {}
 
+/// [`corepool::submit`](crate::submit) or [`corepool::spawn`](crate::spawn)
+/// was called from a thread that is not a corepool worker, so there is no
+/// current pool to submit to. The closure is handed back.
+///
+/// ```
+/// let err = corepool::submit(|| println!("no pool here")).unwrap_err();
+/// assert_eq!(err.to_string(), "not called from a corepool worker thread");
+/// let closure = err.into_inner();
+/// closure(); // run it here, or submit it through a `Handle`
+/// ```
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct NotInPool<F>(pub F);
+
+impl<F> NotInPool<F> {
+    /// The closure that was not accepted.
+    ///
+    /// ```
+    /// assert_eq!(corepool::NotInPool(5).into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> F {
+        self.0
+    }
+}
+
+impl<F> fmt::Debug for NotInPool<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NotInPool(..)")
+    }
+}
+
+impl<F> fmt::Display for NotInPool<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not called from a corepool worker thread")
+    }
+}
+
+impl<F> Error for NotInPool<F> {}
+
 /// [`try_submit`](crate::Pool::try_submit) failed. The closure is handed
 /// back in either case.
 ///

@@ -48,6 +48,7 @@
 mod admission;
 mod autoscale;
 mod builder;
+mod current;
 mod error;
 mod job;
 mod join;
@@ -66,7 +67,10 @@ mod worker;
 
 pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
 pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER};
-pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
+pub use current::{spawn, submit};
+pub use error::{
+    BuildError, NotInPool, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError,
+};
 pub use join::join;
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS};

@@ -687,7 +687,8 @@ impl Handle {
     /// Called from a task running on this pool, `f` goes onto the calling
     /// worker's own deque instead: it never blocks and is not counted by
     /// the bound (so a full pool cannot deadlock on itself), and it is
-    /// accepted even while the pool drains during shutdown.
+    /// accepted even while the pool drains during shutdown. A task can do
+    /// the same without capturing a handle: [`corepool::submit`](crate::submit).
     ///
     /// Fails only once the pool is shutting down, handing `f` back.
     ///

@@ -390,6 +390,12 @@ pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
     })
 }
 
+/// Calls `f` with the worker running on this thread, of whichever pool,
+/// without cloning its context (the free `submit` and `spawn`).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
+    CURRENT.with(|current| f(current.borrow().as_deref()))
+}
+
 /// The worker running on this thread, of whichever pool.
 pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
     CURRENT.with(|current| current.borrow().clone())

@@ -1,5 +1,5 @@
 //! The runtimes under test behind one trait, each used the way its own
-//! documentation recommends: corepool `submit` (a captured `Handle` from
+//! documentation recommends: corepool `submit` (`corepool::submit` from
 //! inside), rayon `ThreadPool::spawn` (`rayon::spawn` from inside), tokio
 //! multi-thread `Runtime::spawn` (`tokio::spawn` from inside), threadpool
 //! `execute`, and the Go-style pool. Every one gets the same worker count.
@@ -89,7 +89,7 @@ impl Corepool {
 }
 
 impl Runtime for Corepool {
-    type Spawner = corepool::Handle;
+    type Spawner = CorepoolSpawner;
 
     fn name(&self) -> String {
         self.label.clone()
@@ -101,51 +101,55 @@ impl Runtime for Corepool {
         }
     }
 
-    fn spawner(&self) -> corepool::Handle {
-        self.pool.handle()
+    fn spawner(&self) -> CorepoolSpawner {
+        CorepoolSpawner
     }
 
-    fn spawn_inside<F: FnOnce() + Send + 'static>(spawner: &corepool::Handle, f: F) {
-        if spawner.submit(f).is_err() {
-            panic!("corepool shut down");
+    fn spawn_inside<F: FnOnce() + Send + 'static>(_: &CorepoolSpawner, f: F) {
+        if corepool::submit(f).is_err() {
+            panic!("not on a corepool worker");
         }
     }
 }
 
+/// `corepool::submit` finds the pool of the calling worker by itself, as
+/// `rayon::spawn` and `tokio::spawn` do.
+#[derive(Clone, Copy)]
+pub struct CorepoolSpawner;
+
 /// corepool with the default configuration, whose tasks capture a
-/// `&'static Handle` (a pool kept in a `static`, or a leaked handle)
-/// instead of a `Handle` clone: submitting from inside then costs no
-/// reference-count traffic. Shows what the `Handle` clone costs.
-pub struct CorepoolStatic {
+/// `Handle` clone and submit through it (`handle.submit(f)` from inside),
+/// instead of calling `corepool::submit`: every hop then pays the
+/// reference count of the clone. Shows what capturing a `Handle` costs.
+pub struct CorepoolHandle {
     inner: Corepool,
-    handle: &'static corepool::Handle,
 }
 
-impl CorepoolStatic {
-    /// The default configuration; leaks one `Handle` (a few words).
+impl CorepoolHandle {
+    /// The default configuration.
     pub fn new(workers: usize) -> Self {
-        let inner = Corepool::new(workers);
-        let handle = Box::leak(Box::new(inner.pool.handle()));
-        CorepoolStatic { inner, handle }
+        CorepoolHandle {
+            inner: Corepool::new(workers),
+        }
     }
 }
 
-impl Runtime for CorepoolStatic {
-    type Spawner = &'static corepool::Handle;
+impl Runtime for CorepoolHandle {
+    type Spawner = corepool::Handle;
 
     fn name(&self) -> String {
-        "corepool static handle".to_owned()
+        "corepool via Handle clone".to_owned()
     }
 
     fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) {
         self.inner.spawn(f);
     }
 
-    fn spawner(&self) -> &'static corepool::Handle {
-        self.handle
+    fn spawner(&self) -> corepool::Handle {
+        self.inner.pool.handle()
     }
 
-    fn spawn_inside<F: FnOnce() + Send + 'static>(spawner: &&'static corepool::Handle, f: F) {
+    fn spawn_inside<F: FnOnce() + Send + 'static>(spawner: &corepool::Handle, f: F) {
         if spawner.submit(f).is_err() {
             panic!("corepool shut down");
         }
