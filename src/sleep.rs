@@ -23,11 +23,15 @@
 //! 3. **Searching** is capped at half the workers (at least one): more
 //!    thieves than that contend on the same queues for nothing.
 //! 4. **The last searcher hands on**: a searcher that finds work stops
-//!    searching; if it was the last one and someone sleeps, it wakes one
-//!    more. Notifies suppressed by rule 1 while it searched may stand for
-//!    several tasks, and it takes only one. A searcher that *leaves*
-//!    instead (retired by `set_workers`, or exiting) hands on the same way,
-//!    since it will look at no queue again.
+//!    searching; if it was the last one, someone sleeps, and work is still
+//!    visible in some queue (after a SeqCst fence), it wakes one more.
+//!    Notifies suppressed by rule 1 while it searched may stand for several
+//!    tasks, and it takes only one; but if no queue holds anything, every
+//!    task they stood for has been taken, and waking a worker would only
+//!    send it searching for nothing (at one task per millisecond that
+//!    doubled the pool's CPU time: docs/benchmarks.md, "idle_cpu"). A
+//!    searcher that *leaves* instead (retired by `set_workers`, or exiting)
+//!    hands on the same way, since it will look at no queue again.
 //! 5. **Park**: under the `sleepers` lock, register, and move from the
 //!    searching to the sleeping count (one SeqCst read-modify-write); then a
 //!    SeqCst fence, then look at every queue once more (the *re-check*).
@@ -44,6 +48,15 @@
 //! task or, under rule 4 and rule 5, hands the wake on or re-checks after
 //! it stops searching. The parker keeps a token, so a wake that lands
 //! between W's re-check and W's park is not lost either.
+//!
+//! Rule 4 looks at the queues instead of handing on blindly. Take a task
+//! pushed by P whose notify was suppressed because searcher S was
+//! searching: P did `push; fence; load(state)` and saw `searching > 0`.
+//! S does `rmw(state)` (stops searching) `; fence; look at every queue`. If
+//! S's fence comes first in the SeqCst order, P's load sees S gone: P wakes
+//! someone itself, unless another searcher has started, which inherits
+//! the duty. Otherwise S's look comes after P's push and sees the task,
+//! unless a worker already took it. Either way the task has a worker.
 //!
 //! This is the scheme of tokio's `idle.rs` and rayon's `sleep` module, cut
 //! down to what a pool of plain closures needs.
@@ -122,7 +135,7 @@ impl Sleep {
     /// Rule 3. Returns whether the caller is now counted as a searcher.
     pub(crate) fn try_start_searching(&self) -> bool {
         let state = self.state.load(Ordering::SeqCst);
-        if 2 * searching(state) >= self.num_workers.max(2) {
+        if searching(state) >= (self.num_workers / 2).max(2) {
             return false;
         }
         self.state.fetch_add(SEARCHING_ONE, Ordering::SeqCst);
@@ -132,10 +145,28 @@ impl Sleep {
     /// Rule 4: a searcher stops searching, because it found work or because
     /// it leaves (exit, retirement). Either way, if it was the last
     /// searcher, the wake-ups suppressed while it searched are handed on.
-    pub(crate) fn stop_searching(&self) {
+    /// `work_visible` looks at every queue once.
+    pub(crate) fn stop_searching(&self, work_visible: impl FnOnce() -> bool) {
         let previous = self.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
         debug_assert!(searching(previous) > 0);
         if searching(previous) == 1 && sleeping(previous) > 0 {
+            // Pairs with the notifier's fence: see "Why no wake-up is lost".
+            fence(Ordering::SeqCst);
+            if work_visible() {
+                self.wake_one();
+            }
+        }
+    }
+
+    /// Rule 4 for a worker that gave up its search by registering to sleep
+    /// and then found work in its re-check.
+    fn hand_on(&self, work_visible: impl FnOnce() -> bool) {
+        fence(Ordering::SeqCst);
+        if !work_visible() {
+            return;
+        }
+        let state = self.state.load(Ordering::SeqCst);
+        if searching(state) == 0 && sleeping(state) > 0 {
             self.wake_one();
         }
     }
@@ -164,12 +195,14 @@ impl Sleep {
         }
     }
 
-    /// Rule 5. `recheck` looks at every queue and the exit condition once.
+    /// Rule 5. `recheck` looks at every queue and the exit condition once;
+    /// `work_visible` tells whether any queue holds a task (rule 4).
     pub(crate) fn park<T>(
         &self,
         index: usize,
         searching_now: bool,
         recheck: impl FnOnce() -> Recheck<T>,
+        work_visible: impl FnOnce() -> bool,
     ) -> Parked<T> {
         {
             let mut sleepers = lock(&self.sleepers);
@@ -202,7 +235,7 @@ impl Sleep {
                 if !searching {
                     // We may have been the last searcher when notifies were
                     // suppressed; they may stand for more than this one task.
-                    self.notify_work();
+                    self.hand_on(work_visible);
                 }
                 Parked::Found { item, searching }
             }
@@ -213,7 +246,7 @@ impl Sleep {
                     // the queues: hand any suppressed wake-up on.
                     self.notify_work();
                 } else {
-                    self.stop_searching();
+                    self.stop_searching(work_visible);
                 }
                 Parked::Exit
             }

@@ -81,6 +81,17 @@ const STEAL_BATCH: usize = 32;
 /// loom one round: spinning only multiplies the interleavings.
 const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
 
+/// How long a searcher keeps looking (yielding between rounds) before it
+/// parks, when its previous idle gap was shorter than this: a steady
+/// stream of tasks a few microseconds apart is then caught awake instead
+/// of paying a park and a wake-up per task. Parking and being woken costs
+/// the woken task 25-30 µs on the 2-core VM of docs/benchmarks.md (p50
+/// submit-to-start with pinned workers, "latency"); spinning for about
+/// the cost of blocking wastes at most that much per gap. After a longer
+/// gap (one task per millisecond) the search stays at `SEARCH_ROUNDS`,
+/// so sparse work does not pay for it.
+const SPIN_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
+
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
 
@@ -508,14 +519,19 @@ impl WorkerContext {
     fn main_loop(&self) {
         let shared = &*self.shared;
         let counters = &shared.counters[self.index];
+        let work_visible = || self.work_visible();
         let mut tick: u32 = 0;
         let mut searching = false;
         let mut awake_since = Instant::now();
+        // When this worker last ran out of work, if it has not found any
+        // since; and whether its last idle gap was short (see `SPIN_WINDOW`).
+        let mut idle_since: Option<Instant> = None;
+        let mut gaps_are_short = false;
         loop {
             if self.should_leave() {
                 if searching {
                     searching = false;
-                    shared.sleep.stop_searching();
+                    shared.sleep.stop_searching(work_visible);
                 }
                 if shared.is_aborting() {
                     // shutdown_now: leave every unstarted task where it is;
@@ -529,26 +545,33 @@ impl WorkerContext {
             }
             tick = tick.wrapping_add(1);
             if let Some(task) = self.find_nearby(tick) {
+                if let Some(since) = idle_since.take() {
+                    gaps_are_short = since.elapsed() < SPIN_WINDOW;
+                }
                 if searching {
                     searching = false;
-                    shared.sleep.stop_searching();
+                    shared.sleep.stop_searching(work_visible);
                 }
                 self.execute(task);
                 continue;
             }
+            let since = *idle_since.get_or_insert_with(Instant::now);
             if !searching {
                 searching = shared.sleep.try_start_searching();
             }
             if searching {
-                if let Some(task) = self.search() {
+                let keep_until = gaps_are_short.then(|| since + SPIN_WINDOW);
+                if let Some(task) = self.search(keep_until) {
+                    gaps_are_short = since.elapsed() < SPIN_WINDOW;
+                    idle_since = None;
                     searching = false;
-                    shared.sleep.stop_searching();
+                    shared.sleep.stop_searching(work_visible);
                     self.execute(task);
                     continue;
                 }
             }
             bump(&counters.parks, 1);
-            let parked = shared.sleep.park(self.index, searching, || {
+            let recheck = || {
                 if self.should_leave() {
                     Recheck::Exit
                 } else if let Some(task) = self
@@ -565,14 +588,17 @@ impl WorkerContext {
                     awake_since = now;
                     Recheck::Nothing
                 }
-            });
-            match parked {
+            };
+            match shared
+                .sleep
+                .park(self.index, searching, recheck, work_visible)
+            {
                 Parked::Found {
                     item,
                     searching: now,
                 } => {
                     if now {
-                        shared.sleep.stop_searching();
+                        shared.sleep.stop_searching(work_visible);
                     }
                     searching = false;
                     self.execute(item);
@@ -591,6 +617,13 @@ impl WorkerContext {
                 }
             }
         }
+    }
+
+    /// Whether any queue of the pool holds a task (its own deque included).
+    /// Only for the hand-on of `crate::sleep`'s rule 4: O(workers) loads,
+    /// paid by the last searcher while someone sleeps.
+    fn work_visible(&self) -> bool {
+        !self.shared.injector.is_empty() || self.shared.stealers.iter().any(|s| !s.is_empty())
     }
 
     /// Whether this worker must stop taking tasks: `shutdown_now`, or it
@@ -655,10 +688,11 @@ impl WorkerContext {
         self.local.pop().or_else(|| self.steal_from_injector())
     }
 
-    /// Step 4: a few rounds over the injector and the other workers.
-    fn search(&self) -> Option<Task> {
-        let backoff = Backoff::new();
-        for round in 0..SEARCH_ROUNDS {
+    /// Step 4: rounds over the injector and the other workers:
+    /// [`SEARCH_ROUNDS`] of them, and on until `keep_until` if given.
+    fn search(&self, keep_until: Option<Instant>) -> Option<Task> {
+        let mut round: u32 = 0;
+        loop {
             if let Some(task) = self
                 .steal_from_injector()
                 .or_else(|| self.steal_from_some_workers(round as usize))
@@ -668,13 +702,18 @@ impl WorkerContext {
             if self.shared.admission.is_closed_and_drained() {
                 return None;
             }
+            round = round.wrapping_add(1);
+            if round >= SEARCH_ROUNDS
+                && (crate::sync::IS_LOOM || keep_until.is_none_or(|until| Instant::now() >= until))
+            {
+                return None;
+            }
             if crate::sync::IS_LOOM {
                 crate::sync::spin_hint();
             } else {
-                backoff.snooze();
+                thread::yield_now();
             }
         }
-        None
     }
 
     fn steal_from_injector(&self) -> Option<Task> {

@@ -130,6 +130,9 @@ impl<T> Injector<T> {
     pub(crate) fn push(&self, item: T) {
         lock(&self.queue).push_back(item);
     }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.looks_empty()
+    }
     pub(crate) fn steal_batch_with_limit_and_pop(
         &self,
         dest: &Worker<T>,
@@ -170,6 +173,9 @@ pub(crate) struct Stealer<T> {
 impl<T> Stealer<T> {
     pub(crate) fn len(&self) -> usize {
         lock(&self.queue).len()
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.looks_empty()
     }
     pub(crate) fn steal(&self) -> Steal<T> {
         if self.queue.looks_empty() {
