@@ -20,8 +20,15 @@
 //!    from the sleeping count to the searching count in one atomic step.
 //!    The woken worker is a searcher from that moment, so the next notify
 //!    sees `searching > 0` and wakes nobody: one wake per burst, not a herd.
-//! 3. **Searching** is capped at half the workers (at least one): more
-//!    thieves than that contend on the same queues for nothing.
+//! 3. **Searching** is capped at half the workers, and at least two (or
+//!    all of them in a pool of one): more thieves than that contend on the
+//!    same queues for nothing. Not one: a woken worker counts as searching
+//!    from the moment it is chosen, and on a pinned core that was halted it
+//!    takes ~20 µs before it looks anywhere; with a cap of one it barred
+//!    the worker that had just finished a task, awake and on its core,
+//!    from searching, and the next task waited for the slow one (p50
+//!    submit-to-start 18-23 µs against 0.8 µs with two, on the 2-core VM
+//!    of docs/benchmarks.md).
 //! 4. **The last searcher hands on**: a searcher that finds work stops
 //!    searching; if it was the last one, someone sleeps, and work is still
 //!    visible in some queue (after a SeqCst fence), it wakes one more.

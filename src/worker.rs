@@ -12,9 +12,11 @@
 //! 2. its own deque (LIFO: the task it spawned last is hottest in cache);
 //! 3. the injector, taking a batch into its own deque;
 //! 4. as a *searcher* (see [`crate::sleep`]), batches stolen from the other
-//!    workers, nearest cores first, for a few rounds with backoff (in large
-//!    pools each round visits the nearest workers and a rotating window of
-//!    the others, not all of them);
+//!    workers, nearest cores first, for a few rounds, yielding between them
+//!    (in large pools each round visits the nearest workers and a rotating
+//!    window of the others, not all of them); for up to [`SPIN_WINDOW`]
+//!    when its last idle gap was shorter than that, so that a steady stream
+//!    of tasks is caught awake;
 //! 5. then it parks, by the protocol in [`crate::sleep`].
 //!
 //! # Running
@@ -73,12 +75,13 @@ const NEAREST_VICTIMS: usize = 8;
 /// source queue, and at most 32 from the injector, in one batch.
 const STEAL_BATCH: usize = 32;
 
-/// Rounds of searching (injector and every other worker) before parking.
-/// Each round ends with a `Backoff::snooze`, which spins briefly and then
-/// yields; 16 rounds keep a worker awake for a few microseconds after the
-/// last task, enough to catch the next task of a steady stream without a
-/// park/unpark pair, and short enough that an idle pool burns no CPU. Under
-/// loom one round: spinning only multiplies the interleavings.
+/// Rounds of searching (injector and every other worker) before parking,
+/// at least. Each round ends with a `sched_yield`, not a spin: a pinned
+/// worker that spins holds its core, which an unpinned producer may share,
+/// while a yield hands it over at once if anyone else wants it. 16 rounds
+/// keep a worker awake for some 10 µs after its last task, and an idle
+/// pool burns no CPU (see also [`SPIN_WINDOW`]). Under loom one round:
+/// spinning only multiplies the interleavings.
 const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
 
 /// How long a searcher keeps looking (yielding between rounds) before it
