@@ -14,9 +14,7 @@
 //! 4. as a *searcher* (see [`crate::sleep`]), batches stolen from the other
 //!    workers, nearest cores first, for a few rounds, yielding between them
 //!    (in large pools each round visits the nearest workers and a rotating
-//!    window of the others, not all of them); for up to [`SPIN_WINDOW`]
-//!    when its last idle gap was shorter than that, so that a steady stream
-//!    of tasks is caught awake;
+//!    window of the others, not all of them);
 //! 5. then it parks, by the protocol in [`crate::sleep`].
 //!
 //! # Running
@@ -78,22 +76,17 @@ const STEAL_BATCH: usize = 32;
 /// Rounds of searching (injector and every other worker) before parking,
 /// at least. Each round ends with a `sched_yield`, not a spin: a pinned
 /// worker that spins holds its core, which an unpinned producer may share,
-/// while a yield hands it over at once if anyone else wants it. 16 rounds
-/// keep a worker awake for some 10 µs after its last task, and an idle
-/// pool burns no CPU (see also [`SPIN_WINDOW`]). Under loom one round:
-/// spinning only multiplies the interleavings.
+/// while a yield hands it over at once if anyone else wants it (with
+/// crossbeam's spin-then-yield `Backoff` instead, one producer's 500k
+/// submissions took 1.2x the time, and p90 submit-to-start at 200k tasks/s
+/// was 30 µs instead of 1 µs: docs/benchmarks.md). 16 rounds keep a worker
+/// awake for some 10 µs after its last task, enough to catch the next task
+/// of a steady stream without a park and a wake-up; a longer window, 50 µs
+/// for workers whose last idle gap was short, made the same producer 1.7x
+/// slower: two workers yielding for that long take turns on the
+/// producer's core. Under loom one round: spinning only multiplies the
+/// interleavings.
 const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
-
-/// How long a searcher keeps looking (yielding between rounds) before it
-/// parks, when its previous idle gap was shorter than this: a steady
-/// stream of tasks a few microseconds apart is then caught awake instead
-/// of paying a park and a wake-up per task. Parking and being woken costs
-/// the woken task 25-30 µs on the 2-core VM of docs/benchmarks.md (p50
-/// submit-to-start with pinned workers, "latency"); spinning for about
-/// the cost of blocking wastes at most that much per gap. After a longer
-/// gap (one task per millisecond) the search stays at `SEARCH_ROUNDS`,
-/// so sparse work does not pay for it.
-const SPIN_WINDOW: std::time::Duration = std::time::Duration::from_micros(50);
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
@@ -526,10 +519,6 @@ impl WorkerContext {
         let mut tick: u32 = 0;
         let mut searching = false;
         let mut awake_since = Instant::now();
-        // When this worker last ran out of work, if it has not found any
-        // since; and whether its last idle gap was short (see `SPIN_WINDOW`).
-        let mut idle_since: Option<Instant> = None;
-        let mut gaps_are_short = false;
         loop {
             if self.should_leave() {
                 if searching {
@@ -548,9 +537,6 @@ impl WorkerContext {
             }
             tick = tick.wrapping_add(1);
             if let Some(task) = self.find_nearby(tick) {
-                if let Some(since) = idle_since.take() {
-                    gaps_are_short = since.elapsed() < SPIN_WINDOW;
-                }
                 if searching {
                     searching = false;
                     shared.sleep.stop_searching(work_visible);
@@ -558,15 +544,11 @@ impl WorkerContext {
                 self.execute(task);
                 continue;
             }
-            let since = *idle_since.get_or_insert_with(Instant::now);
             if !searching {
                 searching = shared.sleep.try_start_searching();
             }
             if searching {
-                let keep_until = gaps_are_short.then(|| since + SPIN_WINDOW);
-                if let Some(task) = self.search(keep_until) {
-                    gaps_are_short = since.elapsed() < SPIN_WINDOW;
-                    idle_since = None;
+                if let Some(task) = self.search() {
                     searching = false;
                     shared.sleep.stop_searching(work_visible);
                     self.execute(task);
@@ -691,11 +673,9 @@ impl WorkerContext {
         self.local.pop().or_else(|| self.steal_from_injector())
     }
 
-    /// Step 4: rounds over the injector and the other workers:
-    /// [`SEARCH_ROUNDS`] of them, and on until `keep_until` if given.
-    fn search(&self, keep_until: Option<Instant>) -> Option<Task> {
-        let mut round: u32 = 0;
-        loop {
+    /// Step 4: a few rounds over the injector and the other workers.
+    fn search(&self) -> Option<Task> {
+        for round in 0..SEARCH_ROUNDS {
             if let Some(task) = self
                 .steal_from_injector()
                 .or_else(|| self.steal_from_some_workers(round as usize))
@@ -705,18 +685,13 @@ impl WorkerContext {
             if self.shared.admission.is_closed_and_drained() {
                 return None;
             }
-            round = round.wrapping_add(1);
-            if round >= SEARCH_ROUNDS
-                && (crate::sync::IS_LOOM || keep_until.is_none_or(|until| Instant::now() >= until))
-            {
-                return None;
-            }
             if crate::sync::IS_LOOM {
                 crate::sync::spin_hint();
             } else {
                 thread::yield_now();
             }
         }
+        None
     }
 
     fn steal_from_injector(&self) -> Option<Task> {
