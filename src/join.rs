@@ -25,6 +25,13 @@ use crate::worker::{self, WorkerContext};
 /// If either closure panics, the panic is re-raised after both have
 /// finished (the first closure's panic wins if both panic).
 ///
+/// `a` must not wait for `b` by blocking (on a channel, a lock): `b` may
+/// run after `a`, on the same thread. It always does in a pool of one
+/// worker, and in larger pools pushing `b` does not guarantee that a
+/// sleeping worker wakes for it (the push skips the fence that
+/// [`submit`](crate::submit) pays; the joining worker runs `b` itself if no
+/// one took it). rayon's `join` has the same rule.
+///
 /// ```
 /// fn fib(n: u64) -> u64 {
 ///     if n < 15 {
@@ -44,8 +51,8 @@ where
     RA: Send,
     RB: Send,
 {
-    match worker::current_any() {
-        Some(worker) => join_on(&worker, a, b),
+    worker::with_current(|current| match current {
+        Some(worker) => join_on(worker, a, b),
         None => {
             // Same contract as inside a pool: both run, then a panic (the
             // first closure's first) is re-raised.
@@ -56,7 +63,7 @@ where
                 (Ok(a), Ok(b)) => (a, b),
             }
         }
-    }
+    })
 }
 
 fn join_on<A, B, RA, RB>(worker: &WorkerContext, a: A, b: B) -> (RA, RB)
@@ -72,18 +79,20 @@ where
     // before returning or unwinding (`a`'s panic is caught first).
     let job_ref = unsafe { job_b.as_job_ref() };
     let job_b_address = &job_b as *const _ as *const ();
-    worker.push(Task::stack(job_ref, false));
+    worker.push_join(Task::stack(job_ref, false));
 
     let result_a = catch_unwind(AssertUnwindSafe(a));
 
+    let mut result_b = None;
     loop {
         if job_b.latch.probe() {
             break; // stolen, and already done
         }
         match worker.pop_local() {
             Some(task) if task.is_job(job_b_address) => {
-                // Not stolen: run `b` here, without the latch round trip.
-                job_b.run_inline();
+                // Not stolen: run `b` here, without the result cell and the
+                // latch round trip.
+                result_b = job_b.run_here();
                 break;
             }
             // Pushed by `a` above `b` and not yet run: run it, it is ours.
@@ -96,7 +105,10 @@ where
         }
     }
 
-    let result_b = job_b.into_result_catching();
+    let result_b = match result_b {
+        Some(result) => result,
+        None => job_b.into_result_catching(),
+    };
     match (result_a, result_b) {
         (Err(panic), _) | (Ok(_), Err(panic)) => resume_unwind(panic),
         (Ok(a), Ok(b)) => (a, b),

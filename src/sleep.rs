@@ -139,6 +139,20 @@ impl Sleep {
         }
     }
 
+    /// Rule 1 without the fence, for `join`'s second half only: the
+    /// joining worker pops that job back and runs it itself unless a thief
+    /// took it, so a wake-up missed here costs parallelism, never progress.
+    /// rayon makes the same trade for every job a worker pushes
+    /// (`new_internal_jobs`); corepool keeps the fence wherever the pusher
+    /// may block outside the pool waiting for what it pushed (rule 1).
+    #[inline]
+    pub(crate) fn notify_join_work(&self) {
+        let state = self.state.load(Ordering::SeqCst);
+        if searching(state) == 0 && sleeping(state) > 0 {
+            self.wake_one();
+        }
+    }
+
     /// Rule 3. Returns whether the caller is now counted as a searcher.
     pub(crate) fn try_start_searching(&self) -> bool {
         let state = self.state.load(Ordering::SeqCst);

@@ -21,13 +21,16 @@ use std::fmt;
 /// ```
 pub struct Task {
     kind: Kind,
-    /// Submitted from outside the pool, so counted by
-    /// [`Admission`](crate::admission::Admission) until it starts.
-    admitted: bool,
-    /// When it was submitted, in nanoseconds since the pool's latency
-    /// epoch, plus one; zero when queue-wait latency is not tracked.
-    enqueued: u64,
+    /// Bit 0: submitted from outside the pool, so counted by
+    /// [`Admission`](crate::admission::Admission) until it starts. Bits
+    /// 1..: when it was submitted, in nanoseconds since the pool's latency
+    /// epoch, plus one; zero when queue-wait latency is not tracked. One
+    /// word rather than two fields: a task is copied into a deque slot and
+    /// back on every push and pop, and `join` pushes and pops one per call.
+    meta: u64,
 }
+
+const ADMITTED: u64 = 1;
 
 enum Kind {
     /// A `'static` closure: `submit`, `spawn`, a scope's tasks.
@@ -62,30 +65,30 @@ impl Task {
     pub(crate) fn boxed(run: Box<dyn FnOnce() + Send + 'static>, admitted: bool) -> Self {
         Task {
             kind: Kind::Boxed(run),
-            admitted,
-            enqueued: 0,
+            meta: admitted as u64,
         }
     }
 
     pub(crate) fn stack(job: JobRef, admitted: bool) -> Self {
         Task {
             kind: Kind::Stack(job),
-            admitted,
-            enqueued: 0,
+            meta: admitted as u64,
         }
     }
 
     pub(crate) fn is_admitted(&self) -> bool {
-        self.admitted
+        self.meta & ADMITTED != 0
     }
 
     /// Stamps the submission time (nanoseconds since the latency epoch).
+    /// (63 bits of nanoseconds: 292 years after the epoch.)
     pub(crate) fn set_enqueued_ns(&mut self, nanos: u64) {
-        self.enqueued = nanos.saturating_add(1);
+        let stamp = nanos.saturating_add(1).min(u64::MAX >> 1);
+        self.meta = (self.meta & ADMITTED) | (stamp << 1);
     }
 
     pub(crate) fn enqueued_ns(&self) -> Option<u64> {
-        self.enqueued.checked_sub(1)
+        (self.meta >> 1).checked_sub(1)
     }
 
     /// Whether this task is the stack job at `data`.
@@ -124,7 +127,7 @@ impl Task {
 impl fmt::Debug for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
-            .field("admitted", &self.admitted)
+            .field("admitted", &self.is_admitted())
             .field("stack_job", &self.is_stack_job())
             .finish()
     }

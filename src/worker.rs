@@ -476,6 +476,14 @@ impl WorkerContext {
         self.shared.sleep.notify_work();
     }
 
+    /// Pushes the second half of a `join` (see `Sleep::notify_join_work`
+    /// for why it may skip the fence that `push` pays).
+    #[inline(always)]
+    pub(crate) fn push_join(&self, task: Task) {
+        self.local.push(task);
+        self.shared.sleep.notify_join_work();
+    }
+
     /// The worker's main loop; returns when the pool has shut down and
     /// this worker has nothing left to run.
     pub(crate) fn run(self) {
@@ -496,6 +504,7 @@ impl WorkerContext {
     }
 
     /// Pops the newest task of this worker's own deque.
+    #[inline]
     pub(crate) fn pop_local(&self) -> Option<Task> {
         self.local.pop()
     }
