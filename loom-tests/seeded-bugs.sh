@@ -24,9 +24,10 @@ declare -A catchers=(
     [skip_recheck]="no_lost_wakeup steal"
     [split_acquire]="try_submit_vs_shutdown blocked_producers shutdown_now"
     [drop_fence]="no_lost_wakeup steal"
+    [no_reclaim]="held_slots"
 )
 seeds=("$@")
-if [ ${#seeds[@]} -eq 0 ]; then seeds=(skip_recheck split_acquire drop_fence); fi
+if [ ${#seeds[@]} -eq 0 ]; then seeds=(skip_recheck split_acquire drop_fence no_reclaim); fi
 
 started=$(date +%s)
 undetected=0

@@ -327,7 +327,7 @@ impl Shared {
             match steal() {
                 Steal::Success(task) => {
                     if task.is_admitted() {
-                        self.admission.release();
+                        self.admission.release(1);
                     }
                     tasks.push(task);
                 }
@@ -444,6 +444,7 @@ pub(crate) fn help_until(
                 backoff.reset();
                 continue;
             }
+            worker.return_held_slots();
         }
         if crate::sync::IS_LOOM || backoff.is_completed() {
             thread::yield_now();
@@ -530,6 +531,7 @@ impl WorkerContext {
         let mut awake_since = Instant::now();
         loop {
             if self.should_leave() {
+                self.return_held_slots();
                 if searching {
                     searching = false;
                     shared.sleep.stop_searching(work_visible);
@@ -553,6 +555,9 @@ impl WorkerContext {
                 self.execute(task);
                 continue;
             }
+            // Nothing close by: before looking further or sleeping, give
+            // the bound back the slots of the tasks already started.
+            self.return_held_slots();
             if !searching {
                 searching = shared.sleep.try_start_searching();
             }
@@ -768,13 +773,23 @@ impl WorkerContext {
             .find_map(|&victim| self.steal_from(victim))
     }
 
-    /// Runs one task: frees its slot of the bound first, then runs it,
+    /// Returns the slots of the bound this worker holds back (see
+    /// `Admission::start`).
+    pub(crate) fn return_held_slots(&self) {
+        let shared = &*self.shared;
+        if shared.admission.return_held(self.index) == Released::LastAfterClose {
+            shared.sleep.wake_all();
+        }
+    }
+
+    /// Runs one task: frees its slot of the bound first (or holds it back,
+    /// to return it with the next few: `Admission::start`), then runs it,
     /// catching a panic.
     pub(crate) fn execute(&self, task: Task) {
         let shared = &*self.shared;
         let counters = &shared.counters[self.index];
         if task.is_admitted() {
-            if shared.admission.release() == Released::LastAfterClose {
+            if shared.admission.start(self.index) == Released::LastAfterClose {
                 // Idle workers may be parked waiting for this last admitted
                 // task; now they may exit.
                 shared.sleep.wake_all();

@@ -471,3 +471,58 @@ fn pools_are_told_apart_when_submitting_from_a_worker() {
     assert_eq!(a_ran.load(Ordering::SeqCst), 4);
     assert_eq!(b_ran.load(Ordering::SeqCst), 1);
 }
+
+/// A worker returns the slots of the tasks it starts a few at a time
+/// (8 here: capacity 64 on one worker), not one by one. While it runs a
+/// long task with slots still held back, the bound must stay exact: a
+/// producer that finds the pool full takes a held-back slot over.
+#[test]
+fn the_bound_stays_exact_while_a_worker_holds_back_freed_slots() {
+    const CAPACITY: usize = 64;
+    let _watchdog = Watchdog::new("the_bound_stays_exact_while_a_worker_holds_back_freed_slots");
+    let pool = Pool::builder()
+        .workers(1)
+        .queue_capacity(CAPACITY)
+        .build()
+        .unwrap();
+    let first_gate = Gate::new();
+    let second_gate = Gate::new();
+    let _open_first = first_gate.open_on_drop();
+    let _open_second = second_gate.open_on_drop();
+    let (entered_tx, entered) = mpsc::channel();
+    let gate_task = |gate: &Arc<Gate>| {
+        let (gate, entered) = (gate.clone(), entered_tx.clone());
+        move || {
+            entered.send(()).unwrap();
+            gate.wait();
+        }
+    };
+    // Started back to back, with no idle moment in between (where a worker
+    // returns what it holds): the first gate task, 5 quick tasks, the
+    // second gate task. 7 started admitted tasks, fewer than the 8 that
+    // make the worker return its slots.
+    pool.submit(gate_task(&first_gate)).unwrap();
+    entered.recv_timeout(WATCHDOG).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..5 {
+        pool.submit(counter_task(&ran)).unwrap();
+    }
+    pool.submit(gate_task(&second_gate)).unwrap();
+    first_gate.open();
+    entered.recv_timeout(WATCHDOG).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 5);
+    assert_eq!(pool.queued(), 0, "held-back slots are not queued tasks");
+
+    let mut accepted = 0;
+    while accepted <= CAPACITY && pool.try_submit(counter_task(&ran)).is_ok() {
+        accepted += 1;
+    }
+    assert_eq!(accepted, CAPACITY, "exactly `capacity` tasks fit");
+    assert_eq!(pool.queued(), CAPACITY);
+    assert!(pool.try_submit(|| {}).unwrap_err().is_full());
+
+    second_gate.open();
+    let report = pool.shutdown();
+    assert_eq!(ran.load(Ordering::SeqCst), 5 + CAPACITY);
+    assert_eq!(report.executed as usize, 2 + 5 + CAPACITY);
+}
