@@ -910,8 +910,9 @@ impl Handle {
         if let Some(epoch) = self.shared.latency_epoch {
             task.set_enqueued_ns(worker::nanos_between(epoch, Instant::now()));
         }
+        let backlog = !self.shared.injector.is_empty();
         self.shared.injector.push(task);
-        self.shared.sleep.notify_work();
+        self.shared.sleep.notify_work(backlog);
     }
 
     /// For fork-join pieces that must run whatever happens (a scope's

@@ -11,7 +11,15 @@
 //! 1. **Notify** (after any push, from a producer or from a task spawning
 //!    locally): a SeqCst fence, then read the word. Wake one sleeper only if
 //!    there is a sleeper and *nobody is searching*: a searcher will find the
-//!    task, so waking a second thread would be wasted work. This holds for
+//!    task, so waking a second thread would be wasted work. Unless the
+//!    queue pushed to already held a task before the push: then the
+//!    searchers are not keeping up, or are not running at all (a woken
+//!    worker counts as searching before it runs, and a pinned one whose
+//!    core another thread holds may not run for a whole time slice), and
+//!    one more sleeper is woken. Without this, a producer spinning on the
+//!    core of a pinned, just-woken worker left tasks waiting milliseconds
+//!    in the injector while the other worker slept (p50 1.5 ms at 150k
+//!    tasks/s on 2 cores, docs/benchmarks.md). This holds for
 //!    a push onto the pusher's own deque too: its owner may go on to block
 //!    (on a channel, a latch) waiting for that very task, so a missed
 //!    wake-up there can hang the pool. (Skipping the fence for local pushes
@@ -125,8 +133,9 @@ impl Sleep {
         }
     }
 
-    /// Rule 1. Called after every push.
-    pub(crate) fn notify_work(&self) {
+    /// Rule 1. Called after every push; `backlog` says whether the queue
+    /// pushed to already held a task before this push.
+    pub(crate) fn notify_work(&self, backlog: bool) {
         #[cfg(not(corepool_seed_bug = "drop_fence"))]
         fence(Ordering::SeqCst);
         #[cfg(corepool_seed_bug = "drop_fence")]
@@ -134,7 +143,7 @@ impl Sleep {
         #[cfg(not(corepool_seed_bug = "drop_fence"))]
         let order = Ordering::SeqCst;
         let state = self.state.load(order);
-        if searching(state) == 0 && sleeping(state) > 0 {
+        if sleeping(state) > 0 && (searching(state) == 0 || backlog) {
             self.wake_one();
         }
     }
@@ -265,7 +274,7 @@ impl Sleep {
                     // We may have given up the last search in the
                     // registration above, and we leave without looking at
                     // the queues: hand any suppressed wake-up on.
-                    self.notify_work();
+                    self.notify_work(false);
                 } else {
                     self.stop_searching(work_visible);
                 }

@@ -473,8 +473,9 @@ impl WorkerContext {
     /// Pushes a task spawned by a task running on this worker onto the
     /// worker's own deque, where the others can steal it.
     pub(crate) fn push(&self, task: Task) {
+        let backlog = !self.local.is_empty();
         self.local.push(task);
-        self.shared.sleep.notify_work();
+        self.shared.sleep.notify_work(backlog);
     }
 
     /// Pushes the second half of a `join` (see `Sleep::notify_join_work`
@@ -648,7 +649,7 @@ impl WorkerContext {
             moved = true;
         }
         if moved {
-            shared.sleep.notify_work();
+            shared.sleep.notify_work(true);
         }
         let mut guard = lock(&shared.resize);
         loop {

@@ -159,6 +159,9 @@ impl<T> Worker<T> {
     pub(crate) fn pop(&self) -> Option<T> {
         lock(&self.queue).pop_back()
     }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.looks_empty()
+    }
     pub(crate) fn stealer(&self) -> Stealer<T> {
         Stealer {
             queue: self.queue.clone(),
