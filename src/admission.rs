@@ -293,7 +293,7 @@ impl Admission {
         // one producer's 500k submissions take 0.73x the time; with a queue
         // of 20 the workers drained it during the yield, went to sleep, and
         // the run took 2.8x the time, so small queues only spin (neutral).
-        // See docs/benchmarks.md ("Changes after the tables"). Not under loom, where
+        // See docs/benchmarks.md ("The producer's spin before parking"). Not under loom, where
         // spinning would only multiply the interleavings.
         if !crate::sync::IS_LOOM {
             let backoff = Backoff::new();
