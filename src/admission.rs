@@ -155,7 +155,11 @@ impl Admission {
         if self.release_batch == 1 {
             return self.release(1);
         }
-        let held = self.held[worker].fetch_add(1, Ordering::SeqCst) + 1;
+        // The held-back counters only count: every access is a
+        // read-modify-write of one location, whose total order is all the
+        // bound needs, and nothing is published through them (the word's
+        // SeqCst RMWs pair with `waiting`). Relaxed suffices.
+        let held = self.held[worker].fetch_add(1, Ordering::Relaxed) + 1;
         if held >= self.release_batch || self.waiting.load(Ordering::Relaxed) > 0 {
             self.return_held(worker)
         } else {
@@ -170,7 +174,7 @@ impl Admission {
         if self.held[worker].load(Ordering::Relaxed) == 0 {
             return Released::Open;
         }
-        match self.held[worker].swap(0, Ordering::SeqCst) {
+        match self.held[worker].swap(0, Ordering::Relaxed) {
             0 => Released::Open,
             held => self.release(held),
         }
@@ -193,7 +197,7 @@ impl Admission {
                 match held.compare_exchange_weak(
                     current,
                     current - 1,
-                    Ordering::SeqCst,
+                    Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {

@@ -11,19 +11,22 @@
 //! 1. **Notify** (after any push, from a producer or from a task spawning
 //!    locally): a SeqCst fence, then read the word. Wake one sleeper only if
 //!    there is a sleeper and *nobody is searching*: a searcher will find the
-//!    task, so waking a second thread would be wasted work. Unless the
-//!    queue pushed to already held a task before the push: then the
-//!    searchers are not keeping up, or are not running at all (a woken
-//!    worker counts as searching before it runs, and a pinned one whose
-//!    core another thread holds may not run for a whole time slice), and
-//!    one more sleeper is woken. Without this, a producer spinning on the
-//!    core of a pinned, just-woken worker left tasks waiting milliseconds
-//!    in the injector while the other worker slept (p50 1.5 ms at 150k
-//!    tasks/s on 2 cores, docs/benchmarks.md). This holds for
+//!    task, so waking a second thread would be wasted work. This holds for
 //!    a push onto the pusher's own deque too: its owner may go on to block
 //!    (on a channel, a latch) waiting for that very task, so a missed
 //!    wake-up there can hang the pool. (Skipping the fence for local pushes
-//!    was tried; the loom `steal` model found exactly that deadlock.)
+//!    was tried; the loom `steal` model found exactly that deadlock. Only
+//!    `join` skips it, in `notify_join_work`.)
+//!
+//!    One exception to "nobody is searching": if the queue pushed to
+//!    already held a task before the push, one more sleeper is woken even
+//!    while someone searches. The searchers are then not keeping up, or not
+//!    running at all: a woken worker counts as searching before it runs,
+//!    and a pinned one whose core another thread holds may not run for a
+//!    whole time slice. Without this, a producer spinning on the core of a
+//!    pinned, just-woken worker left tasks waiting milliseconds in the
+//!    injector while the other worker slept (load test at 150k req/s on 2
+//!    cores: p50 1.06-1.20 ms before, 35 µs after; docs/benchmarks.md).
 //! 2. **Wake one**: under the `sleepers` lock, pop a sleeper and move it
 //!    from the sleeping count to the searching count in one atomic step.
 //!    The woken worker is a searcher from that moment, so the next notify
@@ -34,9 +37,9 @@
 //!    from the moment it is chosen, and on a pinned core that was halted it
 //!    takes ~20 µs before it looks anywhere; with a cap of one it barred
 //!    the worker that had just finished a task, awake and on its core,
-//!    from searching, and the next task waited for the slow one (p50
-//!    submit-to-start 18-23 µs against 0.8 µs with two, on the 2-core VM
-//!    of docs/benchmarks.md).
+//!    from searching, and the next task waited for the slow one (latency
+//!    bench p50 26.9 µs before the change that raised the cap to two, 0.8
+//!    µs after, on the 2-core VM of docs/benchmarks.md).
 //! 4. **The last searcher hands on**: a searcher that finds work stops
 //!    searching; if it was the last one, someone sleeps, and work is still
 //!    visible in some queue (after a SeqCst fence), it wakes one more.
