@@ -1,0 +1,38 @@
+//! Model 9: `join` on a pool of two workers.
+//!
+//! `Pool::install` runs a `join` of A and B on a worker: B is pushed onto
+//! that worker's deque (without the SeqCst fence other pushes pay, see
+//! `Sleep::notify_join_work`), A runs, and then B is either popped back and
+//! run inline, or stolen by the other worker, in which case the joining
+//! worker helps until B's latch is set. Whatever the interleaving: no
+//! deadlock (the joining worker never waits on a wake-up for B), both
+//! closures ran exactly once, `join` returns both results, and B's result
+//! is read only after B finished.
+#![cfg(loom)]
+
+use loom_tests::{model, pool, Runs};
+
+#[test]
+fn join_runs_both_halves_once_stolen_or_not() {
+    model("join", || {
+        let pool = pool(2, 1);
+        let runs = Runs::new(2);
+        let (a_runs, b_runs) = (runs.clone(), runs.clone());
+        let (a, b) = pool.install(move || {
+            corepool::join(
+                move || {
+                    a_runs.hit(0);
+                    "a"
+                },
+                move || {
+                    b_runs.hit(1);
+                    "b"
+                },
+            )
+        });
+        assert_eq!((a, b), ("a", "b"));
+        drop(pool);
+        runs.assert_once(0);
+        runs.assert_once(1);
+    });
+}
