@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 #[path = "../shared/gate.rs"]
 mod gate;
-pub use gate::{Gate, Watchdog};
+// Each test binary uses a subset of these.
+#[allow(unused_imports)]
+pub use gate::{hold_workers, Gate, Watchdog};
 
 /// How long a test waits for something that must happen (a task to run, a
 /// blocked call to return) before failing. Generous: it only runs out on a
@@ -26,27 +28,6 @@ impl Watchdog {
     pub fn new(what: &'static str) -> Watchdog {
         Watchdog::with_limit(what, TEST_LIMIT)
     }
-}
-
-/// Holds every worker of `pool` on `gate`: submits one task per worker,
-/// each of which waits on a barrier and then on the gate, and returns once
-/// all of them are inside their task. Since a task blocks its worker, the
-/// barrier can only complete with each task on a different worker, so on
-/// return every worker is busy and every gate task has started (and so no
-/// longer counts against the bound).
-pub fn hold_workers(pool: &corepool::Pool, gate: &Arc<Gate>) {
-    let workers = pool.workers();
-    let entered = Arc::new(Barrier::new(workers + 1));
-    for _ in 0..workers {
-        let entered = entered.clone();
-        let gate = gate.clone();
-        pool.submit(move || {
-            entered.wait();
-            gate.wait();
-        })
-        .expect("the pool is running");
-    }
-    entered.wait();
 }
 
 /// Runs one task on every worker at once (a barrier sized to the worker

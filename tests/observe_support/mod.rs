@@ -18,7 +18,9 @@ use corepool::Pool;
 
 #[path = "../shared/gate.rs"]
 mod gate;
-pub use gate::{Gate, Watchdog};
+// Each test binary uses a subset of these.
+#[allow(unused_imports)]
+pub use gate::{hold_workers, Gate, Watchdog};
 
 /// How long a test may wait for something that must happen. Generous: it
 /// is reached only by a hang, never by a slow machine doing real work.
@@ -66,27 +68,6 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         );
         thread::yield_now();
     }
-}
-
-/// Holds every active worker of `pool` on `gate`: submits one task per
-/// worker, each waiting on a barrier and then on the gate, and returns once
-/// all are inside their task. A task blocks its worker, so the barrier can
-/// only complete with one task on each worker: on return every worker is
-/// busy and every gate task has started (and no longer counts against the
-/// bound).
-pub fn hold_workers(pool: &Pool, gate: &Arc<Gate>) {
-    let workers = pool.workers();
-    let entered = Arc::new(Barrier::new(workers + 1));
-    for _ in 0..workers {
-        let entered = entered.clone();
-        let gate = gate.clone();
-        pool.submit(move || {
-            entered.wait();
-            gate.wait();
-        })
-        .expect("the pool is running");
-    }
-    entered.wait();
 }
 
 /// Runs one task on each of `count` workers at once (a barrier sized to

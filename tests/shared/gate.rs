@@ -1,4 +1,5 @@
-//! A gate to hold workers and a watchdog that turns a hang into an abort
+//! A gate to hold workers (and `hold_workers`, which holds them all on
+//! one) and a watchdog that turns a hang into an abort
 //! with a message: shared by the `core_*`, `lifecycle_*` and `observe_*`
 //! test support modules (each adds its own `Watchdog::new` default).
 
@@ -6,7 +7,7 @@
 
 use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -85,4 +86,25 @@ impl Drop for Watchdog {
         // Disconnecting the channel tells the watchdog thread to stand down.
         self.done.take();
     }
+}
+
+/// Holds every active worker of `pool` on `gate`: submits one task per
+/// worker, each waiting on a barrier and then on the gate, and returns once
+/// all are inside their task. A task blocks its worker, so the barrier can
+/// only complete with one task on each worker: on return every worker is
+/// busy and every gate task has started (and no longer counts against the
+/// bound).
+pub fn hold_workers(pool: &corepool::Pool, gate: &Arc<Gate>) {
+    let workers = pool.workers();
+    let entered = Arc::new(Barrier::new(workers + 1));
+    for _ in 0..workers {
+        let entered = entered.clone();
+        let gate = gate.clone();
+        pool.submit(move || {
+            entered.wait();
+            gate.wait();
+        })
+        .expect("the pool is running");
+    }
+    entered.wait();
 }
