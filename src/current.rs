@@ -55,7 +55,7 @@ where
 {
     worker::with_current(|current| match current {
         Some(worker) => {
-            worker.push(Task::boxed(Box::new(f), false));
+            worker.push(Task::boxed(f, false));
             Ok(())
         }
         None => Err(NotInPool(f)),

@@ -13,7 +13,7 @@ use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::sync::{lock, Arc, AtomicBool, Condvar, Mutex, Ordering};
-use crate::task::JobRef;
+use crate::task::{Action, JobHeader, JobRef};
 
 /// Something a job's owner waits on.
 pub(crate) trait Latch {
@@ -80,8 +80,11 @@ impl Latch for LockLatch {
     }
 }
 
-/// A closure and the slot for its result, on the owner's stack.
+/// A closure and the slot for its result, on the owner's stack. The
+/// header comes first (`repr(C)`), as a `Task` expects of every job.
+#[repr(C)]
 pub(crate) struct StackJob<L, F, R> {
+    header: JobHeader,
     pub(crate) latch: L,
     func: UnsafeCell<Option<F>>,
     result: UnsafeCell<Option<Result<R, Box<dyn Any + Send>>>>,
@@ -95,6 +98,7 @@ where
 {
     pub(crate) fn new(latch: L, func: F) -> Self {
         StackJob {
+            header: JobHeader::new(),
             latch,
             func: UnsafeCell::new(Some(func)),
             result: UnsafeCell::new(None),
@@ -107,15 +111,17 @@ where
     /// `self.latch` is set; and it must not touch `func` or `result` until
     /// then. The returned reference may be run at most once.
     pub(crate) unsafe fn as_job_ref(&self) -> JobRef {
-        // SAFETY: the caller's contract is exactly `JobRef::new`'s.
+        // SAFETY: the caller's contract is the rest of `JobRef::new`'s; the
+        // job starts with its header (`repr(C)`), whose `u64` aligns it to 8.
         unsafe { JobRef::new(self as *const Self as *const (), Self::execute) }
     }
 
     /// # Safety
     ///
     /// `this` must come from `as_job_ref` on a live job, and be executed
-    /// at most once.
-    unsafe fn execute(this: *const ()) {
+    /// at most once. The action is ignored: a stack job always runs, since
+    /// its owner waits for its latch (`Task` never discards one).
+    unsafe fn execute(this: *const (), _: Action) {
         // SAFETY: per the contract, `this` points at a live `StackJob` of
         // exactly this type, and only this call touches its cells until
         // the latch is set.
@@ -137,7 +143,7 @@ where
         // SAFETY: called by the owner only when no `JobRef` to this job
         // can be executed by anyone else (it was never shared, or it was
         // popped back from the owner's own deque).
-        unsafe { Self::execute(self as *const Self as *const ()) }
+        unsafe { Self::execute(self as *const Self as *const (), Action::Run) }
     }
 
     /// Takes the closure back and runs it here, catching a panic: for an

@@ -710,7 +710,7 @@ impl Handle {
     {
         match self.route(Wait::Forever) {
             Ok(route) => {
-                self.push(route, Box::new(f));
+                self.push(route, f);
                 Ok(())
             }
             Err(_) => Err(SubmitError(f)),
@@ -737,7 +737,7 @@ impl Handle {
     {
         match self.route(Wait::Never) {
             Ok(route) => {
-                self.push(route, Box::new(f));
+                self.push(route, f);
                 Ok(())
             }
             Err(Refused::Full) => Err(TrySubmitError::Full(f)),
@@ -760,7 +760,7 @@ impl Handle {
     {
         match self.route(Wait::For(timeout)) {
             Ok(route) => {
-                self.push(route, Box::new(f));
+                self.push(route, f);
                 Ok(())
             }
             Err(Refused::Closed) => Err(SubmitTimeoutError::Shutdown(f)),
@@ -887,10 +887,18 @@ impl Handle {
         }
     }
 
-    fn push(&self, route: Route, run: Box<dyn FnOnce() + Send + 'static>) {
+    fn push<F>(&self, route: Route, run: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.push_task(route, |admitted| Task::boxed(run, admitted));
+    }
+
+    /// `make_task(admitted)` builds the task once the route is known.
+    fn push_task(&self, route: Route, make_task: impl FnOnce(bool) -> Task) {
         match route {
-            Route::Local(worker) => worker.push(Task::boxed(run, false)),
-            Route::Injector => self.inject(Task::boxed(run, true)),
+            Route::Local(worker) => worker.push(make_task(false)),
+            Route::Injector => self.inject(make_task(true)),
         }
     }
 
@@ -918,9 +926,21 @@ impl Handle {
     /// For fork-join pieces that must run whatever happens (a scope's
     /// tasks): submitted like `submit`, or run right here if the pool is
     /// shutting down, so that nothing a scope waits for is ever lost.
-    pub(crate) fn push_or_run(&self, run: Box<dyn FnOnce() + Send + 'static>) {
-        if let Err(SubmitError(run)) = self.submit(run) {
-            run();
+    ///
+    /// # Safety
+    ///
+    /// Whatever `run` borrows must outlive its run (`Pool::scope` waits
+    /// for every task it spawned before its borrows end).
+    pub(crate) unsafe fn push_or_run_scoped<F>(&self, run: F)
+    where
+        F: FnOnce() + Send,
+    {
+        match self.route(Wait::Forever) {
+            // SAFETY: the caller's contract is `boxed_unchecked`'s.
+            Ok(route) => self.push_task(route, |admitted| unsafe {
+                Task::boxed_unchecked(run, admitted)
+            }),
+            Err(_) => run(),
         }
     }
 

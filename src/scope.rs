@@ -117,12 +117,10 @@ impl<'scope> Scope<'scope> {
             drop(scope);
             completion.done();
         };
-        let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(run);
-        // SAFETY: only the lifetime changes. `Pool::scope` returns only once
-        // `pending` is zero, after this closure ran or was dropped, so what
-        // it borrows for `'scope` is never used after `'scope` ends.
-        let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
-        self.handle.push_or_run(run);
+        // SAFETY: `Pool::scope` returns only once `pending` is zero, after
+        // this closure ran or was dropped, so what it borrows for `'scope`
+        // is never used after `'scope` ends.
+        unsafe { self.handle.push_or_run_scoped(run) };
     }
 }
 

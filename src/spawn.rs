@@ -176,7 +176,7 @@ impl<T> Drop for CancelOnDrop<T> {
 
 /// Wraps `f` into the closure that goes into the queues, and the handle
 /// that receives its result.
-pub(crate) fn wrap<F, T>(f: F) -> (Box<dyn FnOnce() + Send + 'static>, JoinHandle<T>)
+pub(crate) fn wrap<F, T>(f: F) -> (impl FnOnce() + Send + 'static, JoinHandle<T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -202,7 +202,7 @@ where
         });
         packet.finish(result, false);
     };
-    (Box::new(run), JoinHandle { packet })
+    (run, JoinHandle { packet })
 }
 
 /// The handle to a task started with [`spawn`](crate::Pool::spawn): join

@@ -1,5 +1,20 @@
 //! The unit of work that travels through the queues.
+//!
+//! A [`Task`] is two words: the address of its job, tagged with two flag
+//! bits, and the function that runs (or discards) the job. `join` pushes
+//! one onto the worker's deque and pops it back on every call, and a task
+//! of this shape (like an `Option` of it, thanks to the function
+//! pointer's niche) travels in two registers: into the deque's slot, and
+//! back out of `pop`. The first layout, an enum of a boxed `dyn FnOnce`
+//! or a stack job plus a word of flags (32 bytes), went through the stack
+//! on every push and pop and was read back with 16-byte loads that missed
+//! store forwarding: a fifth of `join`'s time (`docs/benchmarks.md`,
+//! "fork-join").
+//!
+//! Every job starts with a [`JobHeader`], which holds what does not fit in
+//! the two words: the submission stamp for the queue-wait latency.
 
+use std::cell::Cell;
 use std::fmt;
 
 /// A task the pool accepted but never started, handed back by
@@ -20,86 +35,169 @@ use std::fmt;
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
 pub struct Task {
-    kind: Kind,
-    /// Bit 0: submitted from outside the pool, so counted by
-    /// [`Admission`](crate::admission::Admission) until it starts. Bits
-    /// 1..: when it was submitted, in nanoseconds since the pool's latency
-    /// epoch, plus one; zero when queue-wait latency is not tracked. One
-    /// word rather than two fields: a task is copied into a deque slot and
-    /// back on every push and pop, and `join` pushes and pops one per call.
-    meta: u64,
+    /// The job's address (a `HeapJob` this task owns, or a job on a
+    /// waiting thread's stack), with `ADMITTED` and `STACK` in its low
+    /// bits (jobs are aligned to 8: their header is a `u64`).
+    job: usize,
+    /// Runs the job, or drops it unrun (heap jobs only); made for the
+    /// job's type.
+    finish: unsafe fn(*const (), Action),
 }
 
-const ADMITTED: u64 = 1;
+/// Submitted from outside the pool, so counted by
+/// [`Admission`](crate::admission::Admission) until it starts.
+const ADMITTED: usize = 1;
+/// A job on a waiting thread's stack.
+const STACK: usize = 2;
+const FLAGS: usize = ADMITTED | STACK;
 
-enum Kind {
-    /// A `'static` closure: `submit`, `spawn`, a scope's tasks.
-    Boxed(Box<dyn FnOnce() + Send + 'static>),
-    /// A job that lives on a waiting thread's stack (`join`).
-    Stack(JobRef),
+// SAFETY: a heap job is a `HeapJob<F>` with `F: Send` (`Task::boxed`),
+// owned by this task alone; a stack job is `Send` by `JobRef::new`'s
+// contract. Moving the task moves that ownership, nothing is shared.
+unsafe impl Send for Task {}
+
+/// What a task's `finish` function does with its job.
+#[derive(Clone, Copy)]
+pub(crate) enum Action {
+    Run,
+    /// Drop a heap job's closure unrun. A stack job is never discarded:
+    /// its owner waits for it (see `Task::is_stack_job`).
+    Discard,
+}
+
+/// The first field of every job a task points to (`repr(C)` in both
+/// kinds of job, so the job's address is its header's).
+pub(crate) struct JobHeader {
+    /// When the task was submitted, in nanoseconds since the pool's
+    /// latency epoch, plus one; zero when queue-wait latency is not
+    /// tracked. Written by the submitter before the push, read by the
+    /// worker after the pop (the queue orders the two).
+    enqueued: Cell<u64>,
+}
+
+impl JobHeader {
+    pub(crate) fn new() -> Self {
+        JobHeader {
+            enqueued: Cell::new(0),
+        }
+    }
+}
+
+/// A closure on the heap, behind its header.
+#[repr(C)]
+struct HeapJob<F> {
+    header: JobHeader,
+    func: F,
 }
 
 /// A pointer to a job on some thread's stack, and the function that runs it.
 /// Used by `join` so that the second closure needs no heap allocation.
 pub(crate) struct JobRef {
     data: *const (),
-    execute: unsafe fn(*const ()),
+    execute: unsafe fn(*const (), Action),
 }
-
-// SAFETY: a `JobRef` is only created (by `StackJob::as_job_ref`) for jobs
-// whose closure and result are `Send`, and the thread that owns the job
-// waits for it to finish before the pointed-to memory goes away.
-unsafe impl Send for JobRef {}
 
 impl JobRef {
     /// # Safety
     ///
-    /// `data` must stay valid, and `execute(data)` must be sound to call
-    /// once from any thread, until the job has run.
-    pub(crate) unsafe fn new(data: *const (), execute: unsafe fn(*const ())) -> Self {
+    /// `data` must point at a job that starts with a [`JobHeader`] and is
+    /// aligned to at least 4; it must stay valid, and `execute(data, _)`
+    /// must be sound to call once from any thread, until the job has run;
+    /// the job's closure and result must be `Send`.
+    pub(crate) unsafe fn new(data: *const (), execute: unsafe fn(*const (), Action)) -> Self {
+        debug_assert_eq!(data as usize & FLAGS, 0, "a stack job is aligned to 4");
         JobRef { data, execute }
     }
 }
 
+/// # Safety
+///
+/// `job` must come from `Box::<HeapJob<F>>::into_raw` and be used by no
+/// one else; this call consumes it.
+unsafe fn finish_heap_job<F: FnOnce()>(job: *const (), action: Action) {
+    // SAFETY: per the contract, `job` is a live `Box<HeapJob<F>>` we own.
+    let job = unsafe { Box::from_raw(job as *mut HeapJob<F>) };
+    match action {
+        Action::Run => {
+            let HeapJob { func, .. } = *job;
+            func()
+        }
+        Action::Discard => drop(job),
+    }
+}
+
 impl Task {
-    pub(crate) fn boxed(run: Box<dyn FnOnce() + Send + 'static>, admitted: bool) -> Self {
+    pub(crate) fn boxed<F>(func: F, admitted: bool) -> Self
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        // SAFETY: `F: 'static` borrows nothing that could end first.
+        unsafe { Self::boxed_unchecked(func, admitted) }
+    }
+
+    /// A heap task whose closure may borrow (a scope's tasks).
+    ///
+    /// # Safety
+    ///
+    /// Whatever `func` borrows must outlive the task: it must be run or
+    /// dropped before any of those borrows end.
+    pub(crate) unsafe fn boxed_unchecked<F>(func: F, admitted: bool) -> Self
+    where
+        F: FnOnce() + Send,
+    {
+        let job = Box::into_raw(Box::new(HeapJob {
+            header: JobHeader::new(),
+            func,
+        }));
         Task {
-            kind: Kind::Boxed(run),
-            meta: admitted as u64,
+            // The header's `u64` aligns the job to 8: the flag bits are free.
+            job: job as usize | admitted as usize,
+            finish: finish_heap_job::<F>,
         }
     }
 
     pub(crate) fn stack(job: JobRef, admitted: bool) -> Self {
         Task {
-            kind: Kind::Stack(job),
-            meta: admitted as u64,
+            job: job.data as usize | STACK | admitted as usize,
+            finish: job.execute,
         }
     }
 
+    fn address(&self) -> *const () {
+        (self.job & !FLAGS) as *const ()
+    }
+
+    fn header(&self) -> &JobHeader {
+        // SAFETY: every job starts with its header (`repr(C)`), and stays
+        // valid while a task points at it (`boxed_unchecked`, `JobRef::new`).
+        unsafe { &*(self.address() as *const JobHeader) }
+    }
+
+    #[inline]
     pub(crate) fn is_admitted(&self) -> bool {
-        self.meta & ADMITTED != 0
+        self.job & ADMITTED != 0
     }
 
     /// Stamps the submission time (nanoseconds since the latency epoch).
-    /// (63 bits of nanoseconds: 292 years after the epoch.)
     pub(crate) fn set_enqueued_ns(&mut self, nanos: u64) {
-        let stamp = nanos.saturating_add(1).min(u64::MAX >> 1);
-        self.meta = (self.meta & ADMITTED) | (stamp << 1);
+        self.header().enqueued.set(nanos.saturating_add(1));
     }
 
     pub(crate) fn enqueued_ns(&self) -> Option<u64> {
-        (self.meta >> 1).checked_sub(1)
+        self.header().enqueued.get().checked_sub(1)
     }
 
     /// Whether this task is the stack job at `data`.
+    #[inline]
     pub(crate) fn is_job(&self, data: *const ()) -> bool {
-        matches!(&self.kind, Kind::Stack(job) if job.data == data)
+        self.is_stack_job() && self.address() == data
     }
 
     /// Whether this task points into a waiting thread's stack, and must be
     /// run rather than handed back or dropped.
+    #[inline]
     pub(crate) fn is_stack_job(&self) -> bool {
-        matches!(self.kind, Kind::Stack(_))
+        self.job & STACK != 0
     }
 
     /// Runs the task on the current thread. A panic in a task from
@@ -114,12 +212,21 @@ impl Task {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn run(self) {
-        match self.kind {
-            Kind::Boxed(run) => run(),
-            // SAFETY: a `JobRef` is run at most once: the `Task` holding it
-            // is consumed here, and `JobRef::new`'s contract keeps `data`
-            // valid until then.
-            Kind::Stack(job) => unsafe { (job.execute)(job.data) },
+        let task = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the task is consumed and never dropped, so its job is
+        // finished exactly once, here, by the function made for its type
+        // (`boxed_unchecked` and `JobRef::new` keep the job valid till then).
+        unsafe { (task.finish)(task.address(), Action::Run) }
+    }
+}
+
+impl Drop for Task {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.is_stack_job() {
+            // SAFETY: a heap task dropped unrun: this is the only use of
+            // the `HeapJob` it owns (`run` never reaches `drop`).
+            unsafe { (self.finish)(self.address(), Action::Discard) }
         }
     }
 }
@@ -130,5 +237,48 @@ impl fmt::Debug for Task {
             .field("admitted", &self.is_admitted())
             .field("stack_job", &self.is_stack_job())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_and_an_option_of_one_are_two_words() {
+        assert_eq!(
+            std::mem::size_of::<Task>(),
+            2 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Task>>(),
+            2 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn a_heap_task_keeps_its_flags_and_stamp_and_drops_its_closure_unrun() {
+        let alive = std::sync::Arc::new(());
+        let held = alive.clone();
+        let mut task = Task::boxed(move || drop(held), true);
+        assert!(task.is_admitted());
+        assert!(!task.is_stack_job());
+        assert_eq!(task.enqueued_ns(), None);
+        task.set_enqueued_ns(0);
+        assert_eq!(task.enqueued_ns(), Some(0));
+        task.set_enqueued_ns(41);
+        assert_eq!(task.enqueued_ns(), Some(41));
+        assert!(task.is_admitted());
+        assert_eq!(std::sync::Arc::strong_count(&alive), 2);
+        drop(task);
+        assert_eq!(std::sync::Arc::strong_count(&alive), 1, "dropped unrun");
+    }
+
+    #[test]
+    fn a_heap_task_runs_its_closure_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        Task::boxed(move || tx.send(7).unwrap(), false).run();
+        assert_eq!(rx.recv().ok(), Some(7));
+        assert!(rx.recv().is_err(), "the closure (and its sender) is gone");
     }
 }

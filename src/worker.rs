@@ -379,10 +379,16 @@ pub(crate) struct WorkerContext {
 #[cfg(not(loom))]
 thread_local! {
     static CURRENT: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
+    /// The same context, as a plain pointer, for `join` and the free
+    /// `submit`: a `Cell` of a pointer needs no destructor, so reading it
+    /// is one load from the thread's block, where the `RefCell` of an
+    /// `Rc` first checks its destructor's registration and its borrow flag.
+    static CURRENT_PTR: Cell<*const WorkerContext> = const { Cell::new(std::ptr::null()) };
 }
 #[cfg(loom)]
 thread_local! {
     static CURRENT: RefCell<Option<Rc<WorkerContext>>> = RefCell::new(None);
+    static CURRENT_PTR: Cell<*const WorkerContext> = Cell::new(std::ptr::null());
 }
 
 /// The worker running on this thread, if it belongs to the pool that owns
@@ -399,8 +405,14 @@ pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
 
 /// Calls `f` with the worker running on this thread, of whichever pool,
 /// without cloning its context (the free `submit` and `spawn`).
+#[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
-    CURRENT.with(|current| f(current.borrow().as_deref()))
+    let current = CURRENT_PTR.with(Cell::get);
+    // SAFETY: `WorkerContext::run` sets the pointer from the `Rc` it holds
+    // and clears it before dropping that `Rc`; everything that runs on a
+    // worker thread runs inside `run`, so a non-null pointer is live for
+    // the whole call, and `f` cannot keep the reference past it.
+    f(unsafe { current.as_ref() })
 }
 
 /// The worker running on this thread, of whichever pool.
@@ -491,6 +503,7 @@ impl WorkerContext {
     pub(crate) fn run(self) {
         let ctx = Rc::new(self);
         CURRENT.with(|current| *current.borrow_mut() = Some(ctx.clone()));
+        CURRENT_PTR.with(|current| current.set(Rc::as_ptr(&ctx)));
         if let Some(hook) = &ctx.shared.hooks.on_start {
             // A panicking hook must not take the worker down.
             let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
@@ -499,6 +512,7 @@ impl WorkerContext {
         if let Some(hook) = &ctx.shared.hooks.on_stop {
             let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
         }
+        CURRENT_PTR.with(|current| current.set(std::ptr::null()));
         CURRENT.with(|current| current.borrow_mut().take());
         let shared = &ctx.shared;
         *lock(&shared.exited) += 1;
@@ -796,9 +810,11 @@ impl WorkerContext {
                 shared.sleep.wake_all();
             }
             bump(&counters.admitted_started, 1);
-            if let (Some(epoch), Some(enqueued)) = (shared.latency_epoch, task.enqueued_ns()) {
-                let now = nanos_between(epoch, Instant::now());
-                counters.latency.record(now.saturating_sub(enqueued));
+            if let Some(epoch) = shared.latency_epoch {
+                if let Some(enqueued) = task.enqueued_ns() {
+                    let now = nanos_between(epoch, Instant::now());
+                    counters.latency.record(now.saturating_sub(enqueued));
+                }
             }
         }
         // A depth, not a flag: a task waiting in `join` runs others inside.

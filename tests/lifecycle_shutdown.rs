@@ -965,9 +965,10 @@ fn stress_producers_racing_shutdown_now_lose_and_duplicate_nothing() {
 // An accepted submission that has taken its slot but is not yet queued.
 //
 // A global allocator with a per-thread trigger: the first allocation of a
-// chosen size on a thread that armed it runs an action. `submit` takes its
-// slot of the bound first and boxes the closure after, so stalling that box
-// holds a producer exactly between "accepted" and "queued".
+// chosen range of sizes on a thread that armed it runs an action. `submit`
+// takes its slot of the bound first and boxes the closure after (behind a
+// header of at most 16 bytes), so stalling that box holds a producer
+// exactly between "accepted" and "queued".
 
 struct TriggeringAlloc;
 
@@ -983,17 +984,19 @@ static RELEASED_AFTER_EXIT: AtomicBool = AtomicBool::new(false);
 static TRIGGER_TESTS: Mutex<()> = Mutex::new(());
 
 thread_local! {
-    /// (allocation size, action) armed on this thread; size `usize::MAX`
-    /// when disarmed.
-    static TRIGGER: Cell<(usize, u8)> = const { Cell::new((usize::MAX, 0)) };
+    /// (smallest size, largest size, action) armed on this thread; an
+    /// empty range when disarmed.
+    static TRIGGER: Cell<(usize, usize, u8)> = const { Cell::new(DISARMED) };
 }
 
-fn arm(size: usize, action: u8) {
-    TRIGGER.with(|trigger| trigger.set((size, action)));
+const DISARMED: (usize, usize, u8) = (usize::MAX, 0, 0);
+
+fn arm(sizes: std::ops::RangeInclusive<usize>, action: u8) {
+    TRIGGER.with(|trigger| trigger.set((*sizes.start(), *sizes.end(), action)));
 }
 
 fn disarm() {
-    TRIGGER.with(|trigger| trigger.set((usize::MAX, 0)));
+    TRIGGER.with(|trigger| trigger.set(DISARMED));
 }
 
 fn spin_until(flag: &AtomicBool) {
@@ -1009,9 +1012,9 @@ unsafe impl GlobalAlloc for TriggeringAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let action = TRIGGER
             .try_with(|trigger| {
-                let (size, action) = trigger.get();
-                if size == layout.size() {
-                    trigger.set((usize::MAX, 0));
+                let (smallest, largest, action) = trigger.get();
+                if (smallest..=largest).contains(&layout.size()) {
+                    trigger.set(DISARMED);
                     action
                 } else {
                     0
@@ -1068,7 +1071,7 @@ fn stalled_submit(handle: Handle, tracker: &Arc<Tracker>) -> thread::JoinHandle<
     };
     let size = std::mem::size_of_val(&task);
     let producer = thread::spawn(move || {
-        arm(size, STALL);
+        arm(size..=size + 16, STALL);
         let accepted = handle.submit(task).is_ok();
         disarm();
         PRODUCER_RETURNED.store(true, Ordering::SeqCst);
@@ -1137,7 +1140,10 @@ fn shutdown_now_hands_back_a_submission_that_took_its_slot() {
         // after the drain looked at the injector. The drain then goes on
         // once the stalled task is in the injector.
         arm(
-            4 * std::mem::size_of::<corepool::Task>(),
+            {
+                let tasks = 4 * std::mem::size_of::<corepool::Task>();
+                tasks..=tasks
+            },
             RELEASE_AFTER_DRAIN,
         );
         let report = pool.shutdown_now();
