@@ -237,7 +237,7 @@ pub struct WorkerMetrics {
     pub active: bool,
     /// Tasks it ran.
     pub executed: u64,
-    /// Successful steals from other workers (each may take a batch).
+    /// Tasks stolen from other workers (one per steal).
     pub stolen: u64,
     /// Steal attempts, successful or not.
     pub steal_attempts: u64,

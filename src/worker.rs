@@ -6,13 +6,13 @@
 //!
 //! 1. every [`GLOBAL_QUEUE_INTERVAL`]th time, the injector first, so that
 //!    injected work is served even while tasks keep spawning locally; and
-//!    half a period later, one other worker's deque, in turn, so that a
-//!    batch held by a descheduled worker does not wait for the others to
-//!    run out of work;
+//!    half a period later, one task from another worker's deque, in turn,
+//!    so that a batch held by a descheduled worker does not wait for the
+//!    others to run out of work;
 //! 2. its own deque (LIFO: the task it spawned last is hottest in cache);
 //! 3. the injector, taking a batch into its own deque;
-//! 4. as a *searcher* (see [`crate::sleep`]), batches stolen from the other
-//!    workers, nearest cores first, for a few rounds, yielding between them
+//! 4. as a *searcher* (see [`crate::sleep`]), the oldest task of another
+//!    worker's deque, nearest cores first, for a few rounds, yielding between them
 //!    (in large pools each round visits the nearest workers and a rotating
 //!    window of the others, not all of them);
 //! 5. then it parks, by the protocol in [`crate::sleep`].
@@ -69,8 +69,9 @@ const BALANCE_TICK: u32 = GLOBAL_QUEUE_INTERVAL / 2;
 /// nearest workers plus this many others in rotation, instead of all.
 const NEAREST_VICTIMS: usize = 8;
 
-/// Most tasks taken in one steal. crossbeam moves at most half of the
-/// source queue, and at most 32 from the injector, in one batch.
+/// Most tasks taken from the injector in one steal (crossbeam moves at
+/// most 32 in one batch anyway). Workers steal from each other one task
+/// at a time (`steal_from`).
 const STEAL_BATCH: usize = 32;
 
 /// Rounds of searching (injector and every other worker) before parking,
@@ -764,12 +765,16 @@ impl WorkerContext {
         self.steal_from(victims[turn % victims.len()])
     }
 
-    /// One batch steal from `victim`, retrying while contended.
+    /// Steals the oldest task of `victim`'s deque, retrying while
+    /// contended. One task, not a batch: in fork-join and in trees of
+    /// spawned tasks the oldest is the largest piece of work, and taking
+    /// half the deque instead left the victim stealing its own pieces back
+    /// (`docs/benchmarks.md`, "What changed in the third round").
     fn steal_from(&self, victim: usize) -> Option<Task> {
         let shared = &*self.shared;
         loop {
             bump(&shared.counters[self.index].steal_attempts, 1);
-            match shared.stealers[victim].steal_batch_with_limit_and_pop(&self.local, STEAL_BATCH) {
+            match shared.stealers[victim].steal() {
                 Steal::Success(task) => {
                     bump(&shared.counters[self.index].stolen, 1);
                     return Some(task);
