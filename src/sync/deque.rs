@@ -189,14 +189,4 @@ impl<T> Stealer<T> {
             None => Steal::Empty,
         }
     }
-    pub(crate) fn steal_batch_with_limit_and_pop(
-        &self,
-        dest: &Worker<T>,
-        limit: usize,
-    ) -> Steal<T> {
-        if Arc::ptr_eq(&self.queue, &dest.queue) {
-            return Steal::Empty;
-        }
-        batch_and_pop(&self.queue, dest, limit)
-    }
 }
