@@ -410,10 +410,20 @@ pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
     let current = CURRENT_PTR.with(Cell::get);
     // SAFETY: `WorkerContext::run` sets the pointer from the `Rc` it holds
-    // and clears it before dropping that `Rc`; everything that runs on a
-    // worker thread runs inside `run`, so a non-null pointer is live for
-    // the whole call, and `f` cannot keep the reference past it.
-    f(unsafe { current.as_ref() })
+    // and clears it before that `Rc` drops (`ClearCurrentPtr`), and all a
+    // worker runs runs inside `run`; `f` cannot keep the reference.
+    let current = unsafe { current.as_ref() };
+    f(current)
+}
+
+/// Clears `CURRENT_PTR` when `WorkerContext::run` ends, however it ends,
+/// before the context it points into is dropped.
+struct ClearCurrentPtr;
+
+impl Drop for ClearCurrentPtr {
+    fn drop(&mut self) {
+        CURRENT_PTR.with(|current| current.set(std::ptr::null()));
+    }
 }
 
 /// The worker running on this thread, of whichever pool.
@@ -505,6 +515,8 @@ impl WorkerContext {
         let ctx = Rc::new(self);
         CURRENT.with(|current| *current.borrow_mut() = Some(ctx.clone()));
         CURRENT_PTR.with(|current| current.set(Rc::as_ptr(&ctx)));
+        // Declared after `ctx`, so dropped before it, even in an unwind.
+        let _clear_ptr = ClearCurrentPtr;
         if let Some(hook) = &ctx.shared.hooks.on_start {
             // A panicking hook must not take the worker down.
             let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
@@ -513,7 +525,6 @@ impl WorkerContext {
         if let Some(hook) = &ctx.shared.hooks.on_stop {
             let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
         }
-        CURRENT_PTR.with(|current| current.set(std::ptr::null()));
         CURRENT.with(|current| current.borrow_mut().take());
         let shared = &ctx.shared;
         *lock(&shared.exited) += 1;
