@@ -8,8 +8,8 @@
 //! back out of `pop`. The first layout, an enum of a boxed `dyn FnOnce`
 //! or a stack job plus a word of flags (32 bytes), went through the stack
 //! on every push and pop and was read back with 16-byte loads that missed
-//! store forwarding: a fifth of `join`'s time (`docs/benchmarks.md`,
-//! "fork-join").
+//! store forwarding: 45 % of `join_on`'s perf samples, a fifth of a tree
+//! sum's (`docs/benchmarks.md`, "What changed in the third round").
 //!
 //! Every job starts with a [`JobHeader`], which holds what does not fit in
 //! the two words: the submission stamp for the queue-wait latency.
