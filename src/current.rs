@@ -55,7 +55,7 @@ where
 {
     worker::with_current(|current| match current {
         Some(worker) => {
-            worker.push(Task::boxed(f, false));
+            worker.push(Task::new(f, false, false));
             Ok(())
         }
         None => Err(NotInPool(f)),
@@ -87,7 +87,7 @@ where
     worker::with_current(|current| match current {
         Some(worker) => {
             let (run, handle) = spawn::wrap(f);
-            worker.push(Task::boxed(run, false));
+            worker.push(Task::new(run, false, false));
             Ok(handle)
         }
         None => Err(NotInPool(f)),

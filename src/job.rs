@@ -13,7 +13,7 @@ use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::sync::{lock, Arc, AtomicBool, Condvar, Mutex, Ordering};
-use crate::task::{Action, JobHeader, JobRef};
+use crate::task::{Action, JobHeader, JobRef, Slot, TaskKind};
 
 /// Something a job's owner waits on.
 pub(crate) trait Latch {
@@ -112,16 +112,21 @@ where
     /// then. The returned reference may be run at most once.
     pub(crate) unsafe fn as_job_ref(&self) -> JobRef {
         // SAFETY: the caller's contract is the rest of `JobRef::new`'s; the
-        // job starts with its header (`repr(C)`), whose `u64` aligns it to 8.
-        unsafe { JobRef::new(self as *const Self as *const (), Self::execute) }
+        // job starts with its header (`repr(C)`).
+        unsafe { JobRef::new(self as *const Self as *const (), Self::KINDS) }
     }
+
+    const KINDS: &'static [TaskKind; 2] = &TaskKind::stack(Self::execute);
 
     /// # Safety
     ///
-    /// `this` must come from `as_job_ref` on a live job, and be executed
-    /// at most once. The action is ignored: a stack job always runs, since
-    /// its owner waits for its latch (`Task` never discards one).
-    unsafe fn execute(this: *const (), _: Action) {
+    /// `slot` must hold the address, from `as_job_ref`, of a live job, to
+    /// be executed at most once. The action is ignored: a stack job always
+    /// runs, since its owner waits for its latch (`Task` never discards
+    /// one).
+    unsafe fn execute(slot: *mut Slot, _: Action) {
+        // SAFETY: per the contract, the slot holds the job's address.
+        let this = unsafe { (*slot).assume_init() } as *const ();
         // SAFETY: per the contract, `this` points at a live `StackJob` of
         // exactly this type, and only this call touches its cells until
         // the latch is set.
@@ -140,10 +145,11 @@ where
 
     /// Runs the job on the current thread, if no one has taken it.
     pub(crate) fn run_inline(&self) {
+        let mut slot = Slot::new(self as *const Self as *mut ());
         // SAFETY: called by the owner only when no `JobRef` to this job
         // can be executed by anyone else (it was never shared, or it was
         // popped back from the owner's own deque).
-        unsafe { Self::execute(self as *const Self as *const (), Action::Run) }
+        unsafe { Self::execute(&mut slot, Action::Run) }
     }
 
     /// Takes the closure back and runs it here, catching a panic: for an

@@ -78,7 +78,6 @@ where
     // set: every path below either runs it here or waits for the latch
     // before returning or unwinding (`a`'s panic is caught first).
     let job_ref = unsafe { job_b.as_job_ref() };
-    let job_b_address = &job_b as *const _ as *const ();
     worker.push_join(Task::stack(job_ref, false));
 
     let result_a = catch_unwind(AssertUnwindSafe(a));
@@ -89,9 +88,10 @@ where
             break; // stolen, and already done
         }
         match worker.pop_local() {
-            Some(task) if task.is_job(job_b_address) => {
+            Some(task) if task.is_job(&job_ref) => {
                 // Not stolen: run `b` here, without the result cell and the
-                // latch round trip.
+                // latch round trip. (A stack task's drop does nothing.)
+                std::mem::forget(task);
                 result_b = job_b.run_here();
                 break;
             }

@@ -891,14 +891,15 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.push_task(route, |admitted| Task::boxed(run, admitted));
+        self.push_task(route, |admitted, stamped| Task::new(run, admitted, stamped));
     }
 
-    /// `make_task(admitted)` builds the task once the route is known.
-    fn push_task(&self, route: Route, make_task: impl FnOnce(bool) -> Task) {
+    /// `make_task(admitted, stamped)` builds the task once the route is
+    /// known (only injected tasks are stamped, when latency is tracked).
+    fn push_task(&self, route: Route, make_task: impl FnOnce(bool, bool) -> Task) {
         match route {
-            Route::Local(worker) => worker.push(make_task(false)),
-            Route::Injector => self.inject(make_task(true)),
+            Route::Local(worker) => worker.push(make_task(false, false)),
+            Route::Injector => self.inject(make_task(true, self.shared.latency_epoch.is_some())),
         }
     }
 
@@ -918,9 +919,9 @@ impl Handle {
         if let Some(epoch) = self.shared.latency_epoch {
             task.set_enqueued_ns(worker::nanos_between(epoch, Instant::now()));
         }
-        let backlog = !self.shared.injector.is_empty();
-        self.shared.injector.push(task);
-        self.shared.sleep.notify_work(backlog);
+        let injector = &self.shared.injector;
+        injector.push(task);
+        self.shared.sleep.notify_work(|| injector.len() > 1);
     }
 
     /// For fork-join pieces that must run whatever happens (a scope's
@@ -937,8 +938,8 @@ impl Handle {
     {
         match self.route(Wait::Forever) {
             // SAFETY: the caller's contract is `boxed_unchecked`'s.
-            Ok(route) => self.push_task(route, |admitted| unsafe {
-                Task::boxed_unchecked(run, admitted)
+            Ok(route) => self.push_task(route, |admitted, stamped| unsafe {
+                Task::new_unchecked(run, admitted, stamped)
             }),
             Err(_) => run(),
         }

@@ -19,8 +19,8 @@
 //!    `join` skips it, in `notify_join_work`.)
 //!
 //!    One exception to "nobody is searching": if the queue pushed to
-//!    already held a task before the push, one more sleeper is woken even
-//!    while someone searches. The searchers are then not keeping up, or not
+//!    holds another task besides the one pushed, one more sleeper is woken
+//!    even while someone searches. The searchers are then not keeping up, or not
 //!    running at all: a woken worker counts as searching before it runs,
 //!    and a pinned one whose core another thread holds may not run for a
 //!    whole time slice. Without this, a producer spinning on the core of a
@@ -137,8 +137,11 @@ impl Sleep {
     }
 
     /// Rule 1. Called after every push; `backlog` says whether the queue
-    /// pushed to already held a task before this push.
-    pub(crate) fn notify_work(&self, backlog: bool) {
+    /// pushed to holds another task besides this one. It is asked only
+    /// when the answer matters (someone sleeps and someone searches), so
+    /// that a push does not read the consumers' end of its queue, a cache
+    /// line they write on every steal.
+    pub(crate) fn notify_work(&self, backlog: impl FnOnce() -> bool) {
         #[cfg(not(corepool_seed_bug = "drop_fence"))]
         fence(Ordering::SeqCst);
         #[cfg(corepool_seed_bug = "drop_fence")]
@@ -146,7 +149,7 @@ impl Sleep {
         #[cfg(not(corepool_seed_bug = "drop_fence"))]
         let order = Ordering::SeqCst;
         let state = self.state.load(order);
-        if sleeping(state) > 0 && (searching(state) == 0 || backlog) {
+        if sleeping(state) > 0 && (searching(state) == 0 || backlog()) {
             self.wake_one();
         }
     }
@@ -277,7 +280,7 @@ impl Sleep {
                     // We may have given up the last search in the
                     // registration above, and we leave without looking at
                     // the queues: hand any suppressed wake-up on.
-                    self.notify_work(false);
+                    self.notify_work(|| false);
                 } else {
                     self.stop_searching(work_visible);
                 }

@@ -16,6 +16,8 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
 
 /// A task the pool accepted but never started, handed back by
 /// [`Pool::shutdown_now`](crate::Pool::shutdown_now).
@@ -35,33 +37,88 @@ use std::fmt;
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
 pub struct Task {
-    /// The job's address (a `HeapJob` this task owns, or a job on a
-    /// waiting thread's stack), with `ADMITTED` and `STACK` in its low
-    /// bits (jobs are aligned to 8: their header is a `u64`).
-    job: usize,
-    /// Runs the job, or drops it unrun (heap jobs only); made for the
-    /// job's type.
-    finish: unsafe fn(*const (), Action),
+    /// The closure itself when it fits in a word (`TaskKind::INLINE`), or
+    /// the address of its job: a `HeapJob` this task owns, or a job on a
+    /// waiting thread's stack.
+    job: Slot,
+    /// How to finish the job, and what kind of task this is: one static
+    /// per closure type and flags.
+    kind: &'static TaskKind,
 }
+
+/// A word that holds a pointer, or a closure of at most a pointer's size
+/// and alignment.
+pub(crate) type Slot = MaybeUninit<*mut ()>;
 
 /// Submitted from outside the pool, so counted by
 /// [`Admission`](crate::admission::Admission) until it starts.
-const ADMITTED: usize = 1;
+const ADMITTED: u8 = 1;
 /// A job on a waiting thread's stack.
-const STACK: usize = 2;
-const FLAGS: usize = ADMITTED | STACK;
+const STACK: u8 = 2;
+/// The closure is in the task's own word: no allocation, no stamp.
+const INLINE: u8 = 4;
 
-// SAFETY: a heap job is a `HeapJob<F>` with `F: Send` (`Task::boxed`),
-// owned by this task alone; a stack job is `Send` by `JobRef::new`'s
+/// A task's finish function and flags.
+pub(crate) struct TaskKind {
+    /// Runs the job, or drops it unrun (never a stack job).
+    finish: unsafe fn(*mut Slot, Action),
+    flags: u8,
+}
+
+impl TaskKind {
+    /// The kinds of a stack job whose `execute` is given: not admitted,
+    /// and admitted.
+    pub(crate) const fn stack(execute: unsafe fn(*mut Slot, Action)) -> [TaskKind; 2] {
+        [
+            TaskKind {
+                finish: execute,
+                flags: STACK,
+            },
+            TaskKind {
+                finish: execute,
+                flags: STACK | ADMITTED,
+            },
+        ]
+    }
+}
+
+/// The kinds of a closure of type `F`, inline or boxed, admitted or not.
+struct ClosureKinds<F>(PhantomData<F>);
+
+impl<F: FnOnce()> ClosureKinds<F> {
+    const INLINE: &'static [TaskKind; 2] = &[
+        TaskKind {
+            finish: finish_inline::<F>,
+            flags: INLINE,
+        },
+        TaskKind {
+            finish: finish_inline::<F>,
+            flags: INLINE | ADMITTED,
+        },
+    ];
+    const BOXED: &'static [TaskKind; 2] = &[
+        TaskKind {
+            finish: finish_heap_job::<F>,
+            flags: 0,
+        },
+        TaskKind {
+            finish: finish_heap_job::<F>,
+            flags: ADMITTED,
+        },
+    ];
+}
+
+// SAFETY: a task owns its closure (inline or boxed), which `Task::boxed`
+// requires to be `Send`; a stack job is `Send` by `JobRef::new`'s
 // contract. Moving the task moves that ownership, nothing is shared.
 unsafe impl Send for Task {}
 
-/// What a task's `finish` function does with its job.
+/// What a task's finish function does with its job.
 #[derive(Clone, Copy)]
 pub(crate) enum Action {
     Run,
-    /// Drop a heap job's closure unrun. A stack job is never discarded:
-    /// its owner waits for it (see `Task::is_stack_job`).
+    /// Drop the closure unrun. A stack job is never discarded: its owner
+    /// waits for it (see `Task::is_stack_job`).
     Discard,
 }
 
@@ -90,33 +147,53 @@ struct HeapJob<F> {
     func: F,
 }
 
-/// A pointer to a job on some thread's stack, and the function that runs it.
+/// A pointer to a job on some thread's stack, and its kinds.
 /// Used by `join` so that the second closure needs no heap allocation.
+#[derive(Clone, Copy)]
 pub(crate) struct JobRef {
     data: *const (),
-    execute: unsafe fn(*const (), Action),
+    kinds: &'static [TaskKind; 2],
 }
 
 impl JobRef {
     /// # Safety
     ///
-    /// `data` must point at a job that starts with a [`JobHeader`] and is
-    /// aligned to at least 4; it must stay valid, and `execute(data, _)`
-    /// must be sound to call once from any thread, until the job has run;
-    /// the job's closure and result must be `Send`.
-    pub(crate) unsafe fn new(data: *const (), execute: unsafe fn(*const (), Action)) -> Self {
-        debug_assert_eq!(data as usize & FLAGS, 0, "a stack job is aligned to 4");
-        JobRef { data, execute }
+    /// `data` must point at a job that starts with a [`JobHeader`]; it
+    /// must stay valid, and `kinds`' finish function must be sound to call
+    /// once, from any thread, on a slot holding `data`, until the job has
+    /// run; the job's closure and result must be `Send`.
+    pub(crate) unsafe fn new(data: *const (), kinds: &'static [TaskKind; 2]) -> Self {
+        JobRef { data, kinds }
+    }
+}
+
+/// Whether a closure of type `F` fits in a task's own word.
+const fn fits_inline<F>() -> bool {
+    size_of::<F>() <= size_of::<Slot>() && align_of::<F>() <= align_of::<Slot>()
+}
+
+/// # Safety
+///
+/// `slot` must hold an `F` written by `Task::new_unchecked`, used by no
+/// one else; this call consumes it.
+unsafe fn finish_inline<F: FnOnce()>(slot: *mut Slot, action: Action) {
+    // SAFETY: per the contract, the slot holds a live `F` (it fits:
+    // `fits_inline`), which we take out once.
+    let func = unsafe { slot.cast::<F>().read() };
+    match action {
+        Action::Run => func(),
+        Action::Discard => drop(func),
     }
 }
 
 /// # Safety
 ///
-/// `job` must come from `Box::<HeapJob<F>>::into_raw` and be used by no
-/// one else; this call consumes it.
-unsafe fn finish_heap_job<F: FnOnce()>(job: *const (), action: Action) {
-    // SAFETY: per the contract, `job` is a live `Box<HeapJob<F>>` we own.
-    let job = unsafe { Box::from_raw(job as *mut HeapJob<F>) };
+/// `slot` must hold the pointer of a `Box<HeapJob<F>>` made by
+/// `Task::new_unchecked`, used by no one else; this call consumes it.
+unsafe fn finish_heap_job<F: FnOnce()>(slot: *mut Slot, action: Action) {
+    // SAFETY: per the contract, the slot holds a live `Box<HeapJob<F>>`'s
+    // pointer, which we own.
+    let job = unsafe { Box::from_raw((*slot).assume_init() as *mut HeapJob<F>) };
     match action {
         Action::Run => {
             let HeapJob { func, .. } = *job;
@@ -127,77 +204,95 @@ unsafe fn finish_heap_job<F: FnOnce()>(job: *const (), action: Action) {
 }
 
 impl Task {
-    pub(crate) fn boxed<F>(func: F, admitted: bool) -> Self
+    /// A task for `func`: in the task's own word if it fits and `stamped`
+    /// is false (an inline closure has no header to hold a stamp), on the
+    /// heap otherwise.
+    pub(crate) fn new<F>(func: F, admitted: bool, stamped: bool) -> Self
     where
         F: FnOnce() + Send + 'static,
     {
         // SAFETY: `F: 'static` borrows nothing that could end first.
-        unsafe { Self::boxed_unchecked(func, admitted) }
+        unsafe { Self::new_unchecked(func, admitted, stamped) }
     }
 
-    /// A heap task whose closure may borrow (a scope's tasks).
+    /// As [`Task::new`], for a closure that may borrow (a scope's tasks).
     ///
     /// # Safety
     ///
     /// Whatever `func` borrows must outlive the task: it must be run or
     /// dropped before any of those borrows end.
-    pub(crate) unsafe fn boxed_unchecked<F>(func: F, admitted: bool) -> Self
+    pub(crate) unsafe fn new_unchecked<F>(func: F, admitted: bool, stamped: bool) -> Self
     where
         F: FnOnce() + Send,
     {
-        let job = Box::into_raw(Box::new(HeapJob {
-            header: JobHeader::new(),
-            func,
-        }));
+        let mut job = Slot::uninit();
+        let kinds = if fits_inline::<F>() && !stamped {
+            // SAFETY: `F` fits in the slot's size and alignment.
+            unsafe { job.as_mut_ptr().cast::<F>().write(func) };
+            ClosureKinds::<F>::INLINE
+        } else {
+            job.write(Box::into_raw(Box::new(HeapJob {
+                header: JobHeader::new(),
+                func,
+            })) as *mut ());
+            ClosureKinds::<F>::BOXED
+        };
         Task {
-            // The header's `u64` aligns the job to 8: the flag bits are free.
-            job: job as usize | admitted as usize,
-            finish: finish_heap_job::<F>,
+            job,
+            kind: &kinds[admitted as usize],
         }
     }
 
     pub(crate) fn stack(job: JobRef, admitted: bool) -> Self {
         Task {
-            job: job.data as usize | STACK | admitted as usize,
-            finish: job.execute,
+            job: Slot::new(job.data as *mut ()),
+            kind: &job.kinds[admitted as usize],
         }
     }
 
-    fn address(&self) -> *const () {
-        (self.job & !FLAGS) as *const ()
-    }
-
-    fn header(&self) -> &JobHeader {
-        // SAFETY: every job starts with its header (`repr(C)`), and stays
-        // valid while a task points at it (`boxed_unchecked`, `JobRef::new`).
-        unsafe { &*(self.address() as *const JobHeader) }
+    fn header(&self) -> Option<&JobHeader> {
+        if self.kind.flags & INLINE != 0 {
+            return None;
+        }
+        // SAFETY: a task that is not inline holds the address of a job
+        // that starts with its header (`repr(C)`) and stays valid while a
+        // task points at it (`new_unchecked`, `JobRef::new`).
+        Some(unsafe { &*((*self.job.as_ptr()) as *const JobHeader) })
     }
 
     #[inline]
     pub(crate) fn is_admitted(&self) -> bool {
-        self.job & ADMITTED != 0
+        self.kind.flags & ADMITTED != 0
     }
 
-    /// Stamps the submission time (nanoseconds since the latency epoch).
+    /// Stamps the submission time (nanoseconds since the latency epoch);
+    /// an inline task (made with `stamped` false) has nowhere to keep it.
     pub(crate) fn set_enqueued_ns(&mut self, nanos: u64) {
-        self.header().enqueued.set(nanos.saturating_add(1));
+        if let Some(header) = self.header() {
+            header.enqueued.set(nanos.saturating_add(1));
+        }
     }
 
     pub(crate) fn enqueued_ns(&self) -> Option<u64> {
-        self.header().enqueued.get().checked_sub(1)
+        self.header()?.enqueued.get().checked_sub(1)
     }
 
-    /// Whether this task is the stack job at `data`.
+    /// Whether this task is `job`, made by `Task::stack(job, false)`. Two
+    /// comparisons of words, no load: `join` asks it of every task it pops.
     #[inline]
-    pub(crate) fn is_job(&self, data: *const ()) -> bool {
-        self.is_stack_job() && self.address() == data
+    pub(crate) fn is_job(&self, job: &JobRef) -> bool {
+        // Only a stack task has a stack job's kind, and a stack task's slot
+        // holds an address (`stack`), so reading the slot as one is sound.
+        std::ptr::eq(self.kind, &job.kinds[0])
+            // SAFETY: see above; `&&` reads the slot only for a stack task.
+            && std::ptr::eq(unsafe { self.job.assume_init() }, job.data)
     }
 
     /// Whether this task points into a waiting thread's stack, and must be
     /// run rather than handed back or dropped.
     #[inline]
     pub(crate) fn is_stack_job(&self) -> bool {
-        self.job & STACK != 0
+        self.kind.flags & STACK != 0
     }
 
     /// Runs the task on the current thread. A panic in a task from
@@ -212,11 +307,10 @@ impl Task {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn run(self) {
-        let task = std::mem::ManuallyDrop::new(self);
+        let mut task = ManuallyDrop::new(self);
         // SAFETY: the task is consumed and never dropped, so its job is
-        // finished exactly once, here, by the function made for its type
-        // (`boxed_unchecked` and `JobRef::new` keep the job valid till then).
-        unsafe { (task.finish)(task.address(), Action::Run) }
+        // finished exactly once, here, by the function made for it.
+        unsafe { (task.kind.finish)(&mut task.job, Action::Run) }
     }
 }
 
@@ -224,9 +318,9 @@ impl Drop for Task {
     #[inline]
     fn drop(&mut self) {
         if !self.is_stack_job() {
-            // SAFETY: a heap task dropped unrun: this is the only use of
-            // the `HeapJob` it owns (`run` never reaches `drop`).
-            unsafe { (self.finish)(self.address(), Action::Discard) }
+            // SAFETY: a closure's task dropped unrun: this is the only use
+            // of the closure it owns (`run` never reaches `drop`).
+            unsafe { (self.kind.finish)(&mut self.job, Action::Discard) }
         }
     }
 }
@@ -260,7 +354,7 @@ mod tests {
     fn a_heap_task_keeps_its_flags_and_stamp_and_drops_its_closure_unrun() {
         let alive = std::sync::Arc::new(());
         let held = alive.clone();
-        let mut task = Task::boxed(move || drop(held), true);
+        let mut task = Task::new(move || drop(held), true, true);
         assert!(task.is_admitted());
         assert!(!task.is_stack_job());
         assert_eq!(task.enqueued_ns(), None);
@@ -275,9 +369,32 @@ mod tests {
     }
 
     #[test]
+    fn a_closure_of_one_word_is_inline_unless_stamped_and_a_larger_one_boxed() {
+        let alive = std::sync::Arc::new(());
+        let (one, two) = (alive.clone(), alive.clone());
+        let small = Task::new(move || drop(one), true, false);
+        assert!(small.header().is_none(), "inline: one Arc fits in a word");
+        assert!(small.is_admitted());
+        let stamped = Task::new(move || drop(two), false, true);
+        assert!(stamped.header().is_some(), "a stamped task needs a header");
+        let pair = (alive.clone(), alive.clone());
+        let large = Task::new(move || drop(pair), false, false);
+        assert!(large.header().is_some(), "two words do not fit");
+        assert_eq!(std::sync::Arc::strong_count(&alive), 5);
+        small.run();
+        assert_eq!(
+            std::sync::Arc::strong_count(&alive),
+            4,
+            "ran, and dropped its capture"
+        );
+        drop((stamped, large));
+        assert_eq!(std::sync::Arc::strong_count(&alive), 1, "dropped unrun");
+    }
+
+    #[test]
     fn a_heap_task_runs_its_closure_once() {
         let (tx, rx) = std::sync::mpsc::channel();
-        Task::boxed(move || tx.send(7).unwrap(), false).run();
+        Task::new(move || tx.send(7).unwrap(), false, false).run();
         assert_eq!(rx.recv().ok(), Some(7));
         assert!(rx.recv().is_err(), "the closure (and its sender) is gone");
     }

@@ -10,7 +10,9 @@
 //!    so that a batch held by a descheduled worker does not wait for the
 //!    others to run out of work;
 //! 2. its own deque (LIFO: the task it spawned last is hottest in cache);
-//! 3. the injector, taking a batch into its own deque;
+//! 3. the injector, taking a batch into its own deque (after a short pause
+//!    if its last take there found a single task: see
+//!    [`INJECTOR_PACE`]);
 //! 4. as a *searcher* (see [`crate::sleep`]), the oldest task of another
 //!    worker's deque, nearest cores first, for a few rounds, yielding between them
 //!    (in large pools each round visits the nearest workers and a rotating
@@ -35,6 +37,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::time::Duration;
 
 use crossbeam_utils::{Backoff, CachePadded};
 
@@ -73,6 +76,13 @@ const NEAREST_VICTIMS: usize = 8;
 /// most 32 in one batch anyway). Workers steal from each other one task
 /// at a time (`steal_from`).
 const STEAL_BATCH: usize = 32;
+
+/// How long a worker whose last take from the injector found a single
+/// task waits before the next take (see `take_from_injector`). Against
+/// no pause, 1 µs took one producer's tiny tasks from 240 to 66 ns each,
+/// 2 µs to 55, 4 µs to 50 (docs/benchmarks.md, fourth round): 2 µs takes
+/// most of the gain, and a task that arrives meanwhile waits at most that.
+const INJECTOR_PACE: Duration = Duration::from_micros(2);
 
 /// Rounds of searching (injector and every other worker) before parking,
 /// at least. Each round ends with a `sched_yield`, not a spin: a pinned
@@ -210,7 +220,7 @@ impl Shared {
                 steal_attempts: load(&c.steal_attempts),
                 parks: load(&c.parks),
                 panicked: load(&c.panicked),
-                busy: std::time::Duration::from_nanos(load(&c.busy_ns)),
+                busy: Duration::from_nanos(load(&c.busy_ns)),
                 local_queue_depth: self.stealers[index].len(),
                 running: load(&c.running) > 0,
             })
@@ -373,6 +383,9 @@ pub(crate) struct WorkerContext {
     local: Worker<Task>,
     /// Whose turn it is in the periodic balancing steal.
     balance_turn: Cell<usize>,
+    /// Whether this worker's last take from the injector found a single
+    /// task (see `take_from_injector`).
+    took_single: Cell<bool>,
 }
 
 // The worker context of this thread, if it is a worker. (loom's
@@ -490,6 +503,7 @@ impl WorkerContext {
             shared,
             local,
             balance_turn: Cell::new(0),
+            took_single: Cell::new(false),
         }
     }
 
@@ -498,7 +512,7 @@ impl WorkerContext {
     pub(crate) fn push(&self, task: Task) {
         let backlog = !self.local.is_empty();
         self.local.push(task);
-        self.shared.sleep.notify_work(backlog);
+        self.shared.sleep.notify_work(|| backlog);
     }
 
     /// Pushes the second half of a `join` (see `Sleep::notify_join_work`
@@ -675,7 +689,7 @@ impl WorkerContext {
             moved = true;
         }
         if moved {
-            shared.sleep.notify_work(true);
+            shared.sleep.notify_work(|| true);
         }
         let mut guard = lock(&shared.resize);
         loop {
@@ -711,7 +725,29 @@ impl WorkerContext {
             }
             _ => {}
         }
-        self.local.pop().or_else(|| self.steal_from_injector())
+        self.local.pop().or_else(|| self.take_from_injector())
+    }
+
+    /// Step 3, paced: if the last take found a single task, wait
+    /// [`INJECTOR_PACE`] before the next one, so that a batch can build up.
+    ///
+    /// A producer that is slower than the workers would otherwise hand
+    /// them its tasks one at a time: each worker takes the task just
+    /// pushed, runs it, and is back before the next one, so every push and
+    /// every take fights over the injector's cache lines and the
+    /// producer's own pushes slow down (one producer, 1M tiny tasks: 240
+    /// ns per task with 1.2 tasks per take; with the pause, 55 ns and 16 per
+    /// take; docs/benchmarks.md). A stream that has ended costs the worker
+    /// one pause before it searches; a task arriving meanwhile waits at
+    /// most that long.
+    fn take_from_injector(&self) -> Option<Task> {
+        if self.took_single.get() && !crate::sync::IS_LOOM {
+            spin_for(INJECTOR_PACE);
+        }
+        let task = self.steal_from_injector();
+        self.took_single
+            .set(task.is_some() && self.local.is_empty());
+        task
     }
 
     /// Step 4: a few rounds over the injector and the other workers.
@@ -844,6 +880,20 @@ impl WorkerContext {
         }
         bump(&counters.running, u64::MAX); // wrapping: minus one
         bump(&counters.executed, 1);
+    }
+}
+
+/// Spins (with the CPU's spin-wait hint, which leaves a hyperthread
+/// sibling the core) for about `pause`.
+fn spin_for(pause: Duration) {
+    let deadline = std::time::Instant::now() + pause;
+    loop {
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+        if std::time::Instant::now() >= deadline {
+            return;
+        }
     }
 }
 

@@ -130,6 +130,9 @@ impl<T> Injector<T> {
     pub(crate) fn push(&self, item: T) {
         lock(&self.queue).push_back(item);
     }
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.queue).len()
+    }
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.looks_empty()
     }
