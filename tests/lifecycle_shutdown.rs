@@ -448,6 +448,47 @@ fn shutdown_now_hands_back_unstarted_tasks_to_run_or_drop() {
 }
 
 #[test]
+fn shutdown_now_hands_back_one_word_closures_to_run_or_drop() {
+    // A closure of one word (here a `Box`) is stored in the task itself,
+    // with no allocation; handed back, it must still run or drop once.
+    within("shutdown_now hands back one-word closures", || {
+        let pool = one_worker(16);
+        let tracker = Tracker::new(7);
+        let running = hold_until_shutdown(&pool, tracker.probe(6));
+        for id in 0..6 {
+            let probe = Box::new(tracker.probe(id));
+            pool.submit(move || {
+                probe.run();
+            })
+            .unwrap();
+        }
+        let report = pool.shutdown_now();
+        assert_eq!(running.join().unwrap(), 6);
+        assert_eq!(report.unstarted.len(), 6, "nothing queued started");
+        for (i, task) in report.unstarted.into_iter().enumerate() {
+            if i.is_multiple_of(2) {
+                task.run();
+            } else {
+                drop(task);
+            }
+        }
+        let outcomes: Vec<(u8, u8)> = (0..6)
+            .map(|id| (tracker.runs(id), tracker.drops(id)))
+            .collect();
+        assert_eq!(
+            outcomes.iter().filter(|&&o| o == (1, 0)).count(),
+            3,
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            outcomes.iter().filter(|&&o| o == (0, 1)).count(),
+            3,
+            "{outcomes:?}"
+        );
+    });
+}
+
+#[test]
 fn handed_back_tasks_keep_their_panic_and_cancel_behaviour() {
     within("handed-back panics", || {
         let pool = one_worker(16);
