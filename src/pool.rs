@@ -937,7 +937,7 @@ impl Handle {
         F: FnOnce() + Send,
     {
         match self.route(Wait::Forever) {
-            // SAFETY: the caller's contract is `boxed_unchecked`'s.
+            // SAFETY: the caller's contract is `Task::new_unchecked`'s.
             Ok(route) => self.push_task(route, |admitted, stamped| unsafe {
                 Task::new_unchecked(run, admitted, stamped)
             }),
