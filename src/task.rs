@@ -1,18 +1,25 @@
 //! The unit of work that travels through the queues.
 //!
-//! A [`Task`] is two words: the address of its job, tagged with two flag
-//! bits, and the function that runs (or discards) the job. `join` pushes
-//! one onto the worker's deque and pops it back on every call, and a task
-//! of this shape (like an `Option` of it, thanks to the function
-//! pointer's niche) travels in two registers: into the deque's slot, and
-//! back out of `pop`. The first layout, an enum of a boxed `dyn FnOnce`
-//! or a stack job plus a word of flags (32 bytes), went through the stack
-//! on every push and pop and was read back with 16-byte loads that missed
-//! store forwarding: 45 % of `join_on`'s perf samples, a fifth of a tree
-//! sum's (`docs/benchmarks.md`, "What changed in the third round").
+//! A [`Task`] is two words: a slot and a kind. The slot holds the closure
+//! itself when it fits in a word (one `Arc`, `Box` or reference, or
+//! nothing at all), so the most common submissions cost no allocation;
+//! otherwise it holds the address of the job (a `HeapJob`, or a `join`'s
+//! job on the waiting thread's stack). The kind is a static made for the
+//! closure's type: the function that runs (or discards) the job, and the
+//! flags. `join` pushes a task onto the worker's deque and pops it back on
+//! every call, and a task of this shape (like an `Option` of it, thanks
+//! to the kind reference's niche) travels in two registers: into the
+//! deque's slot, and back out of `pop`. The first layout, an enum of a
+//! boxed `dyn FnOnce` or a stack job plus a word of flags (32 bytes), went
+//! through the stack on every push and pop and was read back with 16-byte
+//! loads that missed store forwarding: 45 % of `join_on`'s perf samples,
+//! a fifth of a tree sum's (`docs/benchmarks.md`, "What changed in the
+//! third round"). Storing small closures in the slot is the fourth
+//! round's.
 //!
-//! Every job starts with a [`JobHeader`], which holds what does not fit in
-//! the two words: the submission stamp for the queue-wait latency.
+//! Every job a task points to starts with a [`JobHeader`], which holds
+//! what does not fit in the two words: the submission stamp for the
+//! queue-wait latency. A task that is stamped is therefore never inline.
 
 use std::cell::Cell;
 use std::fmt;
@@ -108,8 +115,8 @@ impl<F: FnOnce()> ClosureKinds<F> {
     ];
 }
 
-// SAFETY: a task owns its closure (inline or boxed), which `Task::boxed`
-// requires to be `Send`; a stack job is `Send` by `JobRef::new`'s
+// SAFETY: a task owns its closure (inline or boxed), which `Task::new`
+// and `Task::new_unchecked` require to be `Send`; a stack job is `Send` by `JobRef::new`'s
 // contract. Moving the task moves that ownership, nothing is shared.
 unsafe impl Send for Task {}
 
