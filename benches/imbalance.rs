@@ -7,6 +7,12 @@
 //! `corepool unpinned` is corepool with `pin_workers(false)`, to tell
 //! pinning's share apart on a machine where other processes take cores.
 //!
+//! `static split` is no pool at all: W plain threads, each running one
+//! contiguous W-th of the burst (so each gets the same number of long
+//! tasks), no producer, no queue. It is the ceiling this machine allows
+//! W threads on this work: what is lost there (thread start, the cores'
+//! noise) no scheduler can win back.
+//!
 //! Run: `cargo bench --bench imbalance` (smoke test: `-- --test`).
 
 mod common;
@@ -67,6 +73,23 @@ fn sequential(shape: Shape) -> Duration {
     start.elapsed()
 }
 
+/// The `static split` baseline: W scoped threads, one contiguous W-th of
+/// the burst each.
+fn static_split(shape: Shape, workers: usize) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for k in 0..workers {
+            let (from, to) = (k * shape.tasks / workers, (k + 1) * shape.tasks / workers);
+            scope.spawn(move || {
+                for i in from..to {
+                    black_box(work::spin(shape.iters(i)));
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
 fn main() {
     let quick = common::init_quick_mode();
     let workers = common::workers();
@@ -85,6 +108,9 @@ fn main() {
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("sequential", |b| {
         b.iter_custom(|iters| rounds(iters, || sequential(shape)))
+    });
+    group.bench_function("static split", |b| {
+        b.iter_custom(|iters| rounds(iters, || static_split(shape, workers)))
     });
     for_each_runtime!(workers, |rt| {
         let latch = Latch::leaked();

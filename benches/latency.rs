@@ -14,7 +14,11 @@
 //! p50/p99/p99.9/max come from an HDR histogram of every task's latency.
 //! The table gives the median over the runs, with the min and max.
 //! Also measured: corepool with other capacities (the default-capacity
-//! question) and with unpinned workers.
+//! question) and with unpinned workers; and a baseline that is no pool at
+//! all, `inline`: the producer runs each task itself when it is due, so
+//! its latency is only how late the producer thread itself runs, alone
+//! on the machine. That is the floor no pool can go under here: a pool's
+//! task starts on another thread, after the producer's `spawn` returned.
 //!
 //! Run: `cargo bench --bench latency` (smoke test: `-- --test` or
 //! `COREPOOL_BENCH_QUICK=1`). Options through the environment:
@@ -154,6 +158,28 @@ fn measure<R: Runtime>(rt: &R, tasks: usize, warmup_tasks: usize) -> (String, Va
     (rt.name(), value)
 }
 
+/// The `inline` baseline: no pool, the producer runs each task in its
+/// `spawn` call (see the module documentation).
+struct Inline;
+
+impl Runtime for Inline {
+    type Spawner = ();
+
+    fn name(&self) -> String {
+        "inline".to_owned()
+    }
+
+    fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) {
+        f();
+    }
+
+    fn spawner(&self) {}
+
+    fn spawn_inside<F: FnOnce() + Send + 'static>(_: &(), f: F) {
+        f();
+    }
+}
+
 fn env_f64(key: &str) -> Option<f64> {
     std::env::var(key).ok().and_then(|v| v.parse().ok())
 }
@@ -182,7 +208,7 @@ fn main() {
         }
     );
 
-    let mut results = Vec::new();
+    let mut results = vec![measure(&Inline, tasks, warmup_tasks)];
     for_each_runtime!(workers, |rt| results.push(measure(
         &rt,
         tasks,

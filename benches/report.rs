@@ -139,7 +139,7 @@ fn order_key(name: &str) -> usize {
         return 100 + k.parse::<usize>().unwrap_or(0);
     }
     match name {
-        "sequential" => 0,
+        "sequential" | "inline" | "static split" => 0,
         "corepool" => 1,
         n if n.starts_with("corepool") => 2,
         "rayon" => 3,
