@@ -5,7 +5,9 @@
 //! `(sequential / W) / makespan` (1.0 = perfect use of W workers).
 //!
 //! `corepool unpinned` is corepool with `pin_workers(false)`, to tell
-//! pinning's share apart on a machine where other processes take cores.
+//! pinning's share apart on a machine where other processes take cores;
+//! `corepool cap=Wx4096` is corepool with 16 times the default capacity,
+//! to show what the bound costs a producer that shares the workers' cores.
 //!
 //! `static split` is no pool at all: W plain threads, each running one
 //! contiguous W-th of the burst (so each gets the same number of long
@@ -121,6 +123,14 @@ fn main() {
     {
         // Pinning's share: the same pool with its workers free to migrate.
         let rt = Corepool::unpinned(workers);
+        let latch = Latch::leaked();
+        group.bench_function(rt.name(), |b| {
+            b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
+        });
+    }
+    {
+        // The bound's share: 16 times the default capacity.
+        let rt = Corepool::with_capacity_per_worker(workers, 4096);
         let latch = Latch::leaked();
         group.bench_function(rt.name(), |b| {
             b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
