@@ -16,7 +16,8 @@
 //! 4. as a *searcher* (see [`crate::sleep`]), the oldest task of another
 //!    worker's deque, nearest cores first, for a few rounds, yielding between them
 //!    (in large pools each round visits the nearest workers and a rotating
-//!    window of the others, not all of them);
+//!    window of the others, not all of them), and for at least
+//!    [`STREAM_WINDOW`] while it is catching a stream of tasks from outside;
 //! 5. then it parks, by the protocol in [`crate::sleep`].
 //!
 //! # Running
@@ -98,6 +99,28 @@ const INJECTOR_PACE: Duration = Duration::from_micros(2);
 /// producer's core. Under loom one round: spinning only multiplies the
 /// interleavings.
 const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
+
+/// How long a searcher that is catching a stream from outside (its last
+/// search found a task in the injector) keeps searching before it parks,
+/// however quickly its rounds go by (see `search`).
+///
+/// Sixteen rounds last as long as their yields: ~5 µs on a core of its
+/// own, where a yield returns at once, but much longer on a core shared
+/// with a busy producer, where each yield runs the producer first. So in
+/// a steady stream the worker that shares the producer's core outlasts
+/// the one with a core to itself, catches every task, and the producer
+/// waits for its core (a scratch probe at 200k tasks/s on 2 cores: the
+/// producer spent 1.2 s of every 2 s waiting for a core while the other
+/// core idled). With a window in time instead of rounds, the worker on
+/// the free core catches the stream and the other parks (the same probe:
+/// the producer waited 0.13 s instead of 1.2 s): latency bench p50 1.3 →
+/// 0.7 µs and p99 (median of three runs) 42 → 34 µs, with no change in
+/// the spawn, imbalance or idle_cpu benches (docs/benchmarks.md, fifth
+/// round). It applies only while tasks come from outside at least as
+/// often as a search lasts, so one task a millisecond still parks after
+/// 16 rounds; the price is a worker that stays awake through gaps of up
+/// to 20 µs in such a stream (at 200k tasks/s, ~0.4 of a core more).
+const STREAM_WINDOW: Duration = Duration::from_micros(20);
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
@@ -386,6 +409,10 @@ pub(crate) struct WorkerContext {
     /// Whether this worker's last take from the injector found a single
     /// task (see `take_from_injector`).
     took_single: Cell<bool>,
+    /// Whether this worker's last search found a task in the injector:
+    /// tasks from outside arrive about as fast as a search lasts (see
+    /// [`STREAM_WINDOW`]).
+    catching_stream: Cell<bool>,
 }
 
 // The worker context of this thread, if it is a worker. (loom's
@@ -504,6 +531,7 @@ impl WorkerContext {
             local,
             balance_turn: Cell::new(0),
             took_single: Cell::new(false),
+            catching_stream: Cell::new(false),
         }
     }
 
@@ -750,13 +778,19 @@ impl WorkerContext {
         task
     }
 
-    /// Step 4: a few rounds over the injector and the other workers.
+    /// Step 4: a few rounds over the injector and the other workers, for
+    /// at least [`STREAM_WINDOW`] if the last search caught a task from
+    /// outside.
     fn search(&self) -> Option<Task> {
-        for round in 0..SEARCH_ROUNDS {
-            if let Some(task) = self
-                .steal_from_injector()
-                .or_else(|| self.steal_from_some_workers(round as usize))
-            {
+        let window_from =
+            (self.catching_stream.replace(false) && !crate::sync::IS_LOOM).then(Instant::now);
+        let mut round = 0;
+        loop {
+            if let Some(task) = self.steal_from_injector() {
+                self.catching_stream.set(true);
+                return Some(task);
+            }
+            if let Some(task) = self.steal_from_some_workers(round as usize) {
                 return Some(task);
             }
             if self.shared.admission.is_closed_and_drained() {
@@ -767,8 +801,13 @@ impl WorkerContext {
             } else {
                 thread::yield_now();
             }
+            round += 1;
+            if round >= SEARCH_ROUNDS
+                && window_from.is_none_or(|from| from.elapsed() >= STREAM_WINDOW)
+            {
+                return None;
+            }
         }
-        None
     }
 
     fn steal_from_injector(&self) -> Option<Task> {
