@@ -91,3 +91,36 @@ fn repeated_spawn_bursts_wake_the_idle_workers_every_time() {
         children_spread_over_every_worker(2, 4, true);
     }
 }
+
+#[test]
+fn workers_park_once_a_stream_from_outside_ends() {
+    // A worker that has been catching a stream of tasks from outside
+    // searches for a while longer before it parks (`STREAM_WINDOW` in
+    // worker.rs). Once the stream ends, every worker must still park: if
+    // one kept searching, `idle_workers` would never reach the worker
+    // count and the watchdog would fail the test.
+    let _watchdog = Watchdog::new("workers_park_once_a_stream_from_outside_ends");
+    const WORKERS: usize = 2;
+    let pool = Pool::builder()
+        .workers(WORKERS)
+        .build()
+        .expect("build the pool");
+    let (done_tx, done_rx) = mpsc::channel();
+    // One task at a time, each submitted as soon as the last one ran: a
+    // steady stream that the idle workers catch while searching.
+    for i in 0..2_000u64 {
+        let done_tx = done_tx.clone();
+        pool.submit(move || done_tx.send(little_work(i)).expect("send"))
+            .expect("submit");
+        done_rx.recv().expect("the task ran");
+    }
+    let parked = loop {
+        let metrics = pool.metrics();
+        if metrics.idle_workers == WORKERS {
+            break metrics;
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(parked.searching_workers, 0);
+    assert_eq!(parked.executed, 2_000);
+}
