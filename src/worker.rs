@@ -119,10 +119,10 @@ const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
 /// round). It applies only while tasks come from outside at least as
 /// often as a search lasts, so one task a millisecond still parks after
 /// 16 rounds; the price is a worker that stays awake through gaps of up
-/// to 20 µs in such a stream (at 200k tasks/s, ~0.4 of a core more), and
-/// at high load a p99 an eighth higher in the README load test (its p50
-/// fell from 37 to 21 µs): the worker sharing the producer's core keeps
-/// yielding against it where it used to park.
+/// to 20 µs in such a stream (at 200k tasks/s, ~0.4 of a core more). In
+/// the README load test (high load) its p50 fell from 37 to 21 µs; its
+/// p99 rose by an eighth in one A/B and not in later runs (the machine's
+/// noise is as large).
 const STREAM_WINDOW: Duration = Duration::from_micros(20);
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
