@@ -120,17 +120,13 @@ fn main() {
             b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
         });
     });
-    {
-        // Pinning's share: the same pool with its workers free to migrate.
-        let rt = Corepool::unpinned(workers);
-        let latch = Latch::leaked();
-        group.bench_function(rt.name(), |b| {
-            b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
-        });
-    }
-    {
-        // The bound's share: 16 times the default capacity.
-        let rt = Corepool::with_capacity_per_worker(workers, 4096);
+    // Pinning's share (workers free to migrate), then the bound's (16 times
+    // the default capacity); each pool is built when its turn comes.
+    let variants: [fn(usize) -> Corepool; 2] = [Corepool::unpinned, |workers| {
+        Corepool::with_capacity_per_worker(workers, 4096)
+    }];
+    for make in variants {
+        let rt = make(workers);
         let latch = Latch::leaked();
         group.bench_function(rt.name(), |b| {
             b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
