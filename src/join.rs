@@ -2,33 +2,71 @@
 //! results.
 //!
 //! Inside a worker, the second closure stays on the caller's stack (a
-//! [`StackJob`]); only a two-word reference to it is pushed onto the
-//! worker's deque, where an idle worker can steal it. The caller runs the
-//! first closure, then pops the second back and runs it itself, or, if it
-//! was stolen, runs other tasks until the thief is done. No heap
-//! allocation, no bound: fork-join work from inside the pool never waits
-//! for room in the injector, so it cannot deadlock on it.
-
+//! [`StackJob`]); when it is offered to the other workers, only a two-word
+//! reference to it is pushed onto the worker's deque, where an idle worker
+//! can steal it. The caller runs the first closure, then runs the second
+//! itself (popping it back if it was offered), or, if it was stolen, runs
+//! other tasks until the thief is done. No heap allocation, no bound:
+//! fork-join work from inside the pool never waits for room in the
+//! injector, so it cannot deadlock on it.
+//!
+//! # When the second closure is offered
+//!
+//! Offering costs a push and, when the owner takes the closure back, a pop
+//! with a SeqCst fence: about half of a fine-grained join's cost. And in a
+//! recursion of joins almost every offered closure is taken back by its
+//! owner, since a thief only comes when a worker runs out of work. So a
+//! worker keeps each join's second closure in a *frame* of its own (a
+//! stack of them, one per join in progress) and offers a frame only where
+//! a thief may take it:
+//!
+//! * at once, if the join is one of the first `EAGER_JOIN_DEPTH` (8) levels
+//!   of joins on the worker: the largest pieces of a divide-and-conquer,
+//!   offered before anyone asks, so that a long first closure that makes
+//!   no further join does not keep the second from an idle worker;
+//! * deeper, when the worker opens a join while another worker is idle
+//!   (searching or asleep) and its own deque is empty. It then offers its
+//!   *oldest* private frame, not the new one: the largest piece it holds.
+//!   Lazy task creation (Mohr, Kranz and Halstead) and Spice's heartbeat
+//!   scheduling make the same choice: only the oldest pending piece, and
+//!   only at a join. The offer wakes a sleeper if no one is searching, as
+//!   every push does.
+//!
+//! A frame that was never offered is private: after the first closure the
+//! owner runs the second inline, with no atomic operation at all. Offered
+//! frames are always the oldest ones, so the deque holds them in the
+//! stack's order and a thief still takes the largest.
+//!
+//! The price: below the eager levels, a second closure waits to be offered
+//! until its owner opens another join, so a worker that runs out of work
+//! while another is deep in a long first closure that makes no join gets
+//! nothing from it. rayon offers every second closure at once.
+//! (Measured: `docs/benchmarks.md`, "What changed in the sixth round".)
+//! The frames live in `WorkerContext` (`worker.rs`: `open_join`,
+//! `close_join`).
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::job::{SpinLatch, StackJob};
-use crate::task::Task;
 use crate::worker::{self, WorkerContext};
 
 /// Runs `a` and `b`, potentially in parallel, and returns both results.
 ///
 /// On a worker thread (of any corepool pool), `b` is offered to the other
-/// workers while the caller runs `a`. On any other thread, `a` then `b`
-/// run on the caller: use [`Pool::join`](crate::Pool::join) to run a join
-/// on a pool from outside it.
+/// workers while the caller runs `a`: at once in the first eight levels of
+/// a recursion of joins, and deeper only once another worker is idle (so
+/// that the many small joins at the bottom of a recursion cost no atomic
+/// operation). On any other thread, `a` then `b` run on the caller: use
+/// [`Pool::join`](crate::Pool::join) to run a join on a pool from outside
+/// it.
 ///
 /// If either closure panics, the panic is re-raised after both have
 /// finished (the first closure's panic wins if both panic).
 ///
 /// `a` must not wait for `b` by blocking (on a channel, a lock): `b` may
 /// run after `a`, on the same thread. It always does in a pool of one
-/// worker, and in larger pools pushing `b` does not guarantee that a
-/// sleeping worker wakes for it (the push skips the fence that
+/// worker; in larger pools `b` is not offered at all below the eighth
+/// level while every worker is busy, and offering it does not guarantee
+/// that a sleeping worker wakes for it (the push skips the fence that
 /// [`submit`](crate::submit) pays; the joining worker runs `b` itself if no
 /// one took it). rayon's `join` has the same rule.
 ///
@@ -75,35 +113,45 @@ where
 {
     let job_b = StackJob::new(SpinLatch::new(), b);
     // SAFETY: `job_b` stays in this frame, unmoved, until its latch is
-    // set: every path below either runs it here or waits for the latch
-    // before returning or unwinding (`a`'s panic is caught first).
+    // set or it ran here: every path below either runs it here or waits
+    // for the latch before returning or unwinding (`a`'s panic is caught
+    // first).
     let job_ref = unsafe { job_b.as_job_ref() };
-    worker.push_join(Task::stack(job_ref, false));
+    worker.open_join(job_ref);
 
     let result_a = catch_unwind(AssertUnwindSafe(a));
 
     let mut result_b = None;
-    loop {
-        if job_b.latch.probe() {
-            break; // stolen, and already done
-        }
-        match worker.pop_local() {
-            Some(task) if task.is_job(&job_ref) => {
-                // Not stolen: run `b` here, without the result cell and the
-                // latch round trip. (A stack task's drop does nothing.)
-                std::mem::forget(task);
-                result_b = job_b.run_here();
-                break;
+    if !worker.close_join(&job_ref) {
+        // Never offered: no other thread can reach `b`.
+        result_b = job_b.run_here();
+    } else {
+        loop {
+            if job_b.latch.probe() {
+                break; // stolen, and already done
             }
-            // Pushed by `a` above `b` and not yet run: run it, it is ours.
-            Some(task) => worker.execute(task),
-            None => {
-                // Stolen: help with other work until the thief is done.
-                worker::help_until(Some(worker), || job_b.latch.probe(), None);
-                break;
+            match worker.pop_local() {
+                Some(task) if task.is_job(&job_ref) => {
+                    // Not stolen: run `b` here, without the result cell and
+                    // the latch round trip. (A stack task's drop does
+                    // nothing.)
+                    std::mem::forget(task);
+                    result_b = job_b.run_here();
+                    break;
+                }
+                // Pushed by `a` above `b` and not yet run, or an older
+                // join's offered closure below a stolen `b`: run it, it is
+                // ours.
+                Some(task) => worker.execute(task),
+                None => {
+                    // Stolen: help with other work until the thief is done.
+                    worker::help_until(Some(worker), || job_b.latch.probe(), None);
+                    break;
+                }
             }
         }
     }
+    worker.end_join();
 
     let result_b = match result_b {
         Some(result) => result,

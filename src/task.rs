@@ -172,6 +172,11 @@ impl JobRef {
     pub(crate) unsafe fn new(data: *const (), kinds: &'static [TaskKind; 2]) -> Self {
         JobRef { data, kinds }
     }
+
+    /// Whether both refer to the same job.
+    pub(crate) fn same_job(&self, other: &JobRef) -> bool {
+        std::ptr::eq(self.data, other.data)
+    }
 }
 
 /// Whether a closure of type `F` fits in a task's own word.

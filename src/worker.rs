@@ -53,7 +53,7 @@ use crate::sync::{
     lock, thread, thread_local, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
     Parker, Steal, Stealer, Worker,
 };
-use crate::task::Task;
+use crate::task::{JobRef, Task};
 use crate::topology;
 
 /// High bit of `Shared::control`.
@@ -124,6 +124,16 @@ const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
 /// p99 rose by an eighth in one A/B and not in later runs (the machine's
 /// noise is as large).
 const STREAM_WINDOW: Duration = Duration::from_micros(20);
+
+/// `join`s at most this deep on a worker (the first levels of a
+/// recursion of joins, and its largest pieces) offer their second closure
+/// at once; deeper ones only when a thief may want it (`crate::join`,
+/// "When the second closure is offered"). Eight levels are at most 255
+/// eager joins per stolen piece of a binary recursion: nothing against the
+/// ~10 ns each saves in the millions below them. One under loom, so that
+/// a model's single join is offered whatever the other workers do, and a
+/// nested one (`join_lazy`) takes the other path.
+const EAGER_JOIN_DEPTH: usize = if crate::sync::IS_LOOM { 1 } else { 8 };
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
@@ -416,6 +426,15 @@ pub(crate) struct WorkerContext {
     /// tasks from outside arrive about as fast as a search lasts (see
     /// [`STREAM_WINDOW`]).
     catching_stream: Cell<bool>,
+    /// The second closures of the `join`s whose first closure is running
+    /// on this worker, oldest first. The oldest `offered_frames` of them
+    /// have been pushed onto `local`; the rest no other worker can see
+    /// (`crate::join`, "When the second closure is offered").
+    join_frames: RefCell<Vec<JobRef>>,
+    offered_frames: Cell<usize>,
+    /// How many `join`s are in progress on this worker, whichever closure
+    /// of each is running: how deep in a recursion of joins it is.
+    join_depth: Cell<usize>,
 }
 
 // The worker context of this thread, if it is a worker. (loom's
@@ -535,6 +554,9 @@ impl WorkerContext {
             balance_turn: Cell::new(0),
             took_single: Cell::new(false),
             catching_stream: Cell::new(false),
+            join_frames: RefCell::new(Vec::new()),
+            offered_frames: Cell::new(0),
+            join_depth: Cell::new(0),
         }
     }
 
@@ -546,12 +568,59 @@ impl WorkerContext {
         self.shared.sleep.notify_work(|| backlog);
     }
 
-    /// Pushes the second half of a `join` (see `Sleep::notify_join_work`
-    /// for why it may skip the fence that `push` pays).
-    #[inline(always)]
-    pub(crate) fn push_join(&self, task: Task) {
-        self.local.push(task);
-        self.shared.sleep.notify_join_work();
+    /// Opens a join frame for `job`, the second closure of a `join` about
+    /// to run its first, and offers the oldest private frame to the other
+    /// workers if a thief may want it (`crate::join`, "When the second
+    /// closure is offered").
+    #[inline]
+    pub(crate) fn open_join(&self, job: JobRef) {
+        let depth = self.join_depth.get() + 1;
+        self.join_depth.set(depth);
+        self.join_frames.borrow_mut().push(job);
+        if depth <= EAGER_JOIN_DEPTH || (self.shared.sleep.anyone_idle() && self.local.is_empty()) {
+            self.offer_oldest_frame();
+        }
+    }
+
+    /// Pushes the oldest frame no other worker can see yet onto this
+    /// worker's deque, and wakes a sleeper if no one is searching (see
+    /// `Sleep::notify_join_work` for why this push may skip the fence that
+    /// `push` pays).
+    fn offer_oldest_frame(&self) {
+        let offered = self.offered_frames.get();
+        let oldest = self.join_frames.borrow().get(offered).copied();
+        if let Some(job) = oldest {
+            self.offered_frames.set(offered + 1);
+            self.local.push(Task::stack(job, false));
+            self.shared.sleep.notify_join_work();
+        }
+    }
+
+    /// Closes the newest join frame, `job`'s, once its first closure has
+    /// returned. Returns whether it was offered: if not, no other thread
+    /// can reach `job`, and the caller runs it inline.
+    #[inline]
+    pub(crate) fn close_join(&self, job: &JobRef) -> bool {
+        let remaining = {
+            let mut frames = self.join_frames.borrow_mut();
+            let newest = frames.pop();
+            debug_assert!(newest.is_some_and(|newest| newest.same_job(job)));
+            frames.len()
+        };
+        // Offered frames are the oldest ones, so the newest was offered
+        // exactly when every frame was.
+        let offered = self.offered_frames.get() > remaining;
+        if offered {
+            self.offered_frames.set(remaining);
+        }
+        offered
+    }
+
+    /// Ends the `join` that the last `open_join` began, after both its
+    /// closures have finished.
+    #[inline]
+    pub(crate) fn end_join(&self) {
+        self.join_depth.set(self.join_depth.get() - 1);
     }
 
     /// The worker's main loop; returns when the pool has shut down and

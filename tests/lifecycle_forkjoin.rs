@@ -264,6 +264,84 @@ fn join_runs_both_sides_at_once_when_a_worker_is_free() {
     });
 }
 
+/// Recurses `depth` joins deep along the first closures (each second
+/// closure does nothing), then runs `bottom` there.
+fn nest<R>(depth: u32, bottom: &(dyn Fn() -> R + Sync)) -> R
+where
+    R: Send,
+{
+    if depth == 0 {
+        return bottom();
+    }
+    corepool::join(|| nest(depth - 1, bottom), || ()).0
+}
+
+#[test]
+fn a_deep_join_offers_its_second_closure_once_a_worker_is_idle() {
+    // Below the eighth level a join's second closure is offered only when
+    // the worker opens a join while another worker is idle, and then the
+    // oldest one not yet offered goes first. At depth 12, `a` keeps
+    // opening small joins until `b` has started: that happens only if those
+    // joins offer the older frames one by one, down to this `b`, and the
+    // idle worker takes it (the watchdog fails the test otherwise).
+    within("a deep b reaches an idle worker", || {
+        let pool = pool(2);
+        let (a_thread, b_thread) = pool.install(|| {
+            nest(12, &|| {
+                let b_started = AtomicUsize::new(0);
+                let (a, b) = corepool::join(
+                    || {
+                        while b_started.load(Ordering::SeqCst) == 0 {
+                            corepool::join(|| (), || ());
+                        }
+                        thread::current().id()
+                    },
+                    || {
+                        b_started.store(1, Ordering::SeqCst);
+                        thread::current().id()
+                    },
+                );
+                (a, b)
+            })
+        });
+        assert_ne!(a_thread, b_thread, "b ran on the idle worker");
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn deep_joins_stay_correct_after_a_panic_deep_inside() {
+    // A panic unwinds through joins below and above the eager levels; the
+    // worker's frames of the joins it unwound must all be closed, or the
+    // joins that follow would run a closure twice or lose one (and trip a
+    // debug assertion on the frames).
+    within("deep joins after a deep panic", || {
+        let pool = pool(2);
+        for round in 0..20 {
+            let result = pool.install(|| {
+                catch_unwind(AssertUnwindSafe(|| {
+                    nest(6, &|| {
+                        nest(10, &|| -> u64 {
+                            let (x, _) = corepool::join(|| fib(14), || -> u64 { panic!("deep") });
+                            x
+                        })
+                    })
+                }))
+            });
+            assert_eq!(
+                panic_message(&*result.unwrap_err()),
+                "deep",
+                "round {round}"
+            );
+            let values: Vec<u64> = (0..5_000).collect();
+            let (sum, f) = pool.install(|| nest(12, &|| (tree_sum(&values, 3), fib(20))));
+            assert_eq!(sum, values.iter().sum::<u64>(), "round {round}");
+            assert_eq!(f, fib_seq(20), "round {round}");
+        }
+        pool.shutdown();
+    });
+}
+
 #[test]
 fn join_outside_any_pool_runs_both_sides_on_the_caller() {
     let me = thread::current().id();

@@ -1,4 +1,4 @@
-//! Model 9: `join` on a pool of two workers.
+//! Model 9: `join` on a pool of two workers (9b: a join nested in another).
 //!
 //! `Pool::install` runs a `join` of A and B on a worker: B is pushed onto
 //! that worker's deque (without the SeqCst fence other pushes pay, see
@@ -34,5 +34,47 @@ fn join_runs_both_halves_once_stolen_or_not() {
         drop(pool);
         runs.assert_once(0);
         runs.assert_once(1);
+    });
+}
+
+/// Model 9b: a join inside a join's first closure. Under loom only the
+/// outermost join offers its second closure at once (`EAGER_JOIN_DEPTH`
+/// is 1 there), so the inner one takes the other path: its `B` stays
+/// private and runs inline unless, when it opens, the other worker is idle
+/// and the deque is empty (the outer `C` already stolen), and then it is
+/// offered and may be stolen in turn. Whatever the interleaving: no
+/// deadlock, every closure ran exactly once, and the results come back in
+/// place.
+#[test]
+fn a_nested_join_offered_lazily_runs_everything_once() {
+    model("join_lazy", || {
+        let pool = pool(2, 1);
+        let runs = Runs::new(3);
+        let (a_runs, b_runs, c_runs) = (runs.clone(), runs.clone(), runs.clone());
+        let ((a, b), c) = pool.install(move || {
+            corepool::join(
+                move || {
+                    corepool::join(
+                        move || {
+                            a_runs.hit(0);
+                            "a"
+                        },
+                        move || {
+                            b_runs.hit(1);
+                            "b"
+                        },
+                    )
+                },
+                move || {
+                    c_runs.hit(2);
+                    "c"
+                },
+            )
+        });
+        assert_eq!((a, b, c), ("a", "b", "c"));
+        drop(pool);
+        runs.assert_once(0);
+        runs.assert_once(1);
+        runs.assert_once(2);
     });
 }
