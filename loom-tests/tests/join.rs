@@ -12,24 +12,27 @@
 
 use loom_tests::{model, pool, Runs};
 
+/// `join(A, B)`, where A counts run 0 and B run 1.
+fn join_a_b(a_runs: Runs, b_runs: Runs) -> (&'static str, &'static str) {
+    corepool::join(
+        move || {
+            a_runs.hit(0);
+            "a"
+        },
+        move || {
+            b_runs.hit(1);
+            "b"
+        },
+    )
+}
+
 #[test]
 fn join_runs_both_halves_once_stolen_or_not() {
     model("join", || {
         let pool = pool(2, 1);
         let runs = Runs::new(2);
         let (a_runs, b_runs) = (runs.clone(), runs.clone());
-        let (a, b) = pool.install(move || {
-            corepool::join(
-                move || {
-                    a_runs.hit(0);
-                    "a"
-                },
-                move || {
-                    b_runs.hit(1);
-                    "b"
-                },
-            )
-        });
+        let (a, b) = pool.install(move || join_a_b(a_runs, b_runs));
         assert_eq!((a, b), ("a", "b"));
         drop(pool);
         runs.assert_once(0);
@@ -53,18 +56,7 @@ fn a_nested_join_offered_lazily_runs_everything_once() {
         let (a_runs, b_runs, c_runs) = (runs.clone(), runs.clone(), runs.clone());
         let ((a, b), c) = pool.install(move || {
             corepool::join(
-                move || {
-                    corepool::join(
-                        move || {
-                            a_runs.hit(0);
-                            "a"
-                        },
-                        move || {
-                            b_runs.hit(1);
-                            "b"
-                        },
-                    )
-                },
+                move || join_a_b(a_runs, b_runs),
                 move || {
                     c_runs.hit(2);
                     "c"
