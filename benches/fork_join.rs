@@ -9,6 +9,10 @@
 //!   (rayon-demo's shape: 3.5M joins of nothing, join overhead only).
 //! * `tree_sum`: the sum of a balanced binary tree of 2^20 − 1 heap nodes,
 //!   a `join` at every node (Spice's benchmark shape).
+//! * `join_chain`: a chain of 1,000 joins, each first closure recursing
+//!   and each second doing ~10 µs of work: the shape where a pool that
+//!   offers second closures lazily must keep offering on the way back up
+//!   (`src/join.rs`).
 //!
 //! Each group also measures `sequential`, the plain recursion on the
 //! measuring thread; the report gives the speedup over it.
@@ -24,6 +28,7 @@ use criterion::Criterion;
 use serde_json::json;
 
 use common::crit::{configure, rounds};
+use common::work;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -53,6 +58,28 @@ fn fib_rayon(n: u64, cutoff: u64) -> u64 {
     }
     let (a, b) = rayon::join(|| fib_rayon(n - 1, cutoff), || fib_rayon(n - 2, cutoff));
     a + b
+}
+
+/// A chain of `n` joins: the first closure recurses, the second spins
+/// `leaf` iterations.
+fn chain_seq(n: u32, leaf: u64) -> u64 {
+    (0..n).fold(0, |acc, _| acc.wrapping_add(work::spin(leaf)))
+}
+
+fn chain_corepool(n: u32, leaf: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let (a, b) = corepool::join(|| chain_corepool(n - 1, leaf), || work::spin(leaf));
+    a.wrapping_add(b)
+}
+
+fn chain_rayon(n: u32, leaf: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let (a, b) = rayon::join(|| chain_rayon(n - 1, leaf), || work::spin(leaf));
+    a.wrapping_add(b)
 }
 
 /// A heap-allocated binary tree node.
@@ -186,6 +213,42 @@ fn main() {
         })
     });
     group.finish();
+
+    let links = common::size(1_000, 100) as u32;
+    let leaf = work::iters_for_ns(10_000.0);
+    let expected_chain = chain_seq(links, leaf);
+    let mut group = c.benchmark_group("join_chain");
+    configure(&mut group, links as usize);
+    group.bench_function("sequential", |b| {
+        b.iter_custom(|iters| {
+            rounds(iters, || {
+                let start = Instant::now();
+                assert_eq!(black_box(chain_seq(black_box(links), leaf)), expected_chain);
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("corepool", |b| {
+        b.iter_custom(|iters| {
+            rounds(iters, || {
+                let start = Instant::now();
+                let r = corepool.install(|| chain_corepool(black_box(links), leaf));
+                assert_eq!(r, expected_chain);
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("rayon", |b| {
+        b.iter_custom(|iters| {
+            rounds(iters, || {
+                let start = Instant::now();
+                let r = rayon.install(|| chain_rayon(black_box(links), leaf));
+                assert_eq!(r, expected_chain);
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
     c.final_summary();
     common::output::write_json(
         "fork_join-meta",
@@ -194,6 +257,8 @@ fn main() {
             "fib_n": fib_n,
             "fib_cutoff": cutoff,
             "tree_nodes": (1u64 << depth) - 1,
+            "chain_links": links,
+            "chain_leaf_iters": leaf,
         }),
     );
 }

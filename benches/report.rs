@@ -504,6 +504,10 @@ fn fork_join_tables(target: &Path) -> Vec<Table> {
             "fib_join_fine: fib(32) by join down to n < 2 (join overhead)",
         ),
         ("tree_sum", "tree_sum: sum over a binary tree of 2^20 nodes"),
+        (
+            "join_chain",
+            "join_chain: a chain of 1,000 joins, each second closure ~10 µs of work",
+        ),
     ] {
         let mut rows = Vec::new();
         let mut speedup = Vec::new();

@@ -15,35 +15,37 @@
 //! Offering costs a push and, when the owner takes the closure back, a pop
 //! with a SeqCst fence: about half of a fine-grained join's cost. And in a
 //! recursion of joins almost every offered closure is taken back by its
-//! owner, since a thief only comes when a worker runs out of work. So a
-//! worker keeps each join's second closure in a *frame* of its own (a
-//! stack of them, one per join in progress) and offers a frame only where
-//! a thief may take it:
-//!
-//! * at once, if the join is one of the first `EAGER_JOIN_DEPTH` (8) levels
-//!   of joins on the worker: the largest pieces of a divide-and-conquer,
-//!   offered before anyone asks, so that a long first closure that makes
-//!   no further join does not keep the second from an idle worker;
-//! * deeper, when the worker opens a join while another worker is idle
-//!   (searching or asleep) and its own deque is empty. It then offers its
-//!   *oldest* private frame, not the new one: the largest piece it holds.
-//!   Lazy task creation (Mohr, Kranz and Halstead) and Spice's heartbeat
-//!   scheduling make the same choice: only the oldest pending piece, and
-//!   only at a join. The offer wakes a sleeper if no one is searching, as
-//!   every push does.
+//! owner: a thief only comes when a worker runs out of work, and then it
+//! wants one piece, the largest. So a worker keeps each join's second
+//! closure in a *frame* of its own (a stack of them, one per join whose
+//! first closure is running) and keeps one piece on offer: at every join
+//! point, when it opens a join and when it closes one (its first closure
+//! returned), if its own deque is empty it pushes its *oldest* private
+//! frame, the largest piece it holds. Lazy task creation (Mohr, Kranz and
+//! Halstead) and Spice's heartbeat scheduling also offer only the oldest
+//! piece, and only at join points, when a thief asks or a timer fires;
+//! corepool offers whenever its deque is empty, which needs no clock and
+//! no message, and leaves a thief nothing to ask for: once it took the
+//! piece on offer, the next is there at the victim's next join point.
+//! The offer wakes a sleeper if no one is searching, as every push does.
 //!
 //! A frame that was never offered is private: after the first closure the
 //! owner runs the second inline, with no atomic operation at all. Offered
 //! frames are always the oldest ones, so the deque holds them in the
 //! stack's order and a thief still takes the largest.
 //!
-//! The price: below the eager levels, a second closure waits to be offered
-//! until its owner opens another join, so a worker that runs out of work
-//! while another is deep in a long first closure that makes no join gets
-//! nothing from it. rayon offers every second closure at once.
-//! (Measured: `docs/benchmarks.md`, "What changed in the sixth round".)
-//! The frames live in `WorkerContext` (`worker.rs`: `open_join`,
-//! `close_join`).
+//! Why at closes too: a worker going down a chain of joins (each first
+//! closure recursing, each second doing the work) opens every join before
+//! it runs any second closure, and opens none on its way back up. Offering
+//! only at opens, thieves got nothing from such a chain once the pieces
+//! offered on the way down were gone (a chain of 1,000 joins ran at half
+//! the speed of two workers: docs/benchmarks.md, sixth round).
+//!
+//! The price: a thief that empties the deque while its owner is inside a
+//! long closure that makes no join waits for that closure to return.
+//! rayon offers every second closure at once. The frames live in
+//! `WorkerContext` (`worker.rs`: `open_join`, `close_join`).
+
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::job::{SpinLatch, StackJob};
@@ -51,11 +53,12 @@ use crate::worker::{self, WorkerContext};
 
 /// Runs `a` and `b`, potentially in parallel, and returns both results.
 ///
-/// On a worker thread (of any corepool pool), `b` is offered to the other
-/// workers while the caller runs `a`: at once in the first eight levels of
-/// a recursion of joins, and deeper only once another worker is idle (so
-/// that the many small joins at the bottom of a recursion cost no atomic
-/// operation). On any other thread, `a` then `b` run on the caller: use
+/// On a worker thread (of any corepool pool), `b` may be taken by another
+/// worker while the caller runs `a`. A worker keeps one piece of its joins
+/// on offer, the oldest `b` it holds, whenever its deque is otherwise
+/// empty, and runs the others itself, so that
+/// the many small joins at the bottom of a recursion cost no atomic
+/// operation. On any other thread, `a` then `b` run on the caller: use
 /// [`Pool::join`](crate::Pool::join) to run a join on a pool from outside
 /// it.
 ///
@@ -64,9 +67,10 @@ use crate::worker::{self, WorkerContext};
 ///
 /// `a` must not wait for `b` by blocking (on a channel, a lock): `b` may
 /// run after `a`, on the same thread. It always does in a pool of one
-/// worker; in larger pools `b` is not offered at all below the eighth
-/// level while every worker is busy, and offering it does not guarantee
-/// that a sleeping worker wakes for it (the push skips the fence that
+/// worker; in larger pools `b` is not offered at all while this worker's
+/// deque holds anything (an older `b` on offer, a spawned task), and
+/// offering it does not guarantee that a sleeping worker wakes for it
+/// (the push skips the fence that
 /// [`submit`](crate::submit) pays; the joining worker runs `b` itself if no
 /// one took it). rayon's `join` has the same rule.
 ///
@@ -151,7 +155,6 @@ where
             }
         }
     }
-    worker.end_join();
 
     let result_b = match result_b {
         Some(result) => result,

@@ -168,16 +168,6 @@ impl Sleep {
         }
     }
 
-    /// Whether some worker is searching or asleep, and so could take a
-    /// task that is offered. A hint, read without ordering: `join` asks it
-    /// before offering its second closure, and a stale answer costs
-    /// parallelism, never progress (the joining worker runs the closure
-    /// itself if no one took it).
-    #[inline]
-    pub(crate) fn anyone_idle(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != 0
-    }
-
     /// Rule 3. Returns whether the caller is now counted as a searcher.
     pub(crate) fn try_start_searching(&self) -> bool {
         let state = self.state.load(Ordering::SeqCst);

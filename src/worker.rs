@@ -125,20 +125,6 @@ const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
 /// noise is as large).
 const STREAM_WINDOW: Duration = Duration::from_micros(20);
 
-/// `join`s at most this deep on a worker (the first levels of a
-/// recursion of joins, and its largest pieces) offer their second closure
-/// at once; deeper ones only when a thief may want it (`crate::join`,
-/// "When the second closure is offered"). Eight levels are at most 255
-/// eager joins per stolen piece of a binary recursion. Measured with 0, 4,
-/// 8, 16 and 64 on 2 workers (docs/benchmarks.md, "The tuning the figures
-/// support"): 4 and 8 are the fastest for the finest grains (fib_join_fine
-/// 15 ms; 0 levels 17, 16 levels 16-17, every level 38), and 8 offers
-/// more of the top of a recursion at once, where a long first closure is
-/// likeliest. One under loom, so that a model's single join is offered
-/// whatever the other workers do, and a nested one (`join_lazy`) takes
-/// the other path.
-const EAGER_JOIN_DEPTH: usize = if crate::sync::IS_LOOM { 1 } else { 8 };
-
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
 
@@ -444,9 +430,6 @@ pub(crate) struct WorkerContext {
     /// other code, so no two references to it ever overlap.
     join_frames: UnsafeCell<Vec<JobRef>>,
     offered_frames: Cell<usize>,
-    /// How many `join`s are in progress on this worker, whichever closure
-    /// of each is running: how deep in a recursion of joins it is.
-    join_depth: Cell<usize>,
 }
 
 // The worker context of this thread, if it is a worker. (loom's
@@ -568,7 +551,6 @@ impl WorkerContext {
             catching_stream: Cell::new(false),
             join_frames: UnsafeCell::new(Vec::new()),
             offered_frames: Cell::new(0),
-            join_depth: Cell::new(0),
         }
     }
 
@@ -581,18 +563,16 @@ impl WorkerContext {
     }
 
     /// Opens a join frame for `job`, the second closure of a `join` about
-    /// to run its first, and offers the oldest private frame to the other
-    /// workers if a thief may want it (`crate::join`, "When the second
-    /// closure is offered").
+    /// to run its first; if this worker's deque is empty, offers the
+    /// oldest private frame (`crate::join`, "When the second closure is
+    /// offered").
     #[inline]
     pub(crate) fn open_join(&self, job: JobRef) {
-        let depth = self.join_depth.get() + 1;
-        self.join_depth.set(depth);
         // SAFETY: only this thread reaches `join_frames`, and this
         // reference ends with the push, which runs no other code (see the
         // field).
         unsafe { (*self.join_frames.get()).push(job) };
-        if depth <= EAGER_JOIN_DEPTH || (self.shared.sleep.anyone_idle() && self.local.is_empty()) {
+        if self.local.is_empty() {
             self.offer_oldest_frame();
         }
     }
@@ -614,7 +594,8 @@ impl WorkerContext {
 
     /// Closes the newest join frame, `job`'s, once its first closure has
     /// returned. Returns whether it was offered: if not, no other thread
-    /// can reach `job`, and the caller runs it inline.
+    /// can reach `job`, and the caller runs it inline (after offering the
+    /// oldest private frame left, if the deque is empty).
     #[inline]
     pub(crate) fn close_join(&self, job: &JobRef) -> bool {
         let remaining = {
@@ -627,18 +608,17 @@ impl WorkerContext {
         };
         // Offered frames are the oldest ones, so the newest was offered
         // exactly when every frame was.
-        let offered = self.offered_frames.get() > remaining;
-        if offered {
+        let offered_frames = self.offered_frames.get();
+        if offered_frames > remaining {
             self.offered_frames.set(remaining);
+            return true;
         }
-        offered
-    }
-
-    /// Ends the `join` that the last `open_join` began, after both its
-    /// closures have finished.
-    #[inline]
-    pub(crate) fn end_join(&self) {
-        self.join_depth.set(self.join_depth.get() - 1);
+        // Keep one on offer while `job` runs inline, too: on its way back
+        // up a chain of joins a worker opens none.
+        if offered_frames < remaining && self.local.is_empty() {
+            self.offer_oldest_frame();
+        }
+        false
     }
 
     /// The worker's main loop; returns when the pool has shut down and

@@ -277,13 +277,13 @@ where
 }
 
 #[test]
-fn a_deep_join_offers_its_second_closure_once_a_worker_is_idle() {
-    // Below the eighth level a join's second closure is offered only when
-    // the worker opens a join while another worker is idle, and then the
-    // oldest one not yet offered goes first. At depth 12, `a` keeps
-    // opening small joins until `b` has started: that happens only if those
-    // joins offer the older frames one by one, down to this `b`, and the
-    // idle worker takes it (the watchdog fails the test otherwise).
+fn a_deep_join_offers_its_second_closure_once_the_older_ones_are_taken() {
+    // A worker keeps one piece of its joins on offer: when its deque is
+    // empty at a join point, it offers its oldest private second closure.
+    // At depth 12, `a` keeps opening small joins until `b` has started:
+    // that happens only if those joins offer the twelve older frames one
+    // by one as the idle worker takes them, down to this `b` (the watchdog
+    // fails the test otherwise).
     within("a deep b reaches an idle worker", || {
         let pool = pool(2);
         let (a_thread, b_thread) = pool.install(|| {
@@ -311,8 +311,8 @@ fn a_deep_join_offers_its_second_closure_once_a_worker_is_idle() {
 
 #[test]
 fn deep_joins_stay_correct_after_a_panic_deep_inside() {
-    // A panic unwinds through joins below and above the eager levels; the
-    // worker's frames of the joins it unwound must all be closed, or the
+    // A panic unwinds through sixteen joins; the worker's frames of the
+    // joins it unwound must all be closed, or the
     // joins that follow would run a closure twice or lose one (and trip a
     // debug assertion on the frames).
     within("deep joins after a deep panic", || {
