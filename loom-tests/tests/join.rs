@@ -40,14 +40,13 @@ fn join_runs_both_halves_once_stolen_or_not() {
     });
 }
 
-/// Model 9b: a join inside a join's first closure. Under loom only the
-/// outermost join offers its second closure at once (`EAGER_JOIN_DEPTH`
-/// is 1 there), so the inner one takes the other path: its `B` stays
-/// private and runs inline unless, when it opens, the other worker is idle
-/// and the deque is empty (the outer `C` already stolen), and then it is
-/// offered and may be stolen in turn. Whatever the interleaving: no
-/// deadlock, every closure ran exactly once, and the results come back in
-/// place.
+/// Model 9b: a join inside a join's first closure. The outer join finds
+/// the worker's deque empty and offers `C` at once, as in model 9; the
+/// inner one keeps its `B` private and runs it inline unless the deque is
+/// empty when it opens or closes (the outer `C` already stolen), and then
+/// offers it, to be popped back or stolen in turn. Whatever the
+/// interleaving: no deadlock, every closure ran exactly once, and the
+/// results come back in place.
 #[test]
 fn a_nested_join_offered_lazily_runs_everything_once() {
     model("join_lazy", || {
