@@ -154,8 +154,8 @@ where
 
     /// Takes the closure back and runs it here, catching a panic: for an
     /// owner that never offered its job, or popped it back before anyone
-    /// else could run it. Skips the result cell and the latch, which no one else reads.
-    /// Returns `None` if the job already ran.
+    /// else could run it. Skips the result cell and the latch, which no
+    /// one else reads. Returns `None` if the job already ran.
     pub(crate) fn run_here(&self) -> Option<Result<R, Box<dyn Any + Send>>> {
         // SAFETY: called by the owner only when no `JobRef` to this job can
         // be executed by anyone else (it was never offered, or it was

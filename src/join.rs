@@ -56,11 +56,10 @@ use crate::worker::{self, WorkerContext};
 /// On a worker thread (of any corepool pool), `b` may be taken by another
 /// worker while the caller runs `a`. A worker keeps one piece of its joins
 /// on offer, the oldest `b` it holds, whenever its deque is otherwise
-/// empty, and runs the others itself, so that
-/// the many small joins at the bottom of a recursion cost no atomic
-/// operation. On any other thread, `a` then `b` run on the caller: use
-/// [`Pool::join`](crate::Pool::join) to run a join on a pool from outside
-/// it.
+/// empty, and runs the others itself, so that the many small joins at the
+/// bottom of a recursion cost no atomic operation. On any other thread,
+/// `a` then `b` run on the caller: use [`Pool::join`](crate::Pool::join)
+/// to run a join on a pool from outside it.
 ///
 /// If either closure panics, the panic is re-raised after both have
 /// finished (the first closure's panic wins if both panic).
@@ -69,10 +68,10 @@ use crate::worker::{self, WorkerContext};
 /// run after `a`, on the same thread. It always does in a pool of one
 /// worker; in larger pools `b` is not offered at all while this worker's
 /// deque holds anything (an older `b` on offer, a spawned task), and
-/// offering it does not guarantee that a sleeping worker wakes for it
-/// (the push skips the fence that
-/// [`submit`](crate::submit) pays; the joining worker runs `b` itself if no
-/// one took it). rayon's `join` has the same rule.
+/// offering it does not guarantee that a sleeping worker wakes for it (the
+/// push skips the fence that [`submit`](crate::submit) pays; the joining
+/// worker runs `b` itself if no one took it). rayon's `join` has the same
+/// rule.
 ///
 /// ```
 /// fn fib(n: u64) -> u64 {

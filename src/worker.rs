@@ -424,10 +424,10 @@ pub(crate) struct WorkerContext {
     /// An `UnsafeCell`, not a `RefCell`: the borrow flag's checks cost
     /// fine-grained joins ~10 % of their time (fib_join_fine 13.1, 12.8 →
     /// 11.6, 11.6 ms on 2 workers, 25.9, 25.7 → 23.1, 23.0 on one;
-    /// docs/benchmarks.md, sixth round). Sound because a
-    /// `WorkerContext` never leaves its thread (it is `!Sync`, behind an
-    /// `Rc`), and each access below is one call on the `Vec` that runs no
-    /// other code, so no two references to it ever overlap.
+    /// docs/benchmarks.md, sixth round). Sound because a `WorkerContext`
+    /// never leaves its thread (it is `!Sync`, behind an `Rc`), and each
+    /// access below is one call on the `Vec` that runs no other code, so
+    /// no two references to it ever overlap.
     join_frames: UnsafeCell<Vec<JobRef>>,
     offered_frames: Cell<usize>,
 }
