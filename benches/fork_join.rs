@@ -128,6 +128,27 @@ fn sum_rayon(node: &Option<Box<Node>>) -> i64 {
     }
 }
 
+/// One criterion group of a workload run three ways: `sequential` (the
+/// plain recursion on the measuring thread), `corepool` and `rayon`. Each
+/// closure runs the workload once and checks its result; a round's time
+/// is that call's.
+fn bench_three(c: &mut Criterion, group_name: &str, elements: usize, runs: [&dyn Fn(); 3]) {
+    let mut group = c.benchmark_group(group_name);
+    configure(&mut group, elements);
+    for (id, run) in ["sequential", "corepool", "rayon"].into_iter().zip(runs) {
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                rounds(iters, || {
+                    let start = Instant::now();
+                    run();
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let quick = common::init_quick_mode();
     let workers = common::workers();
@@ -149,106 +170,54 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args();
     for (group_name, cut) in [("fib_join", cutoff), ("fib_join_fine", 2)] {
-        let mut group = c.benchmark_group(group_name);
-        configure(&mut group, 1);
-        group.bench_function("sequential", |b| {
-            b.iter_custom(|iters| {
-                rounds(iters, || {
-                    let start = Instant::now();
-                    assert_eq!(black_box(fib_seq(black_box(fib_n))), expected_fib);
-                    start.elapsed()
-                })
-            })
-        });
-        group.bench_function("corepool", |b| {
-            b.iter_custom(|iters| {
-                rounds(iters, || {
-                    let start = Instant::now();
+        bench_three(
+            &mut c,
+            group_name,
+            1,
+            [
+                &|| assert_eq!(black_box(fib_seq(black_box(fib_n))), expected_fib),
+                &|| {
                     let r = corepool.install(|| fib_corepool(black_box(fib_n), cut));
                     assert_eq!(r, expected_fib);
-                    start.elapsed()
-                })
-            })
-        });
-        group.bench_function("rayon", |b| {
-            b.iter_custom(|iters| {
-                rounds(iters, || {
-                    let start = Instant::now();
+                },
+                &|| {
                     let r = rayon.install(|| fib_rayon(black_box(fib_n), cut));
                     assert_eq!(r, expected_fib);
-                    start.elapsed()
-                })
-            })
-        });
-        group.finish();
+                },
+            ],
+        );
     }
 
-    let mut group = c.benchmark_group("tree_sum");
-    configure(&mut group, (1 << depth) - 1);
-    group.bench_function("sequential", |b| {
-        b.iter_custom(|iters| {
-            rounds(iters, || {
-                let start = Instant::now();
-                assert_eq!(black_box(sum_seq(black_box(&tree))), expected_sum);
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("corepool", |b| {
-        b.iter_custom(|iters| {
-            rounds(iters, || {
-                let start = Instant::now();
-                assert_eq!(corepool.install(|| sum_corepool(&tree)), expected_sum);
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("rayon", |b| {
-        b.iter_custom(|iters| {
-            rounds(iters, || {
-                let start = Instant::now();
-                assert_eq!(rayon.install(|| sum_rayon(&tree)), expected_sum);
-                start.elapsed()
-            })
-        })
-    });
-    group.finish();
+    bench_three(
+        &mut c,
+        "tree_sum",
+        (1 << depth) - 1,
+        [
+            &|| assert_eq!(black_box(sum_seq(black_box(&tree))), expected_sum),
+            &|| assert_eq!(corepool.install(|| sum_corepool(&tree)), expected_sum),
+            &|| assert_eq!(rayon.install(|| sum_rayon(&tree)), expected_sum),
+        ],
+    );
 
     let links = common::size(1_000, 100) as u32;
     let leaf = work::iters_for_ns(10_000.0);
     let expected_chain = chain_seq(links, leaf);
-    let mut group = c.benchmark_group("join_chain");
-    configure(&mut group, links as usize);
-    group.bench_function("sequential", |b| {
-        b.iter_custom(|iters| {
-            rounds(iters, || {
-                let start = Instant::now();
-                assert_eq!(black_box(chain_seq(black_box(links), leaf)), expected_chain);
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("corepool", |b| {
-        b.iter_custom(|iters| {
-            rounds(iters, || {
-                let start = Instant::now();
+    bench_three(
+        &mut c,
+        "join_chain",
+        links as usize,
+        [
+            &|| assert_eq!(black_box(chain_seq(black_box(links), leaf)), expected_chain),
+            &|| {
                 let r = corepool.install(|| chain_corepool(black_box(links), leaf));
                 assert_eq!(r, expected_chain);
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("rayon", |b| {
-        b.iter_custom(|iters| {
-            rounds(iters, || {
-                let start = Instant::now();
+            },
+            &|| {
                 let r = rayon.install(|| chain_rayon(black_box(links), leaf));
                 assert_eq!(r, expected_chain);
-                start.elapsed()
-            })
-        })
-    });
-    group.finish();
+            },
+        ],
+    );
     c.final_summary();
     common::output::write_json(
         "fork_join-meta",

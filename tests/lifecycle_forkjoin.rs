@@ -312,9 +312,9 @@ fn a_deep_join_offers_its_second_closure_once_the_older_ones_are_taken() {
 #[test]
 fn deep_joins_stay_correct_after_a_panic_deep_inside() {
     // A panic unwinds through sixteen joins; the worker's frames of the
-    // joins it unwound must all be closed, or the
-    // joins that follow would run a closure twice or lose one (and trip a
-    // debug assertion on the frames).
+    // joins it unwound must all be closed, or the joins that follow would
+    // run a closure twice or lose one (and trip a debug assertion on the
+    // frames).
     within("deep joins after a deep panic", || {
         let pool = pool(2);
         for round in 0..20 {
