@@ -157,10 +157,9 @@ where
     /// else could run it. Skips the result cell and the latch, which no
     /// one else reads. Returns `None` if the job already ran.
     pub(crate) fn run_here(&self) -> Option<Result<R, Box<dyn Any + Send>>> {
-        // SAFETY: called by the owner only when no `JobRef` to this job can
-        // be executed by anyone else (it was never offered, or it was
-        // popped back from the owner's own deque), so no one else touches
-        // `func`.
+        // SAFETY: called by the owner only when no one else can execute a
+        // `JobRef` to this job (never offered, or popped back from the
+        // owner's own deque), so no one else touches `func`.
         let func = unsafe { (*self.func.get()).take() }?;
         Some(catch_unwind(AssertUnwindSafe(func)))
     }

@@ -115,10 +115,9 @@ where
     RB: Send,
 {
     let job_b = StackJob::new(SpinLatch::new(), b);
-    // SAFETY: `job_b` stays in this frame, unmoved, until its latch is
-    // set or it ran here: every path below either runs it here or waits
-    // for the latch before returning or unwinding (`a`'s panic is caught
-    // first).
+    // SAFETY: `job_b` stays here, unmoved, until it ran here or its latch
+    // is set: every path below runs it here or waits for the latch before
+    // returning or unwinding (`a`'s panic is caught first).
     let job_ref = unsafe { job_b.as_job_ref() };
     worker.open_join(job_ref);
 
