@@ -22,11 +22,11 @@
 //! point, when it opens a join and when it closes one (its first closure
 //! returned), if its own deque is empty it pushes its *oldest* private
 //! frame, the largest piece it holds. Lazy task creation (Mohr, Kranz and
-//! Halstead) and Spice's heartbeat scheduling also offer only the oldest
-//! piece, and only at join points, when a thief asks or a timer fires;
-//! corepool offers whenever its deque is empty, which needs no clock and
-//! no message, and leaves a thief nothing to ask for: once it took the
-//! piece on offer, the next is there at the victim's next join point.
+//! Halstead) also hands a thief the oldest pending piece, and Spice's
+//! heartbeat scheduling promotes the oldest at join points when a timer
+//! fires; corepool offers whenever its deque is empty, which needs no
+//! clock: once a thief took the piece on offer, the next is there at the
+//! victim's next join point.
 //! The offer wakes a sleeper if no one is searching, as every push does.
 //!
 //! A frame that was never offered is private: after the first closure the
