@@ -58,13 +58,13 @@ use crate::sync::{fence, lock, Arc, AtomicUsize, Instant, Mutex, Ordering, Parke
 
 /// High bit of `state`: the pool accepts no more external tasks.
 const CLOSED: usize = 1 << (usize::BITS - 1);
-/// Rounds of `Backoff` a producer that finds the pool full goes through
-/// before it parks: crossbeam's backoff spins 2^round times per round up to
-/// round 6, and yields from there (with `snooze`) until round 10.
+/// Rounds a producer that finds the pool full waits before it parks: a
+/// `sched_yield` each when the queue is deep (see `acquire`), otherwise a
+/// round of crossbeam's `Backoff::spin` (2^round spin hints, up to 64).
 const PRODUCER_SPIN_ROUNDS: u32 = 11;
 
-/// Capacity per worker from which a full-pool producer also yields while it
-/// spins (see `acquire`).
+/// Capacity per worker from which a full-pool producer yields its core
+/// instead of spinning (see `acquire`).
 pub(crate) const YIELD_CAPACITY_PER_WORKER: usize = 64;
 
 /// Most slots a worker holds back before returning them with one
@@ -290,20 +290,25 @@ impl Admission {
             done => return done,
         }
         // A slot usually frees within microseconds, when a worker starts
-        // its next task: spin briefly before paying for a park and a
+        // its next task: wait briefly before paying for a park and a
         // wake-up, as crossbeam-channel's bounded send does. With a queue
-        // deep enough not to run dry meanwhile, also yield, which hands the
-        // core to the worker sharing it: at the default capacity that made
-        // one producer's 500k submissions take 0.73x the time; with a queue
-        // of 20 the workers drained it during the yield, went to sleep, and
-        // the run took 2.8x the time, so small queues only spin (neutral).
-        // See docs/benchmarks.md ("The producer's spin before parking"). Not under loom, where
-        // spinning would only multiply the interleavings.
+        // deep enough not to run dry meanwhile, wait by yielding, which
+        // hands the core to the worker sharing it: spinning there only
+        // took back one slot at a time, as the other workers freed them,
+        // on a core whose own worker then stood idle (the producer's share
+        // of an imbalance burst's CPU samples 6.5-7.2 % with crossbeam's
+        // spin-then-yield `snooze`, 4.5-5.5 % with yields only; a first
+        // round's yields after spinning made 500k submissions take 0.73x
+        // the time). With a queue of 20 the workers drained it during a
+        // yield, went to sleep, and the run took 2.8x the time, so small
+        // queues only spin. See docs/benchmarks.md ("The producer's wait on
+        // a full queue"). Not under loom, where waiting would only multiply
+        // the interleavings.
         if !crate::sync::IS_LOOM {
             let backoff = Backoff::new();
             for _ in 0..PRODUCER_SPIN_ROUNDS {
                 if self.yield_while_full {
-                    backoff.snooze();
+                    crate::sync::thread::yield_now();
                 } else {
                     backoff.spin();
                 }
