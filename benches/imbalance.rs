@@ -9,6 +9,12 @@
 //! `corepool cap=Wx4096` is corepool with 16 times the default capacity,
 //! to show what the bound costs a producer that shares the workers' cores.
 //!
+//! `corepool caller-runs` is the default pool fed through `try_submit`:
+//! when the queue is full the producer runs that task itself instead of
+//! waiting (the pattern of `try_submit`'s documentation, Java's
+//! `CallerRunsPolicy`), so a producer that shares the workers' cores
+//! spends its waits on the work.
+//!
 //! `static split` is no pool at all: W plain threads, each running one
 //! contiguous W-th of the burst (so each gets the same number of long
 //! tasks), no producer, no queue. It is the ceiling this machine allows
@@ -22,6 +28,7 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use corepool::TrySubmitError;
 use criterion::Criterion;
 use serde_json::json;
 
@@ -62,6 +69,27 @@ fn burst<R: Runtime>(rt: &R, latch: &'static Latch, shape: Shape) -> Duration {
             work::spin(iters);
             latch.count_down();
         });
+    }
+    latch.wait();
+    start.elapsed()
+}
+
+/// The burst through `try_submit`: a task refused because the queue is
+/// full runs on the producer's thread, at once.
+fn burst_caller_runs(pool: &corepool::Pool, latch: &'static Latch, shape: Shape) -> Duration {
+    latch.reset(shape.tasks);
+    let start = Instant::now();
+    for i in 0..shape.tasks {
+        let iters = shape.iters(i);
+        let task = move || {
+            work::spin(iters);
+            latch.count_down();
+        };
+        match pool.try_submit(task) {
+            Ok(()) => {}
+            Err(TrySubmitError::Full(task)) => task(),
+            Err(TrySubmitError::Shutdown(_)) => panic!("corepool shut down"),
+        }
     }
     latch.wait();
     start.elapsed()
@@ -120,6 +148,14 @@ fn main() {
             b.iter_custom(|iters| rounds(iters, || burst(&rt, latch, shape)))
         });
     });
+    // The default pool, the producer running what does not fit.
+    {
+        let rt = Corepool::new(workers);
+        let latch = Latch::leaked();
+        group.bench_function("corepool caller-runs", |b| {
+            b.iter_custom(|iters| rounds(iters, || burst_caller_runs(rt.pool(), latch, shape)))
+        });
+    }
     // Pinning's share (workers free to migrate), then the bound's (16 times
     // the default capacity); each pool is built when its turn comes.
     let variants: [fn(usize) -> Corepool; 2] = [Corepool::unpinned, |workers| {
