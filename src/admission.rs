@@ -30,8 +30,9 @@
 //! * **Close**: `fetch_or(CLOSED)`, then every waiting producer is woken and
 //!   finds the pool closed.
 //!
-//! A producer that finds the pool full first spins and yields for a few
-//! microseconds (a slot usually frees that fast), and only then queues.
+//! A producer that finds the pool full first waits a few rounds (a slot
+//! usually frees that fast: it yields its core if the queue is deep,
+//! spins if it is small; see `acquire`), and only then queues.
 //!
 //! # Why a blocked producer never misses its slot
 //!
