@@ -21,6 +21,17 @@
 //! W threads on this work: what is lost there (thread start, the cores'
 //! noise) no scheduler can win back.
 //!
+//! After criterion, a **paired pass** runs the same burst round by round:
+//! every round runs `sequential`, `static split`, corepool (through
+//! `submit` and caller-runs), threadpool and rayon once each, in an order
+//! rotated by one every round, so that a slow spell of this noisy machine
+//! falls on all of them alike; it prints each one's efficiency and its
+//! makespan over threadpool's in the same round. Criterion measures each
+//! runtime in its own minutes, and between those the same configuration
+//! drifts by ±5 % here, more than the differences between the pools.
+//! `COREPOOL_IMBALANCE_PAIRS=<rounds>` (default 15; 1 in quick mode; 0
+//! skips it), `COREPOOL_IMBALANCE_PAIRED_ONLY=1` skips criterion.
+//!
 //! Run: `cargo bench --bench imbalance` (smoke test: `-- --test`).
 
 mod common;
@@ -33,7 +44,7 @@ use criterion::Criterion;
 use serde_json::json;
 
 use common::crit::{configure, rounds};
-use common::runtimes::{Corepool, Runtime};
+use common::runtimes::{Corepool, Rayon, Runtime, Threadpool};
 use common::sync::Latch;
 use common::work;
 
@@ -120,6 +131,109 @@ fn static_split(shape: Shape, workers: usize) -> Duration {
     start.elapsed()
 }
 
+/// One contender of the paired pass: a label and one burst.
+type Contender<'a> = (&'static str, Box<dyn FnMut() -> Duration + 'a>);
+
+/// The paired pass (module docs): `pairs` rounds, each running every
+/// contender once, the order rotated by one per round, after one
+/// unmeasured round. Prints a table and
+/// writes the raw makespans to `imbalance-paired.json`.
+fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
+    let corepool = Corepool::new(workers);
+    let threadpool = Threadpool::new(workers);
+    let rayon = Rayon::new(workers);
+    let latches: Vec<&'static Latch> = (0..4).map(|_| Latch::leaked()).collect();
+    let mut contenders: Vec<Contender> = vec![
+        ("sequential", Box::new(|| sequential(shape))),
+        ("static split", Box::new(|| static_split(shape, workers))),
+        ("corepool", Box::new(|| burst(&corepool, latches[0], shape))),
+        (
+            "corepool caller-runs",
+            Box::new(|| burst_caller_runs(corepool.pool(), latches[1], shape)),
+        ),
+        (
+            "threadpool",
+            Box::new(|| burst(&threadpool, latches[2], shape)),
+        ),
+        ("rayon", Box::new(|| burst(&rayon, latches[3], shape))),
+    ];
+    let n = contenders.len();
+    // makespans[round][contender], in milliseconds.
+    let mut makespans = vec![vec![0.0f64; n]; pairs];
+    // One unmeasured round: threads started, caches and allocator warm.
+    for contender in contenders.iter_mut() {
+        (contender.1)();
+    }
+    for (round, row) in makespans.iter_mut().enumerate() {
+        for k in 0..n {
+            let which = (round + k) % n;
+            row[which] = (contenders[which].1)().as_secs_f64() * 1e3;
+        }
+    }
+    let index = |name: &str| contenders.iter().position(|c| c.0 == name);
+    let (Some(seq), Some(tp)) = (index("sequential"), index("threadpool")) else {
+        return;
+    };
+    println!(
+        "\n**imbalance, paired: {pairs} rounds, each runtime once per round (efficiency = (that round's sequential / {workers}) / makespan)**\n"
+    );
+    println!("| runtime | median efficiency | min – max | makespan ÷ threadpool's in the same round: median | min – max | rounds faster than threadpool |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for (c, (name, _)) in contenders.iter().enumerate() {
+        if c == seq {
+            continue;
+        }
+        let efficiency: Vec<f64> = makespans
+            .iter()
+            .map(|row| row[seq] / workers as f64 / row[c])
+            .collect();
+        let ratio: Vec<f64> = makespans.iter().map(|row| row[c] / row[tp]).collect();
+        let faster = ratio.iter().filter(|&&x| x < 1.0).count();
+        let (e, r) = (median_min_max(&efficiency), median_min_max(&ratio));
+        let versus = if c == tp {
+            "–".to_owned()
+        } else {
+            format!("{faster} of {pairs}")
+        };
+        println!(
+            "| {name} | {:.3} | {:.3} – {:.3} | {:.3} | {:.3} – {:.3} | {versus} |",
+            e.0, e.1, e.2, r.0, r.1, r.2
+        );
+        rows.push(json!({"runtime": name, "efficiency": efficiency, "ratio_to_threadpool": ratio}));
+    }
+    common::output::write_json(
+        "imbalance-paired",
+        &json!({
+            "machine": common::process::machine(),
+            "rounds": pairs,
+            "runtimes": contenders.iter().map(|c| c.0).collect::<Vec<_>>(),
+            "makespans_ms_by_round": makespans,
+            "rows": rows,
+        }),
+    );
+}
+
+/// (median, min, max); `values` is not empty.
+fn median_min_max(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1],
+    )
+}
+
+/// Rounds of the paired pass: `COREPOOL_IMBALANCE_PAIRS`, else 15 (1 in
+/// quick mode).
+fn paired_rounds(quick: bool) -> usize {
+    std::env::var("COREPOOL_IMBALANCE_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 1 } else { 15 })
+}
+
 fn main() {
     let quick = common::init_quick_mode();
     let workers = common::workers();
@@ -132,6 +246,13 @@ fn main() {
         "imbalance: {workers} workers, {} tasks, short = {} iterations, long = {} iterations, quick = {quick}",
         shape.tasks, shape.short_iters, shape.long_iters
     );
+    let pairs = paired_rounds(quick);
+    if std::env::var("COREPOOL_IMBALANCE_PAIRED_ONLY").is_ok_and(|v| !v.is_empty() && v != "0") {
+        if pairs > 0 {
+            paired_pass(shape, workers, pairs);
+        }
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("imbalance");
     configure(&mut group, shape.tasks);
@@ -170,6 +291,9 @@ fn main() {
     }
     group.finish();
     c.final_summary();
+    if pairs > 0 {
+        paired_pass(shape, workers, pairs);
+    }
     common::output::write_json(
         "imbalance-meta",
         &json!({
