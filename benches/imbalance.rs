@@ -23,7 +23,8 @@
 //!
 //! After criterion, a **paired pass** runs the same burst round by round:
 //! every round runs `sequential`, `static split`, corepool (through
-//! `submit` and caller-runs), threadpool and rayon once each, in an order
+//! `submit`, through caller-runs, and with 16 times the capacity),
+//! threadpool and rayon once each, in an order
 //! rotated by one every round, so that a slow spell of this noisy machine
 //! falls on all of them alike; it prints each one's efficiency and its
 //! makespan over threadpool's in the same round. Criterion measures each
@@ -142,7 +143,8 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
     let corepool = Corepool::new(workers);
     let threadpool = Threadpool::new(workers);
     let rayon = Rayon::new(workers);
-    let latches: Vec<&'static Latch> = (0..4).map(|_| Latch::leaked()).collect();
+    let deep = Corepool::with_capacity_per_worker(workers, 4096);
+    let latches: Vec<&'static Latch> = (0..5).map(|_| Latch::leaked()).collect();
     let mut contenders: Vec<Contender> = vec![
         ("sequential", Box::new(|| sequential(shape))),
         ("static split", Box::new(|| static_split(shape, workers))),
@@ -156,6 +158,10 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
             Box::new(|| burst(&threadpool, latches[2], shape)),
         ),
         ("rayon", Box::new(|| burst(&rayon, latches[3], shape))),
+        (
+            "corepool cap=Wx4096",
+            Box::new(|| burst(&deep, latches[4], shape)),
+        ),
     ];
     let n = contenders.len();
     // makespans[round][contender], in milliseconds.
