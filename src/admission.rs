@@ -62,7 +62,7 @@ const CLOSED: usize = 1 << (usize::BITS - 1);
 /// Rounds a producer that finds the pool full waits before it parks: a
 /// `sched_yield` each when the queue is deep (see `acquire`), otherwise a
 /// round of crossbeam's `Backoff::spin` (2^round spin hints, up to 64).
-const PRODUCER_SPIN_ROUNDS: u32 = 11;
+const PRODUCER_WAIT_ROUNDS: u32 = 11;
 
 /// Capacity per worker from which a full-pool producer yields its core
 /// instead of spinning (see `acquire`).
@@ -297,8 +297,8 @@ impl Admission {
         // hands the core to the worker sharing it: spinning there only
         // took back one slot at a time, as the other workers freed them,
         // on a core whose own worker then stood idle (the producer's share
-        // of an imbalance burst's CPU samples 6.5-7.2 % with crossbeam's
-        // spin-then-yield `snooze`, 4.5-5.5 % with yields only; a first
+        // of an imbalance burst's CPU samples 6.7-7.2 % with crossbeam's
+        // spin-then-yield `snooze`, 5.1-5.6 % with yields only; a first
         // round's yields after spinning made 500k submissions take 0.73x
         // the time). With a queue of 20 the workers drained it during a
         // yield, went to sleep, and the run took 2.8x the time, so small
@@ -307,7 +307,7 @@ impl Admission {
         // the interleavings.
         if !crate::sync::IS_LOOM {
             let backoff = Backoff::new();
-            for _ in 0..PRODUCER_SPIN_ROUNDS {
+            for _ in 0..PRODUCER_WAIT_ROUNDS {
                 if self.yield_while_full {
                     crate::sync::thread::yield_now();
                 } else {
