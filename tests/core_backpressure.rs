@@ -526,3 +526,72 @@ fn the_bound_stays_exact_while_a_worker_holds_back_freed_slots() {
     assert_eq!(ran.load(Ordering::SeqCst), 5 + CAPACITY);
     assert_eq!(report.executed as usize, 2 + 5 + CAPACITY);
 }
+
+/// At 64 slots per worker and more, a producer that finds the pool full
+/// waits by yielding its core (so the worker sharing it runs) before it
+/// parks; below that it spins. Four producers blocking in `submit` on the
+/// yielding side of that line: every task gets in, and runs exactly once.
+#[test]
+fn producers_blocked_on_a_deep_queue_get_every_task_in_exactly_once() {
+    const CAPACITY: usize = 64; // one worker: exactly the yielding threshold
+    const PRODUCERS: usize = 4;
+    const PER_PRODUCER: usize = 50_000;
+    let _watchdog =
+        Watchdog::new("producers_blocked_on_a_deep_queue_get_every_task_in_exactly_once");
+    let pool = Pool::builder()
+        .workers(1)
+        .queue_capacity(CAPACITY)
+        .build()
+        .unwrap();
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new(
+        (0..PRODUCERS * PER_PRODUCER)
+            .map(|_| AtomicUsize::new(0))
+            .collect(),
+    );
+    // The worker held and the queue full, so that every producer starts
+    // out blocked.
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    hold_workers(&pool, &gate);
+    let filler = Arc::new(AtomicUsize::new(0));
+    for _ in 0..CAPACITY {
+        pool.try_submit(counter_task(&filler))
+            .expect("room for `capacity` tasks");
+    }
+    let start = Arc::new(Barrier::new(PRODUCERS + 1));
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let (handle, runs, start) = (pool.handle(), runs.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                for i in p * PER_PRODUCER..(p + 1) * PER_PRODUCER {
+                    let runs = runs.clone();
+                    handle
+                        .submit(move || {
+                            runs[i].fetch_add(1, Ordering::Relaxed);
+                        })
+                        .expect("the pool is running");
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    gate.open();
+    for producer in producers {
+        producer.join().unwrap();
+    }
+    let report = pool.shutdown();
+    assert_eq!(filler.load(Ordering::SeqCst), CAPACITY);
+    let wrong: Vec<usize> = (0..runs.len())
+        .filter(|&i| runs[i].load(Ordering::Relaxed) != 1)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "tasks run other than once: {:?}",
+        &wrong[..wrong.len().min(10)]
+    );
+    assert_eq!(
+        report.executed as usize,
+        1 + CAPACITY + PRODUCERS * PER_PRODUCER
+    );
+}
