@@ -24,10 +24,10 @@
 //! After criterion, a **paired pass** runs the same burst round by round:
 //! every round runs `sequential`, `static split`, corepool (through
 //! `submit`, through caller-runs, and with 16 times the capacity),
-//! threadpool and rayon once each, in an order
-//! rotated by one every round, so that a slow spell of this noisy machine
-//! falls on all of them alike; it prints each one's efficiency and its
-//! makespan over threadpool's in the same round. Criterion measures each
+//! threadpool and rayon once each, in an order rotated by one every
+//! round, so that a slow spell of this noisy machine falls on all of them
+//! alike; it prints each one's efficiency and its makespan over
+//! threadpool's in the same round. Criterion measures each
 //! runtime in its own minutes, and between those the same configuration
 //! drifts by ±5 % here, more than the differences between the pools.
 //! `COREPOOL_IMBALANCE_PAIRS=<rounds>` (default 15; 1 in quick mode; 0
@@ -137,8 +137,8 @@ type Contender<'a> = (&'static str, Box<dyn FnMut() -> Duration + 'a>);
 
 /// The paired pass (module docs): `pairs` rounds, each running every
 /// contender once, the order rotated by one per round, after one
-/// unmeasured round. Prints a table and
-/// writes the raw makespans to `imbalance-paired.json`.
+/// unmeasured round. Prints a table and writes the raw makespans to
+/// `imbalance-paired.json`.
 fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
     let corepool = Corepool::new(workers);
     let threadpool = Threadpool::new(workers);
