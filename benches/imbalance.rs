@@ -196,6 +196,11 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
             .collect();
         let ratio: Vec<f64> = makespans.iter().map(|row| row[c] / row[tp]).collect();
         let faster = ratio.iter().filter(|&&x| x < 1.0).count();
+        let median_min_max = |values: &[f64]| {
+            let s = common::output::summary(&mut values.to_vec());
+            [s["median"].as_f64(), s["min"].as_f64(), s["max"].as_f64()]
+                .map(|x| x.unwrap_or(f64::NAN))
+        };
         let (e, r) = (median_min_max(&efficiency), median_min_max(&ratio));
         let versus = if c == tp {
             "–".to_owned()
@@ -204,7 +209,7 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
         };
         println!(
             "| {name} | {:.3} | {:.3} – {:.3} | {:.3} | {:.3} – {:.3} | {versus} |",
-            e.0, e.1, e.2, r.0, r.1, r.2
+            e[0], e[1], e[2], r[0], r[1], r[2]
         );
         rows.push(json!({"runtime": name, "efficiency": efficiency, "ratio_to_threadpool": ratio}));
     }
@@ -218,17 +223,6 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
             "rows": rows,
         }),
     );
-}
-
-/// (median, min, max); `values` is not empty.
-fn median_min_max(values: &[f64]) -> (f64, f64, f64) {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    (
-        sorted[sorted.len() / 2],
-        sorted[0],
-        sorted[sorted.len() - 1],
-    )
 }
 
 /// Rounds of the paired pass: `COREPOOL_IMBALANCE_PAIRS`, else 15 (1 in
