@@ -10,7 +10,7 @@
 //! hides that. Between submissions the producer yields its core
 //! (`sched_yield`; `COREPOOL_LATENCY_WAIT=spin` busy-waits instead).
 //!
-//! Each runtime: a warm-up, then `REPEATS` runs of `DURATION`; each run's
+//! Each runtime: a warm-up, then 3 runs (`COREPOOL_LATENCY_RUNS`) of 2 s each; each run's
 //! p50/p99/p99.9/max come from an HDR histogram of every task's latency.
 //! The table gives the median over the runs, with the min and max.
 //! Also measured: corepool with other capacities (the default-capacity
@@ -22,7 +22,10 @@
 //!
 //! Run: `cargo bench --bench latency` (smoke test: `-- --test` or
 //! `COREPOOL_BENCH_QUICK=1`). Options through the environment:
-//! `COREPOOL_LATENCY_RATE` (tasks/s), `COREPOOL_LATENCY_SECS` (per run).
+//! `COREPOOL_LATENCY_RATE` (tasks/s), `COREPOOL_LATENCY_SECS` (per run),
+//! `COREPOOL_LATENCY_RUNS` (runs per runtime, default 3: on a noisy
+//! machine the p99.9 of one run moves by 10x, and more runs give its
+//! median a chance).
 //! Results: a table on stdout and `target/corepool-bench/latency.json`.
 
 mod common;
@@ -42,8 +45,19 @@ use common::work;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Runs per runtime.
+/// Runs per runtime, unless `COREPOOL_LATENCY_RUNS` says otherwise.
 const REPEATS: usize = 3;
+
+fn runs() -> usize {
+    if common::quick() {
+        return 1;
+    }
+    std::env::var("COREPOOL_LATENCY_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(REPEATS)
+}
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// Per task: nanoseconds from its due time to its start.
@@ -135,8 +149,7 @@ fn measure<R: Runtime>(rt: &R, tasks: usize, warmup_tasks: usize) -> (String, Va
     let mut max = Vec::new();
     let mut lag99 = Vec::new();
     let mut lag_max = Vec::new();
-    let repeats = if common::quick() { 1 } else { REPEATS };
-    for _ in 0..repeats {
+    for _ in 0..runs() {
         let result = run(rt, latch, tasks);
         let h = &result.latency;
         p50.push(micros(h.value_at_quantile(0.5)));
@@ -200,7 +213,7 @@ fn main() {
     println!(
         "latency: {workers} workers, {rate} tasks/s ({period_ns} ns apart), {secs} s per run, \
          {} runs, task = {task_iters} iterations (~1 µs), producer waits by {}, quick = {quick}",
-        if quick { 1 } else { REPEATS },
+        runs(),
         if wait_by_spinning() {
             "spinning"
         } else {
@@ -257,7 +270,7 @@ fn main() {
             "machine": common::process::machine(),
             "rate_per_s": rate,
             "seconds_per_run": secs,
-            "runs": REPEATS,
+            "runs": runs(),
             "task_iters": task_iters,
             "task_ns": task_iters as f64 / work::iters_per_ns(),
             "producer_wait": if wait_by_spinning() { "spin" } else { "yield" },
