@@ -548,8 +548,9 @@ fn producers_blocked_on_a_deep_queue_get_every_task_in_exactly_once() {
             .map(|_| AtomicUsize::new(0))
             .collect(),
     );
-    // The worker held and the queue full, so that every producer starts
-    // out blocked.
+    // The worker held and the queue full before the producers start, so
+    // that their first submissions, and with four producers against one
+    // worker most later ones, find the pool full.
     let gate = Gate::new();
     let _open = gate.open_on_drop();
     hold_workers(&pool, &gate);
