@@ -48,6 +48,7 @@ pub struct Builder {
     on_start: Option<Box<WorkerHook>>,
     on_stop: Option<Box<WorkerHook>>,
     max_workers: Option<usize>,
+    max_spare_threads: Option<usize>,
     track_latency: bool,
     autoscale: Option<AutoscalePolicy>,
     fill_alert: Option<(f64, Box<FillCallback>)>,
@@ -71,6 +72,7 @@ impl std::fmt::Debug for Builder {
             .field("on_worker_start", &self.on_start.is_some())
             .field("on_worker_stop", &self.on_stop.is_some())
             .field("max_workers", &self.max_workers)
+            .field("max_spare_threads", &self.max_spare_threads)
             .field("track_latency", &self.track_latency)
             .field("autoscale", &self.autoscale)
             .field("on_queue_fill", &self.fill_alert.as_ref().map(|(t, _)| *t))
@@ -100,6 +102,7 @@ impl Builder {
             on_start: None,
             on_stop: None,
             max_workers: None,
+            max_spare_threads: None,
             track_latency: false,
             autoscale: None,
             fill_alert: None,
@@ -251,6 +254,30 @@ impl Builder {
         H: Fn(usize) + Send + Sync + 'static,
     {
         self.on_stop = Some(Box::new(hook));
+        self
+    }
+
+    /// The most *spare* threads the pool starts to stand in for workers
+    /// blocked in a wait it cannot help with: a `JoinHandle::join` of a
+    /// task that is running, or an `install` (or `Pool::join`,
+    /// `Pool::scope`) on another pool, called from inside a task. While
+    /// `n` workers are blocked, `min(n, max)` spares run the pool's queues,
+    /// so queued tasks keep the parallelism the pool was built with. Spares
+    /// start on first need, are not pinned, and wait, retired, when no
+    /// longer needed. At the limit a blocked worker leaves the pool one
+    /// thread short until it returns. Default: the number of workers; `0`
+    /// turns compensation off. See docs/design.md, "Waiting inside a task".
+    ///
+    /// ```
+    /// let a = corepool::Pool::builder().workers(1).max_spare_threads(2).build()?;
+    /// let b = corepool::Pool::builder().workers(1).build()?;
+    /// // `a`'s only worker blocks in `b.install` while `b` needs `a`: a
+    /// // spare of `a` runs the innermost closure.
+    /// assert_eq!(a.install(|| b.install(|| a.install(|| 42))), 42);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn max_spare_threads(mut self, max: usize) -> Self {
+        self.max_spare_threads = Some(max);
         self
     }
 
@@ -429,7 +456,11 @@ impl Builder {
                 }
             }
         }
-        let (stealers, worker_cores) = startup.wait_for_reports();
+        let (mut stealers, worker_cores) = startup.wait_for_reports();
+        let spare_deques: Vec<Worker<Task>> = (0..self.max_spare_threads.unwrap_or(workers))
+            .map(|_| Worker::new_lifo())
+            .collect();
+        stealers.extend(spare_deques.iter().map(Worker::stealer));
 
         let autoscaler = self
             .autoscale
@@ -460,6 +491,9 @@ impl Builder {
             fill_trigger,
             monitor: monitor_parker.clone(),
             autoscaler: autoscaler.clone(),
+            spare_deques,
+            thread_name: self.thread_name.clone(),
+            stack_size: self.stack_size,
         }));
         startup.publish(Some(shared.clone()));
         if let Some(parker) = monitor_parker {

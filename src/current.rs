@@ -86,7 +86,7 @@ where
 {
     worker::with_current(|current| match current {
         Some(worker) => {
-            let (run, handle) = spawn::wrap(f);
+            let (run, handle) = spawn::wrap(f, worker.pool_id());
             worker.push(Task::new(run, false, false));
             Ok(handle)
         }

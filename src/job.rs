@@ -12,36 +12,86 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::sync::{lock, Arc, AtomicBool, Condvar, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering, Parker};
 use crate::task::{Action, JobHeader, JobRef, Slot, TaskKind};
 
 /// Something a job's owner waits on.
 pub(crate) trait Latch {
-    /// Marks the job done. After this call the job may be freed at once,
-    /// so `set` must not touch `self` once the flag is visible.
-    fn set(&self);
+    /// Marks the job done and wakes its owner if it sleeps.
+    ///
+    /// # Safety
+    ///
+    /// `this` must point at a live latch. The owner may free the latch as
+    /// soon as it sees it set, so `set` touches `*this` for the last time
+    /// in the store that makes it visible, and the caller must not touch
+    /// it afterwards either.
+    unsafe fn set(this: *const Self);
 }
 
-/// A flag the owner polls while it helps with other work (inside a worker).
-pub(crate) struct SpinLatch {
-    done: AtomicBool,
+/// Not set; the owner is awake (running, helping or spinning).
+const UNSET: usize = 0;
+/// Not set; the owner has parked, or is about to, on its wait parker.
+const SLEEPING: usize = 1;
+/// Set: the job is done.
+const SET: usize = 2;
+
+/// The latch of a `join`'s second closure: the owner, a worker, polls it
+/// while it helps (see `crate::wait`) and, once nothing is left to help
+/// with, parks on its own wait parker; the thread that sets the latch
+/// unparks it.
+pub(crate) struct JoinLatch {
+    state: AtomicUsize,
+    /// The owner's wait parker. It lives in the pool's shared state, which
+    /// every thread that can run this job keeps alive (it is a worker of the
+    /// same pool), so it outlives the latch's last use by the setter.
+    parker: *const Parker,
 }
 
-impl SpinLatch {
-    pub(crate) fn new() -> Self {
-        SpinLatch {
-            done: AtomicBool::new(false),
+impl JoinLatch {
+    pub(crate) fn new(parker: &Parker) -> Self {
+        JoinLatch {
+            state: AtomicUsize::new(UNSET),
+            parker,
         }
     }
 
     pub(crate) fn probe(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == SET
+    }
+
+    /// Parks the owner until the latch is set. Only the owner calls it.
+    pub(crate) fn park_until_set(&self) {
+        // A failed exchange means the latch is already set.
+        if self
+            .state
+            .compare_exchange(UNSET, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        // SAFETY: `parker` points into the pool's shared state, which the
+        // owner (this thread, a worker of that pool) keeps alive.
+        let parker = unsafe { &*self.parker };
+        // The setter unparks exactly once after it saw SLEEPING, and the
+        // parker keeps that token, so this loop ends once the latch is set.
+        while !self.probe() {
+            parker.park();
+        }
     }
 }
 
-impl Latch for SpinLatch {
-    fn set(&self) {
-        self.done.store(true, Ordering::Release);
+impl Latch for JoinLatch {
+    unsafe fn set(this: *const Self) {
+        // SAFETY: per the contract `this` is live until the swap below
+        // makes the latch visible as set; the parker pointer is read first.
+        let parker = unsafe { (*this).parker };
+        // SAFETY: as above: this is the last access to `*this`.
+        let previous = unsafe { (*this).state.swap(SET, Ordering::AcqRel) };
+        if previous == SLEEPING {
+            // SAFETY: the parker lives in the shared state of the pool the
+            // setting thread belongs to (see the field), not in the latch.
+            unsafe { (*parker).unpark() };
+        }
     }
 }
 
@@ -72,8 +122,11 @@ impl LockLatch {
 }
 
 impl Latch for LockLatch {
-    fn set(&self) {
-        let inner = self.inner.clone();
+    unsafe fn set(this: *const Self) {
+        // SAFETY: per the contract `this` is live here; the clone keeps the
+        // state alive through the unlock and notify below, after which the
+        // owner may free the latch.
+        let inner = unsafe { (*this).inner.clone() };
         let (done, cvar) = &*inner;
         *lock(done) = true;
         cvar.notify_all();
@@ -118,6 +171,11 @@ where
 
     const KINDS: &'static [TaskKind; 2] = &TaskKind::stack(Self::execute);
 
+    /// The region a waiter for this job leapfrogs into: its address.
+    pub(crate) fn region(&self) -> usize {
+        self as *const Self as usize
+    }
+
     /// # Safety
     ///
     /// `slot` must hold the address, from `as_job_ref`, of a live job, to
@@ -134,13 +192,16 @@ where
         // SAFETY: as above: no one else reads or writes `func` now.
         let func = unsafe { (*this.func.get()).take() };
         if let Some(func) = func {
-            let result = catch_unwind(AssertUnwindSafe(func));
+            let region = this.region();
+            let result = catch_unwind(AssertUnwindSafe(|| crate::worker::in_piece(region, func)));
             // SAFETY: as above; the owner reads `result` only after the
             // latch is set, which happens-after this write (Release/Acquire
             // or the latch's mutex).
             unsafe { *this.result.get() = Some(result) };
         }
-        this.latch.set();
+        // SAFETY: the latch is live until this call makes it set, and
+        // nothing here touches the job afterwards.
+        unsafe { L::set(&this.latch) };
     }
 
     /// Runs the job on the current thread, if no one has taken it.

@@ -48,7 +48,8 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::job::{SpinLatch, StackJob};
+use crate::job::{JoinLatch, StackJob};
+use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
 
 /// Runs `a` and `b`, potentially in parallel, and returns both results.
@@ -114,7 +115,7 @@ where
     RA: Send,
     RB: Send,
 {
-    let job_b = StackJob::new(SpinLatch::new(), b);
+    let job_b = StackJob::new(JoinLatch::new(worker.wait_parker()), b);
     // SAFETY: `job_b` stays here, unmoved, until it ran here or its latch
     // is set: every path below runs it here or waits for the latch before
     // returning or unwinding (`a`'s panic is caught first).
@@ -146,8 +147,13 @@ where
                 // ours.
                 Some(task) => worker.execute(task),
                 None => {
-                    // Stolen: help with other work until the thief is done.
-                    worker::help_until(Some(worker), || job_b.latch.probe(), None);
+                    // Stolen: help with what descends from `b`, then park
+                    // until the thief sets the latch (`crate::wait`).
+                    Region::enter(worker).wait(
+                        job_b.region(),
+                        || job_b.latch.probe(),
+                        || job_b.latch.park_until_set(),
+                    );
                     break;
                 }
             }

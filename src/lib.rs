@@ -63,6 +63,7 @@ mod spawn;
 mod sync;
 mod task;
 mod topology;
+mod wait;
 mod worker;
 
 pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};

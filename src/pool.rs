@@ -527,6 +527,20 @@ impl Pool {
             // more to clean up either way.
             let _ = thread.join();
         }
+        // Spares start while workers block, so once every core worker has
+        // exited no new one starts; take until none is left.
+        loop {
+            let spares = self.handle.shared.take_spare_threads();
+            if spares.is_empty() {
+                break;
+            }
+            for thread in spares {
+                if inside && thread.thread().id() == std::thread::current().id() {
+                    continue;
+                }
+                let _ = thread.join();
+            }
+        }
     }
 }
 
@@ -908,7 +922,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (run, handle) = spawn::wrap(f);
+        let (run, handle) = spawn::wrap(f, Arc::as_ptr(&self.shared) as usize);
         self.push(route, run);
         handle
     }
@@ -966,6 +980,10 @@ impl Handle {
         // stack job it collects (never hands it back), setting the latch.
         let job_ref = unsafe { job.as_job_ref() };
         self.inject(Task::stack(job_ref, true));
+        // On a worker of another pool, that pool has a spare run its queues
+        // while this worker blocks (`crate::wait`).
+        let caller = worker::current_any();
+        let _blocked = caller.as_deref().map(WorkerContext::block);
         job.latch.wait();
         job.into_result()
     }

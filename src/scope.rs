@@ -1,18 +1,22 @@
 //! `scope`: spawn tasks that borrow from the caller's stack.
 //!
-//! A scope counts its unfinished tasks. [`Pool::scope`](crate::Pool::scope)
-//! runs the scope's body on a worker, then keeps that worker running tasks
-//! (its own scope's and any others) until the count is zero, and only then
-//! returns, so nothing spawned in the scope can outlive what it borrows.
-//! The count lives in an `Arc` that every task holds, so the last task's
-//! decrement never touches freed memory.
+//! A scope counts its unfinished tasks, plus one for its body.
+//! [`Pool::scope`](crate::Pool::scope) runs the body on a worker inside a
+//! wait region (`crate::wait`), then keeps that worker running the scope's
+//! own tasks (those on its deque, and those it can leapfrog into) until the
+//! count is zero, parking when there are none; the task that brings the
+//! count to zero unparks it. Only then does `scope` return, so nothing
+//! spawned in the scope can outlive what it borrows. The count and the
+//! parker live in an `Arc` that every task holds, so the last task's
+//! decrement and wake-up never touch freed memory.
 
 use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::pool::Handle;
-use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
+use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
 
 /// A fork-join scope, created by [`Pool::scope`](crate::Pool::scope).
@@ -36,13 +40,32 @@ pub struct Scope<'scope> {
 }
 
 struct ScopeState {
-    /// Spawned tasks not yet finished.
+    /// Spawned tasks not yet finished, plus one while the body runs.
     pending: AtomicUsize,
+    /// Where the scope's owner parks while it waits for `pending` to fall
+    /// to zero.
+    parker: Parker,
     /// The first panic of a spawned task, re-raised by `scope`.
     panic: Mutex<Option<Box<dyn Any + Send + 'static>>>,
 }
 
 impl ScopeState {
+    /// One task (or the body) finished; the last one wakes the owner.
+    fn finish_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.parker.unpark();
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// The region the scope's tasks are pieces of: its address.
+    fn region(&self) -> usize {
+        self as *const Self as usize
+    }
+
     fn record_panic(&self, payload: Box<dyn Any + Send + 'static>) {
         let mut slot = lock(&self.panic);
         if slot.is_none() {
@@ -59,7 +82,7 @@ struct Completion(Option<Arc<ScopeState>>);
 impl Completion {
     fn done(mut self) {
         if let Some(state) = self.0.take() {
-            state.pending.fetch_sub(1, Ordering::Release);
+            state.finish_one();
         }
     }
 }
@@ -68,7 +91,7 @@ impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(state) = self.0.take() {
             state.record_panic(Box::new("a scope task was dropped without running"));
-            state.pending.fetch_sub(1, Ordering::Release);
+            state.finish_one();
         }
     }
 }
@@ -111,7 +134,9 @@ impl<'scope> Scope<'scope> {
                 handle,
                 _marker: PhantomData,
             };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(&scope))) {
+            let region = scope.state.region();
+            let body = || worker::in_piece(region, || f(&scope));
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
                 scope.state.record_panic(payload);
             }
             drop(scope);
@@ -132,19 +157,35 @@ where
 {
     let scope = Scope {
         state: Arc::new(ScopeState {
-            pending: AtomicUsize::new(0),
+            pending: AtomicUsize::new(1),
+            parker: Parker::new(),
             panic: Mutex::new(None),
         }),
         handle: handle.clone(),
         _marker: PhantomData,
     };
-    let result = catch_unwind(AssertUnwindSafe(|| op(&scope)));
+    let state = &*scope.state;
+    let park = || {
+        while !state.done() {
+            state.parker.park();
+        }
+    };
     // Whatever happened, the borrowed stack must outlive every task.
-    worker::help_until(
-        worker,
-        || scope.state.pending.load(Ordering::Acquire) == 0,
-        None,
-    );
+    let result = match worker {
+        Some(worker) => {
+            let region = Region::enter(worker);
+            let result = catch_unwind(AssertUnwindSafe(|| op(&scope)));
+            state.finish_one();
+            region.wait(state.region(), || state.done(), park);
+            result
+        }
+        None => {
+            let result = catch_unwind(AssertUnwindSafe(|| op(&scope)));
+            state.finish_one();
+            park();
+            result
+        }
+    };
     let value = match result {
         Ok(value) => value,
         Err(payload) => resume_unwind(payload),

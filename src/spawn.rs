@@ -17,7 +17,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::sync::{lock, Arc, AtomicBool, Condvar, Instant, Mutex, MutexGuard, Ordering};
+use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+use std::sync::Arc as StdArc;
+
+use crate::sync::{lock, AtomicBool, Condvar, Instant, Mutex, MutexGuard, Ordering};
 use crate::worker;
 
 /// Why a spawned task produced no value.
@@ -120,9 +123,14 @@ struct State<T> {
 struct Packet<T> {
     state: Mutex<State<T>>,
     finished_cvar: Condvar,
-    /// Mirrors `phase == Finished`, so a worker helping while it waits can
-    /// poll without taking the lock.
+    /// Mirrors `phase == Finished`, so `is_finished` takes no lock.
     finished: AtomicBool,
+    /// The pool the task was submitted to (the address of its shared
+    /// state): a worker of that pool may run the task itself (`wait`).
+    pool: usize,
+    /// The thread running the task (`thread_token`), zero before it runs:
+    /// a join from inside the task itself is refused, not left to hang.
+    runner: StdAtomicUsize,
 }
 
 impl<T> Packet<T> {
@@ -130,7 +138,8 @@ impl<T> Packet<T> {
         lock(&self.state)
     }
 
-    /// `Pending → Running`. `false` when the task was cancelled first.
+    /// `Pending → Running`. `false` when the task was cancelled or claimed
+    /// first.
     fn start(&self) -> bool {
         let mut state = self.lock();
         if state.phase != Phase::Pending {
@@ -162,47 +171,116 @@ impl<T> Packet<T> {
     }
 }
 
-/// Resolves the packet to `Cancelled` if the task is dropped without
-/// running (for example a `Task` from `shutdown_now` that the caller drops).
-struct CancelOnDrop<T>(Option<Arc<Packet<T>>>);
+/// A token for the calling thread, never zero: the address of a
+/// thread-local (zero while thread-locals are being destroyed, when no
+/// task runs on this thread any more).
+fn thread_token() -> usize {
+    std::thread_local!(static TOKEN: u8 = const { 0 });
+    TOKEN
+        .try_with(|token| token as *const u8 as usize)
+        .unwrap_or(0)
+}
 
-impl<T> Drop for CancelOnDrop<T> {
+/// A spawned task: its packet and its closure, until someone runs it.
+struct Spawned<T, F> {
+    packet: Packet<T>,
+    func: Mutex<Option<F>>,
+}
+
+/// What a `JoinHandle` needs of its task, whatever the closure's type.
+trait Joinable<T>: Send + Sync {
+    fn packet(&self) -> &Packet<T>;
+    /// Runs the task here if it has not started; whoever calls this first
+    /// (the queued task, or a worker that waits for it) runs it.
+    fn run(&self);
+    /// Cancels the task if it has not started, dropping its closure.
+    fn cancel(&self) -> bool;
+}
+
+impl<T, F> Joinable<T> for Spawned<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn packet(&self) -> &Packet<T> {
+        &self.packet
+    }
+
+    fn run(&self) {
+        if !self.packet.start() {
+            return; // cancelled, or run by whoever waits for it
+        }
+        let Some(func) = lock(&self.func).take() else {
+            return; // unreachable: only the starter takes the closure
+        };
+        self.packet
+            .runner
+            .store(thread_token(), StdOrdering::Relaxed);
+        let result = catch_unwind(AssertUnwindSafe(func)).map_err(|payload| {
+            worker::note_panic();
+            JoinError::Panicked(payload)
+        });
+        self.packet.finish(result, false);
+    }
+
+    fn cancel(&self) -> bool {
+        if !self.packet.finish(Err(JoinError::Cancelled), true) {
+            return false;
+        }
+        drop(lock(&self.func).take());
+        true
+    }
+}
+
+/// The task that goes into the queues: one pointer, so it is stored
+/// inline. Dropped without running (a `Task` from `shutdown_now` that the
+/// caller drops), it cancels the task.
+struct Queued<T, F>(Option<StdArc<Spawned<T, F>>>)
+where
+    F: FnOnce() -> T + Send,
+    T: Send;
+
+impl<T, F> Drop for Queued<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
     fn drop(&mut self) {
-        if let Some(packet) = self.0.take() {
-            packet.finish(Err(JoinError::Cancelled), true);
+        if let Some(spawned) = self.0.take() {
+            spawned.cancel();
         }
     }
 }
 
-/// Wraps `f` into the closure that goes into the queues, and the handle
-/// that receives its result.
-pub(crate) fn wrap<F, T>(f: F) -> (impl FnOnce() + Send + 'static, JoinHandle<T>)
+/// Wraps `f`, submitted to the pool whose shared state is at `pool`, into
+/// the closure that goes into the queues, and the handle that receives its
+/// result.
+pub(crate) fn wrap<F, T>(f: F, pool: usize) -> (impl FnOnce() + Send + 'static, JoinHandle<T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let packet = Arc::new(Packet {
-        state: Mutex::new(State {
-            phase: Phase::Pending,
-            result: None,
-            waker: None,
-        }),
-        finished_cvar: Condvar::new(),
-        finished: AtomicBool::new(false),
+    let spawned = StdArc::new(Spawned {
+        packet: Packet {
+            state: Mutex::new(State {
+                phase: Phase::Pending,
+                result: None,
+                waker: None,
+            }),
+            finished_cvar: Condvar::new(),
+            finished: AtomicBool::new(false),
+            pool,
+            runner: StdAtomicUsize::new(0),
+        },
+        func: Mutex::new(Some(f)),
     });
-    let mut guard = CancelOnDrop(Some(packet.clone()));
+    let mut queued = Queued(Some(spawned.clone()));
     let run = move || {
-        let Some(packet) = guard.0.take() else { return };
-        if !packet.start() {
-            return; // cancelled before it started: never runs
+        if let Some(spawned) = queued.0.take() {
+            spawned.run();
         }
-        let result = catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-            worker::note_panic();
-            JoinError::Panicked(payload)
-        });
-        packet.finish(result, false);
     };
-    (run, JoinHandle { packet })
+    (run, JoinHandle { packet: spawned })
 }
 
 /// The handle to a task started with [`spawn`](crate::Pool::spawn): join
@@ -226,7 +304,10 @@ where
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    /// A std `Arc`, not the sync facade's: it is only shared ownership
+    /// (no protocol decides anything from its count), and it must coerce
+    /// to a trait object.
+    packet: StdArc<dyn Joinable<T>>,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -248,7 +329,7 @@ impl<T> JoinHandle<T> {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.packet.finished.load(Ordering::Acquire)
+        self.packet.packet().finished.load(Ordering::Acquire)
     }
 
     /// Cancels the task if it has not started: it will then never run, and
@@ -269,7 +350,7 @@ impl<T> JoinHandle<T> {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn cancel(&self) -> bool {
-        self.packet.finish(Err(JoinError::Cancelled), true)
+        self.packet.cancel()
     }
 
     /// Waits for the task and returns its result.
@@ -309,16 +390,36 @@ impl<T> JoinHandle<T> {
     }
 
     fn wait(self, deadline: Option<Instant>) -> Result<Result<T, JoinError>, JoinHandle<T>> {
-        if let Some(worker) = worker::current_any() {
-            let finished = worker::help_until(Some(&worker), || self.is_finished(), deadline);
-            if !finished {
-                return Err(self);
+        let packet = self.packet.packet();
+        // A worker must not block while the task sits unstarted in its own
+        // pool's queues (perhaps in its own deque): it runs it here instead.
+        // Not with a deadline: the task could run past it.
+        let worker = worker::current_any();
+        if let Some(worker) = &worker {
+            if deadline.is_none() && worker.pool_id() == packet.pool {
+                self.packet.run();
             }
         }
-        let mut state = self.packet.lock();
+        let mut state = packet.lock();
+        if state.phase == Phase::Running
+            && packet.runner.load(StdOrdering::Relaxed) == thread_token()
+        {
+            drop(state);
+            panic!("JoinHandle::join called from inside the task it joins: it would wait forever");
+        }
+        // A worker that blocks has a spare take its place (`crate::wait`).
+        let _blocked = match (&worker, state.phase) {
+            (Some(worker), phase) if phase != Phase::Finished => {
+                drop(state);
+                let blocked = worker.block();
+                state = packet.lock();
+                Some(blocked)
+            }
+            _ => None,
+        };
         while state.phase != Phase::Finished {
             state = match deadline {
-                None => match self.packet.finished_cvar.wait(state) {
+                None => match packet.finished_cvar.wait(state) {
                     Ok(guard) => guard,
                     Err(poisoned) => poisoned.into_inner(),
                 },
@@ -328,11 +429,7 @@ impl<T> JoinHandle<T> {
                         drop(state);
                         return Err(self);
                     }
-                    match self
-                        .packet
-                        .finished_cvar
-                        .wait_timeout(state, deadline - now)
-                    {
+                    match packet.finished_cvar.wait_timeout(state, deadline - now) {
                         Ok((guard, _)) => guard,
                         Err(poisoned) => poisoned.into_inner().0,
                     }
@@ -341,7 +438,7 @@ impl<T> JoinHandle<T> {
         }
         match state.result.take() {
             Some(result) => Ok(result),
-            None => unreachable!("a finished packet's result is taken only by its one handle"),
+            None => panic!("JoinHandle joined after it was polled to completion"),
         }
     }
 }
@@ -350,11 +447,11 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.packet.lock();
+        let mut state = self.packet.packet().lock();
         if state.phase == Phase::Finished {
             return match state.result.take() {
                 Some(result) => Poll::Ready(result),
-                None => panic!("JoinHandle polled after it returned Poll::Ready"),
+                None => panic!("JoinHandle polled after completion"),
             };
         }
         match &state.waker {

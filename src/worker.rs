@@ -40,7 +40,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_utils::CachePadded;
 
 use crate::admission::{Admission, Released};
 use crate::autoscale::{Autoscaler, LoadSample};
@@ -144,6 +144,13 @@ pub(crate) struct Shared {
     /// For each worker, the others in the order it steals from them.
     victims: Box<[Box<[usize]>]>,
     pub(crate) counters: Box<[CachePadded<WorkerCounters>]>,
+    /// For each worker, the pieces it is running that waiters may
+    /// leapfrog into (see `crate::wait`).
+    pub(crate) pieces: Box<[CachePadded<Pieces>]>,
+    /// For each worker, where it parks while it waits inside a task (a
+    /// `join` or `scope`); apart from the idle parkers of `crate::sleep`,
+    /// so that a wake-up of one kind is never taken for the other.
+    pub(crate) wait_parkers: Box<[Parker]>,
     hooks: Hooks,
     /// `ABORT` bit (set by `shutdown_now`: workers stop taking tasks) |
     /// the number of active workers (workers with a higher index retire).
@@ -168,6 +175,23 @@ pub(crate) struct Shared {
     pub(crate) monitor: Option<Arc<Parker>>,
     /// The autoscaler, if configured (shared with the monitor thread).
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
+    /// Worker slots the pool was built with; the spare slots follow them.
+    core_slots: usize,
+    /// Workers blocked in a wait the pool compensates for (`crate::wait`):
+    /// spare `k` runs while `k < blocked`.
+    blocked: AtomicUsize,
+    /// The spare slots' deques not yet given to a thread, and the spare
+    /// threads started.
+    spares: Mutex<Spares>,
+}
+
+/// The spare workers of a pool (see `crate::wait`, "Blocking waits").
+pub(crate) struct Spares {
+    deques: Vec<Option<Worker<Task>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// How spare threads are named (`{prefix}-spare-{k}`) and sized.
+    name_prefix: String,
+    stack_size: Option<usize>,
 }
 
 /// Everything `Shared::new` needs, gathered by the builder.
@@ -181,12 +205,19 @@ pub(crate) struct SharedConfig {
     pub(crate) fill_trigger: Option<FillTrigger>,
     pub(crate) monitor: Option<Arc<Parker>>,
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
+    /// Deques for the spare slots (their stealers end `stealers`).
+    pub(crate) spare_deques: Vec<Worker<Task>>,
+    pub(crate) thread_name: String,
+    pub(crate) stack_size: Option<usize>,
 }
 
 impl Shared {
     pub(crate) fn new(config: SharedConfig) -> Self {
         let workers = config.stealers.len();
-        let victims = topology::victim_orders(&config.cores);
+        let core_slots = workers - config.spare_deques.len();
+        let mut cores = config.cores;
+        cores.resize(workers, None);
+        let victims = topology::victim_orders(&cores);
         Shared {
             injector: Injector::new(),
             admission: Admission::new(config.capacity, workers, config.fill_trigger),
@@ -194,11 +225,13 @@ impl Shared {
             stealers: config.stealers.into_boxed_slice(),
             victims: victims.into_boxed_slice(),
             counters: (0..workers).map(|_| CachePadded::default()).collect(),
+            pieces: (0..workers).map(|_| CachePadded::default()).collect(),
+            wait_parkers: (0..workers).map(|_| Parker::new()).collect(),
             hooks: config.hooks,
             control: CachePadded::new(AtomicUsize::new(config.active)),
             resize: Mutex::new(()),
             resize_cvar: Condvar::new(),
-            cores: config.cores.into_boxed_slice(),
+            cores: cores.into_boxed_slice(),
             latency_epoch: config.latency_epoch,
             exited: Mutex::new(0),
             exited_cvar: Condvar::new(),
@@ -207,6 +240,14 @@ impl Shared {
             timed_out: StripedCounter::default(),
             monitor: config.monitor,
             autoscaler: config.autoscaler,
+            core_slots,
+            blocked: AtomicUsize::new(0),
+            spares: Mutex::new(Spares {
+                deques: config.spare_deques.into_iter().map(Some).collect(),
+                threads: Vec::new(),
+                name_prefix: config.thread_name,
+                stack_size: config.stack_size,
+            }),
         }
     }
 
@@ -233,8 +274,7 @@ impl Shared {
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
         let load = |c: &crate::sync::stats::AtomicU64| c.load(Ordering::Relaxed);
         let active = self.active_workers();
-        let per_worker: Vec<WorkerMetrics> = self
-            .counters
+        let per_worker: Vec<WorkerMetrics> = self.counters[..self.core_slots]
             .iter()
             .enumerate()
             .map(|(index, c)| WorkerMetrics {
@@ -268,11 +308,15 @@ impl Shared {
             rejected_full: self.rejected_full.sum(),
             rejected_shutdown: self.rejected_shutdown.sum(),
             timed_out: self.timed_out.sum(),
-            executed: per_worker.iter().map(|w| w.executed).sum(),
-            stolen: per_worker.iter().map(|w| w.stolen).sum(),
-            steal_attempts: per_worker.iter().map(|w| w.steal_attempts).sum(),
-            panicked: per_worker.iter().map(|w| w.panicked).sum(),
-            in_flight: per_worker.iter().filter(|w| w.running).count(),
+            executed: self.counters.iter().map(|c| load(&c.executed)).sum(),
+            stolen: self.counters.iter().map(|c| load(&c.stolen)).sum(),
+            steal_attempts: self.counters.iter().map(|c| load(&c.steal_attempts)).sum(),
+            panicked: self.counters.iter().map(|c| load(&c.panicked)).sum(),
+            in_flight: self
+                .counters
+                .iter()
+                .filter(|c| load(&c.running) > 0)
+                .count(),
             idle_workers: self.sleep.sleeping(),
             searching_workers: self.sleep.searching(),
             queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
@@ -280,8 +324,24 @@ impl Shared {
         }
     }
 
+    /// Worker slots the pool was built with (its maximum of active
+    /// workers), not counting spares.
     pub(crate) fn num_workers(&self) -> usize {
-        self.stealers.len()
+        self.core_slots
+    }
+
+    /// The spare threads started so far, to join at shutdown.
+    pub(crate) fn take_spare_threads(&self) -> Vec<std::thread::JoinHandle<()>> {
+        std::mem::take(&mut lock(&self.spares).threads)
+    }
+
+    /// Whether the worker in slot `index` may run tasks now: a core slot
+    /// below the active count, or a spare needed by a blocked worker.
+    fn is_active_slot(&self, index: usize) -> bool {
+        match index.checked_sub(self.core_slots) {
+            None => index < self.active_workers(),
+            Some(rank) => rank < self.blocked.load(Ordering::SeqCst),
+        }
     }
 
     /// Tells workers to stop taking tasks (`shutdown_now`), then closes.
@@ -320,9 +380,11 @@ impl Shared {
     /// Waits until every worker has left its loop, or `deadline` passes.
     /// Returns how many workers are still running.
     pub(crate) fn wait_for_exit(&self, deadline: Option<Instant>) -> usize {
-        let workers = self.num_workers();
         let mut exited = lock(&self.exited);
-        while *exited < workers {
+        // Spares start under this lock (`start_spare`), so this count
+        // cannot miss one.
+        let workers = || self.core_slots + lock(&self.spares).threads_started();
+        while *exited < workers() {
             exited = match deadline {
                 None => match self.exited_cvar.wait(exited) {
                     Ok(guard) => guard,
@@ -340,7 +402,7 @@ impl Shared {
                 }
             };
         }
-        workers - *exited
+        workers() - *exited
     }
 
     /// Takes every task left in the queues, once every worker has exited
@@ -402,6 +464,32 @@ impl Shared {
     }
 }
 
+impl Spares {
+    /// Spare threads started so far: each took its slot's deque.
+    fn threads_started(&self) -> usize {
+        self.deques.iter().filter(|deque| deque.is_none()).count()
+    }
+}
+
+/// A worker marked blocked (see `WorkerContext::block`); unmarks on drop.
+pub(crate) struct Blocked<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        // The spare of the highest rank retires after its current task.
+        self.shared.blocked.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What `enter_region` saved of the enclosing region.
+pub(crate) struct SavedRegion {
+    frames: Vec<JobRef>,
+    offered: usize,
+    new: usize,
+}
+
 /// The state of the worker running on this thread.
 pub(crate) struct WorkerContext {
     index: usize,
@@ -430,6 +518,29 @@ pub(crate) struct WorkerContext {
     /// no two references to it ever overlap.
     join_frames: UnsafeCell<Vec<JobRef>>,
     offered_frames: Cell<usize>,
+    /// An upper bound on the tasks of this worker's deque pushed since its
+    /// innermost wait began (see `crate::wait`, "What a waiter runs").
+    region_new: Cell<usize>,
+    /// How many entries of this worker's `Pieces` are published.
+    piece_depth: Cell<usize>,
+}
+
+/// How many nested pieces a worker publishes for leapfrogging; deeper
+/// ones are not published, and their waiters park instead of helping.
+pub(crate) const MAX_PUBLISHED_PIECES: usize = 8;
+
+/// The pieces one worker is running, innermost last (see `crate::wait`).
+#[derive(Default)]
+pub(crate) struct Pieces {
+    entries: [Piece; MAX_PUBLISHED_PIECES],
+}
+
+/// One published piece: the region it belongs to, and a generation that
+/// is odd while the piece runs and changes whenever the entry is reused.
+#[derive(Default)]
+struct Piece {
+    region: AtomicUsize,
+    generation: AtomicUsize,
 }
 
 // The worker context of this thread, if it is a worker. (loom's
@@ -498,40 +609,20 @@ pub(crate) fn note_panic() {
     });
 }
 
-/// Runs other tasks until `done()` (or until `deadline`); returns whether
-/// `done()` became true. Used by every wait inside a worker (`join`,
-/// `scope`, `JoinHandle::join`), so a waiting worker never idles while
-/// there is work, and the task it waits for, if still queued, is run.
-///
-/// With no worker (`scope` on the caller's thread during shutdown), it
-/// yields until `done()`: the draining workers finish the rest.
-pub(crate) fn help_until(
-    worker: Option<&WorkerContext>,
-    done: impl Fn() -> bool,
-    deadline: Option<Instant>,
-) -> bool {
-    let backoff = Backoff::new();
-    loop {
-        if done() {
-            return true;
+/// Runs `body` as a piece of `region` on this thread's worker, if it is
+/// one: published for leapfrogging when the worker's deque is empty (see
+/// `crate::wait`).
+#[inline]
+pub(crate) fn in_piece<R>(region: usize, body: impl FnOnce() -> R) -> R {
+    with_current(|current| match current {
+        Some(worker) => {
+            let depth = worker.enter_piece(region);
+            let result = body();
+            worker.exit_piece(depth);
+            result
         }
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            return false;
-        }
-        if let Some(worker) = worker {
-            if let Some(task) = worker.find_help() {
-                worker.execute(task);
-                backoff.reset();
-                continue;
-            }
-            worker.return_held_slots();
-        }
-        if crate::sync::IS_LOOM || backoff.is_completed() {
-            thread::yield_now();
-        } else {
-            backoff.snooze();
-        }
-    }
+        None => body(),
+    })
 }
 
 /// Whether this thread is a worker of the pool that owns `shared`.
@@ -551,6 +642,8 @@ impl WorkerContext {
             catching_stream: Cell::new(false),
             join_frames: UnsafeCell::new(Vec::new()),
             offered_frames: Cell::new(0),
+            region_new: Cell::new(0),
+            piece_depth: Cell::new(0),
         }
     }
 
@@ -559,6 +652,7 @@ impl WorkerContext {
     pub(crate) fn push(&self, task: Task) {
         let backlog = !self.local.is_empty();
         self.local.push(task);
+        self.region_new.set(self.region_new.get() + 1);
         self.shared.sleep.notify_work(|| backlog);
     }
 
@@ -588,6 +682,7 @@ impl WorkerContext {
         if let Some(job) = oldest {
             self.offered_frames.set(offered + 1);
             self.local.push(Task::stack(job, false));
+            self.region_new.set(self.region_new.get() + 1);
             self.shared.sleep.notify_join_work();
         }
     }
@@ -646,19 +741,159 @@ impl WorkerContext {
     /// Pops the newest task of this worker's own deque.
     #[inline]
     pub(crate) fn pop_local(&self) -> Option<Task> {
-        self.local.pop()
+        let task = self.local.pop();
+        if task.is_some() {
+            self.region_new.set(self.region_new.get().saturating_sub(1));
+        }
+        task
     }
 
-    /// What a waiting worker may run: its own deque, the injector, and
-    /// other workers' deques. Even during `shutdown_now`, a task that is
-    /// waiting (on a join, a scope, a `JoinHandle`) keeps taking from
-    /// everywhere: what it waits for may sit in any queue, and a waiting
-    /// task that could not make progress would hang the shutdown.
-    fn find_help(&self) -> Option<Task> {
-        self.local
-            .pop()
-            .or_else(|| self.steal_from_injector())
-            .or_else(|| self.steal_from_workers())
+    /// The identity of this worker's pool: the address of its shared state.
+    pub(crate) fn pool_id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    /// Marks this worker blocked until the guard drops: it gives back its
+    /// held slots of the bound, and a spare worker runs the pool's queues
+    /// meanwhile, if one of the pool's spare slots is free (`crate::wait`,
+    /// "Blocking waits").
+    pub(crate) fn block(&self) -> Blocked<'_> {
+        let shared = &*self.shared;
+        self.return_held_slots();
+        let rank = shared.blocked.fetch_add(1, Ordering::SeqCst);
+        let index = shared.core_slots + rank;
+        if index < shared.stealers.len() {
+            self.start_spare(index);
+        }
+        Blocked { shared }
+    }
+
+    /// Starts the spare in slot `index`, or wakes it if it waits retired.
+    fn start_spare(&self, index: usize) {
+        let shared = &*self.shared;
+        let rank = index - shared.core_slots;
+        let mut spares = lock(&shared.spares);
+        if let Some(deque) = spares.deques[rank].take() {
+            let mut builder =
+                std::thread::Builder::new().name(format!("{}-spare-{rank}", spares.name_prefix));
+            if let Some(size) = spares.stack_size {
+                builder = builder.stack_size(size);
+            }
+            // Counted as started before `wait_for_exit` can look again.
+            let _exited = lock(&shared.exited);
+            match spawn_worker(builder, index, self.shared.clone(), deque) {
+                Ok(thread) => spares.threads.push(thread),
+                // No thread to be had: the pool runs one worker short
+                // until this one returns, as with no spare slot left.
+                Err(deque) => spares.deques[rank] = Some(deque),
+            }
+            return;
+        }
+        drop(spares);
+        let _guard = lock(&shared.resize);
+        shared.resize_cvar.notify_all();
+    }
+
+    /// Where this worker parks while it waits inside a task.
+    pub(crate) fn wait_parker(&self) -> &Parker {
+        &self.shared.wait_parkers[self.index]
+    }
+
+    /// Opens a wait region (see `crate::wait`): until `exit_region`, no
+    /// join frame opened before it is offered, and `pop_region_task`
+    /// returns only tasks pushed inside it.
+    pub(crate) fn enter_region(&self) -> SavedRegion {
+        // SAFETY: as in `open_join`: one call on the `Vec`, on its thread.
+        let frames = unsafe { std::mem::take(&mut *self.join_frames.get()) };
+        SavedRegion {
+            frames,
+            offered: self.offered_frames.replace(0),
+            new: self.region_new.replace(0),
+        }
+    }
+
+    /// Closes the region `enter_region` opened. Every join opened inside
+    /// has closed, so its frame stack is empty; the tasks pushed inside and
+    /// still queued count as new for the enclosing region too.
+    pub(crate) fn exit_region(&self, saved: SavedRegion) {
+        // SAFETY: as in `open_join`.
+        let inner = unsafe { std::mem::replace(&mut *self.join_frames.get(), saved.frames) };
+        debug_assert!(inner.is_empty());
+        self.offered_frames.set(saved.offered);
+        self.region_new
+            .set(saved.new.saturating_add(self.region_new.get()));
+    }
+
+    /// The newest task of this worker's deque if it was pushed inside the
+    /// innermost region. `region_new` bounds those tasks from above, and
+    /// thieves take from the other end: so while it is not zero the
+    /// newest task, if any, is one of them (if thieves took some of them,
+    /// they took every older task first).
+    pub(crate) fn pop_region_task(&self) -> Option<Task> {
+        if self.region_new.get() == 0 {
+            return None;
+        }
+        self.pop_local()
+    }
+
+    /// Publishes that this worker starts a piece of `region`, if its deque
+    /// is empty: from now until `exit_piece`, every task on its deque
+    /// descends from that piece. Returns the entry to clear.
+    pub(crate) fn enter_piece(&self, region: usize) -> Option<usize> {
+        let depth = self.piece_depth.get();
+        if depth >= MAX_PUBLISHED_PIECES || !self.local.is_empty() {
+            return None;
+        }
+        let piece = &self.shared.pieces[self.index].entries[depth];
+        piece.region.store(region, Ordering::Relaxed);
+        // Odd: running. Release: a leapfrogger that reads this generation
+        // reads the region stored above.
+        piece.generation.fetch_add(1, Ordering::Release);
+        self.piece_depth.set(depth + 1);
+        Some(depth)
+    }
+
+    /// Ends a piece `enter_piece` published.
+    pub(crate) fn exit_piece(&self, depth: Option<usize>) {
+        if let Some(depth) = depth {
+            let piece = &self.shared.pieces[self.index].entries[depth];
+            // Even: ended. Release: whatever this worker pushes from now on
+            // is ordered after it, so a leapfrogger that steals such a task
+            // sees the generation change (see `leapfrog`).
+            piece.generation.fetch_add(1, Ordering::Release);
+            self.piece_depth.set(depth);
+        }
+    }
+
+    /// Leapfrogging: steals the oldest task of a worker that is running a
+    /// piece of `region`, if that piece is still running after the steal,
+    /// so the task descends from it. A task stolen just after the piece
+    /// ended may be anyone's: it goes to the injector, not to the waiter.
+    pub(crate) fn leapfrog(&self, region: usize) -> Option<Task> {
+        let shared = &*self.shared;
+        for (victim, pieces) in shared.pieces.iter().enumerate() {
+            if victim == self.index {
+                continue;
+            }
+            for piece in &pieces.entries {
+                let generation = piece.generation.load(Ordering::Acquire);
+                if generation % 2 == 0 || piece.region.load(Ordering::Relaxed) != region {
+                    continue;
+                }
+                let Some(task) = self.steal_from(victim) else {
+                    break;
+                };
+                // The steal synchronizes with the push of `task`: if the
+                // piece had ended before that push, this load sees it.
+                if piece.generation.load(Ordering::Acquire) == generation {
+                    return Some(task);
+                }
+                shared.injector.push(task);
+                shared.sleep.notify_work(|| true);
+                return None;
+            }
+        }
+        None
     }
 
     fn main_loop(&self) {
@@ -771,9 +1006,9 @@ impl WorkerContext {
     /// worker drains, so that tasks a retiring worker moved to the injector
     /// just before the close are still run before the last worker exits.
     fn should_leave(&self) -> bool {
-        let control = self.shared.control.load(Ordering::Relaxed);
-        control & ABORT != 0
-            || (self.index >= control & !ABORT && !self.shared.admission.is_closed())
+        let shared = &*self.shared;
+        shared.is_aborting()
+            || (!shared.is_active_slot(self.index) && !shared.admission.is_closed())
     }
 
     /// Retires this worker: its queued tasks go to the injector, where the
@@ -793,7 +1028,7 @@ impl WorkerContext {
         loop {
             if shared.admission.is_closed()
                 || shared.is_aborting()
-                || self.index < shared.active_workers()
+                || shared.is_active_slot(self.index)
             {
                 return;
             }
@@ -823,7 +1058,7 @@ impl WorkerContext {
             }
             _ => {}
         }
-        self.local.pop().or_else(|| self.take_from_injector())
+        self.pop_local().or_else(|| self.take_from_injector())
     }
 
     /// Step 3, paced: if the last take found a single task, wait
@@ -990,6 +1225,42 @@ impl WorkerContext {
         bump(&counters.running, u64::MAX); // wrapping: minus one
         bump(&counters.executed, 1);
     }
+}
+
+/// Starts a thread that runs slot `index` as a worker; hands the deque
+/// back if no thread could be started.
+#[cfg(not(loom))]
+fn spawn_worker(
+    builder: std::thread::Builder,
+    index: usize,
+    shared: Arc<Shared>,
+    deque: Worker<Task>,
+) -> Result<std::thread::JoinHandle<()>, Worker<Task>> {
+    let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared>, Worker<Task>)>();
+    match builder.spawn(move || {
+        if let Ok((shared, deque)) = rx.recv() {
+            WorkerContext::new(index, shared, deque).run();
+        }
+    }) {
+        Ok(thread) => {
+            // The thread receives before anything else; if it is gone the
+            // send fails and the thread has already ended.
+            let _ = tx.send((shared, deque));
+            Ok(thread)
+        }
+        Err(_) => Err(deque),
+    }
+}
+
+/// Under loom no spare starts: loom's threads are the models' own.
+#[cfg(loom)]
+fn spawn_worker(
+    _builder: std::thread::Builder,
+    _index: usize,
+    _shared: Arc<Shared>,
+    deque: Worker<Task>,
+) -> Result<std::thread::JoinHandle<()>, Worker<Task>> {
+    Err(deque)
 }
 
 /// Spins (with the CPU's spin-wait hint, which leaves a hyperthread
