@@ -86,8 +86,8 @@ where
 {
     worker::with_current(|current| match current {
         Some(worker) => {
-            let (run, handle) = spawn::wrap(f, worker.pool_id());
-            worker.push(Task::new(run, false, false));
+            let (queued, handle) = spawn::wrap(f, worker.pool_id());
+            worker.push(Task::claimable(queued, false, false));
             Ok(handle)
         }
         None => Err(NotInPool(f)),

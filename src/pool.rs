@@ -922,8 +922,10 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (run, handle) = spawn::wrap(f, Arc::as_ptr(&self.shared) as usize);
-        self.push(route, run);
+        let (queued, handle) = spawn::wrap(f, Arc::as_ptr(&self.shared) as usize);
+        self.push_task(route, |admitted, stamped| {
+            Task::claimable(queued, admitted, stamped)
+        });
         handle
     }
 

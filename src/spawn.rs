@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 use std::sync::Arc as StdArc;
 
 use crate::sync::{lock, AtomicBool, Condvar, Instant, Mutex, MutexGuard, Ordering};
+use crate::task::Claimable;
 use crate::worker;
 
 /// Why a spawned task produced no value.
@@ -252,10 +253,28 @@ where
     }
 }
 
+impl<T, F> Claimable for Queued<T, F>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(mut self) {
+        if let Some(spawned) = self.0.take() {
+            spawned.run();
+        }
+    }
+
+    fn is_spent(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|spawned| spawned.packet.lock().phase != Phase::Pending)
+    }
+}
+
 /// Wraps `f`, submitted to the pool whose shared state is at `pool`, into
-/// the closure that goes into the queues, and the handle that receives its
-/// result.
-pub(crate) fn wrap<F, T>(f: F, pool: usize) -> (impl FnOnce() + Send + 'static, JoinHandle<T>)
+/// what goes into the queues (see [`Task::claimable`]), and the handle that
+/// receives its result.
+pub(crate) fn wrap<F, T>(f: F, pool: usize) -> (impl Claimable + 'static, JoinHandle<T>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -274,13 +293,10 @@ where
         },
         func: Mutex::new(Some(f)),
     });
-    let mut queued = Queued(Some(spawned.clone()));
-    let run = move || {
-        if let Some(spawned) = queued.0.take() {
-            spawned.run();
-        }
-    };
-    (run, JoinHandle { packet: spawned })
+    (
+        Queued(Some(spawned.clone())),
+        JoinHandle { packet: spawned },
+    )
 }
 
 /// The handle to a task started with [`spawn`](crate::Pool::spawn): join

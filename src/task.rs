@@ -64,12 +64,32 @@ const ADMITTED: u8 = 1;
 const STACK: u8 = 2;
 /// The closure is in the task's own word: no allocation, no stamp.
 const INLINE: u8 = 4;
+/// A stand-in for a spawned task that its joiner may run first
+/// ([`Claimable`]); `spent` says whether it did.
+const CLAIMABLE: u8 = 8;
 
 /// A task's finish function and flags.
 pub(crate) struct TaskKind {
     /// Runs the job, or drops it unrun (never a stack job).
     finish: unsafe fn(*mut Slot, Action),
     flags: u8,
+    /// For a `CLAIMABLE` task: whether someone else already ran it.
+    spent: unsafe fn(*const Slot) -> bool,
+}
+
+/// A queued stand-in for a task that may also be run by whoever waits for
+/// it (a `spawn`'s, run by a worker joining its handle: `crate::wait`).
+pub(crate) trait Claimable: Send {
+    /// Runs the task, unless it already ran or was cancelled.
+    fn run(self);
+    /// Whether running it would do nothing: it ran elsewhere, or was
+    /// cancelled.
+    fn is_spent(&self) -> bool;
+}
+
+/// The `spent` of a task that is not `CLAIMABLE`.
+unsafe fn never_spent(_: *const Slot) -> bool {
+    false
 }
 
 impl TaskKind {
@@ -80,10 +100,12 @@ impl TaskKind {
             TaskKind {
                 finish: execute,
                 flags: STACK,
+                spent: never_spent,
             },
             TaskKind {
                 finish: execute,
                 flags: STACK | ADMITTED,
+                spent: never_spent,
             },
         ]
     }
@@ -97,22 +119,110 @@ impl<F: FnOnce()> ClosureKinds<F> {
         TaskKind {
             finish: finish_inline::<F>,
             flags: INLINE,
+            spent: never_spent,
         },
         TaskKind {
             finish: finish_inline::<F>,
             flags: INLINE | ADMITTED,
+            spent: never_spent,
         },
     ];
     const BOXED: &'static [TaskKind; 2] = &[
         TaskKind {
             finish: finish_heap_job::<F>,
             flags: 0,
+            spent: never_spent,
         },
         TaskKind {
             finish: finish_heap_job::<F>,
             flags: ADMITTED,
+            spent: never_spent,
         },
     ];
+}
+
+/// Runs a `Claimable` through the closure kinds' finish functions.
+struct ClaimRun<C>(C);
+
+impl<C: Claimable> ClaimRun<C> {
+    fn call(self) {
+        self.0.run()
+    }
+}
+
+/// The kinds of a `Claimable` of type `C`, inline or boxed, admitted or
+/// not: a closure's, plus `CLAIMABLE` and its `spent` check.
+struct ClaimKinds<C>(PhantomData<C>);
+
+impl<C: Claimable> ClaimKinds<C> {
+    const INLINE: &'static [TaskKind; 2] = &[
+        TaskKind {
+            finish: finish_claim_inline::<C>,
+            flags: INLINE | CLAIMABLE,
+            spent: spent_inline::<C>,
+        },
+        TaskKind {
+            finish: finish_claim_inline::<C>,
+            flags: INLINE | CLAIMABLE | ADMITTED,
+            spent: spent_inline::<C>,
+        },
+    ];
+    const BOXED: &'static [TaskKind; 2] = &[
+        TaskKind {
+            finish: finish_claim_heap::<C>,
+            flags: CLAIMABLE,
+            spent: spent_heap::<C>,
+        },
+        TaskKind {
+            finish: finish_claim_heap::<C>,
+            flags: CLAIMABLE | ADMITTED,
+            spent: spent_heap::<C>,
+        },
+    ];
+}
+
+/// # Safety
+///
+/// As `finish_inline`, for a `C` written by `Task::claimable`.
+unsafe fn finish_claim_inline<C: Claimable>(slot: *mut Slot, action: Action) {
+    // SAFETY: per the contract, the slot holds a live `C`, taken out once.
+    let claim = unsafe { slot.cast::<C>().read() };
+    match action {
+        Action::Run => ClaimRun(claim).call(),
+        Action::Discard => drop(claim),
+    }
+}
+
+/// # Safety
+///
+/// As `finish_heap_job`, for a `Box<HeapJob<C>>` made by `Task::claimable`.
+unsafe fn finish_claim_heap<C: Claimable>(slot: *mut Slot, action: Action) {
+    // SAFETY: per the contract, the slot holds a live box's pointer.
+    let job = unsafe { Box::from_raw((*slot).assume_init() as *mut HeapJob<C>) };
+    match action {
+        Action::Run => ClaimRun(job.func).call(),
+        Action::Discard => drop(job),
+    }
+}
+
+/// # Safety
+///
+/// `slot` must hold a live `C` written by `Task::claimable`.
+unsafe fn spent_inline<C: Claimable>(slot: *const Slot) -> bool {
+    // SAFETY: per the contract; only a shared reference, nothing moves.
+    unsafe { (*slot.cast::<C>()).is_spent() }
+}
+
+/// # Safety
+///
+/// `slot` must hold the pointer of a live `Box<HeapJob<C>>`.
+unsafe fn spent_heap<C: Claimable>(slot: *const Slot) -> bool {
+    // SAFETY: per the contract; only a shared reference to the job.
+    unsafe {
+        (*((*slot).assume_init() as *const HeapJob<C>))
+            .func
+            .is_spent()
+    }
 }
 
 // SAFETY: a task owns its closure (inline or boxed), which `Task::new`
@@ -253,6 +363,37 @@ impl Task {
             job,
             kind: &kinds[admitted as usize],
         }
+    }
+
+    /// A task for a [`Claimable`], stored as `new` stores a closure.
+    pub(crate) fn claimable<C>(claim: C, admitted: bool, stamped: bool) -> Self
+    where
+        C: Claimable + 'static,
+    {
+        let mut job = Slot::uninit();
+        let kinds = if fits_inline::<C>() && !stamped {
+            // SAFETY: `C` fits in the slot's size and alignment.
+            unsafe { job.as_mut_ptr().cast::<C>().write(claim) };
+            ClaimKinds::<C>::INLINE
+        } else {
+            job.write(Box::into_raw(Box::new(HeapJob {
+                header: JobHeader::new(),
+                func: claim,
+            })) as *mut ());
+            ClaimKinds::<C>::BOXED
+        };
+        Task {
+            job,
+            kind: &kinds[admitted as usize],
+        }
+    }
+
+    /// Whether running this task would do nothing: a spawned task that its
+    /// joiner already ran (or that was cancelled).
+    pub(crate) fn is_spent(&self) -> bool {
+        // SAFETY: `spent` is made for this task's kind, and the slot is
+        // live while the task exists.
+        self.kind.flags & CLAIMABLE != 0 && unsafe { (self.kind.spent)(&self.job) }
     }
 
     pub(crate) fn stack(job: JobRef, admitted: bool) -> Self {

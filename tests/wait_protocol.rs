@@ -1,0 +1,268 @@
+//! The wait protocol (`docs/design.md`, "Waiting inside a task"): a worker
+//! that waits runs only work that descends from what it waits for, blocks
+//! (with a spare standing in) on anything else, and never deadlocks on a
+//! chain of waits, overflows its stack by nesting, or hangs on another
+//! pool. Every test runs under the watchdog: a hang is a failure.
+
+mod lifecycle_support;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use corepool::Pool;
+use lifecycle_support::{within, Gate};
+
+fn pool(workers: usize) -> Pool {
+    Pool::builder()
+        .workers(workers)
+        .pin_workers(false)
+        .build()
+        .expect("build the pool")
+}
+
+/// X blocks; A joins X; B, submitted once A waits, joins A; then X is
+/// released. A's worker must not run B on top of A (B would wait for A,
+/// and A could never return below it).
+#[test]
+fn a_chain_of_joins_on_handles_completes() {
+    within("chain of handle joins", || {
+        let pool = pool(2);
+        let (release_tx, release_rx) = mpsc::channel::<u32>();
+        let (x_started_tx, x_started_rx) = mpsc::channel();
+        let x = pool
+            .spawn(move || {
+                x_started_tx.send(()).unwrap();
+                release_rx.recv().unwrap()
+            })
+            .unwrap();
+        x_started_rx.recv().unwrap();
+        let (a_waits_tx, a_waits_rx) = mpsc::channel();
+        let a = pool
+            .spawn(move || {
+                a_waits_tx.send(()).unwrap();
+                x.join().unwrap() + 1
+            })
+            .unwrap();
+        a_waits_rx.recv().unwrap();
+        let b = pool.spawn(move || a.join().unwrap() + 1).unwrap();
+        release_tx.send(5).unwrap();
+        assert_eq!(b.join().unwrap(), 7);
+    });
+}
+
+/// 6,000 queued tasks on one worker, each joining a task of another pool
+/// that waits behind a gate: the waits block side by side (no nesting on
+/// one stack, which overflowed it), and all complete once the gate opens.
+#[test]
+fn many_waits_on_another_pool_do_not_nest() {
+    within("6,000 waits on another pool", || {
+        const N: usize = 6_000;
+        let a = Pool::builder()
+            .workers(1)
+            .queue_capacity(N)
+            .pin_workers(false)
+            .build()
+            .unwrap();
+        let b = Pool::builder()
+            .workers(1)
+            .queue_capacity(N + 1)
+            .pin_workers(false)
+            .build()
+            .unwrap();
+        let gate = Gate::new();
+        let held = gate.clone();
+        b.submit(move || held.wait()).unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        for i in 0..N {
+            let theirs = b.spawn(move || i).unwrap();
+            let done = done.clone();
+            a.submit(move || {
+                assert_eq!(theirs.join().unwrap(), i);
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        }
+        gate.open();
+        drop(a);
+        assert_eq!(done.load(Ordering::Relaxed), N);
+    });
+}
+
+/// `a.install(|| b.install(|| a.install(|| 42)))` with one worker each:
+/// `a`'s worker blocks in `b`, and a spare of `a` runs the innermost call.
+#[test]
+fn install_across_pools_and_back_completes() {
+    within("a -> b -> a install", || {
+        let a = pool(1);
+        let b = pool(1);
+        assert_eq!(a.install(|| b.install(|| a.install(|| 42))), 42);
+        assert_eq!(b.install(|| a.install(|| b.join(|| 1, || 2))), (1, 2));
+    });
+}
+
+/// With spares turned off, the same nesting still completes when the
+/// blocked pool's work can wait: here the innermost call targets `b`.
+#[test]
+fn install_across_pools_without_spares() {
+    within("a -> b install, no spares", || {
+        let a = Pool::builder()
+            .workers(1)
+            .max_spare_threads(0)
+            .pin_workers(false)
+            .build()
+            .unwrap();
+        let b = pool(1);
+        assert_eq!(a.install(|| b.install(|| 7)), 7);
+    });
+}
+
+/// A task that spawns a child and joins it runs the child itself if no
+/// one has started it: recursion deeper than the spare limit completes on
+/// one worker.
+#[test]
+fn spawn_then_join_recursion_runs_on_one_worker() {
+    fn fib(n: u64) -> u64 {
+        if n < 2 {
+            return n;
+        }
+        let left = corepool::spawn(move || fib(n - 1)).unwrap();
+        let right = fib(n - 2);
+        left.join().unwrap() + right
+    }
+    within("spawn/join recursion", || {
+        let pool = Pool::builder()
+            .workers(1)
+            .max_spare_threads(1)
+            .pin_workers(false)
+            .build()
+            .unwrap();
+        assert_eq!(pool.install(|| fib(18)), 2584);
+        let pool = pool_at_default_size();
+        assert_eq!(pool.install(|| fib(18)), 2584);
+    });
+}
+
+fn pool_at_default_size() -> Pool {
+    Pool::builder().build().expect("build the default pool")
+}
+
+/// Joining your own handle from inside the task panics with a clear
+/// message instead of hanging; the panic reaches the outer handle.
+#[test]
+fn joining_your_own_handle_panics() {
+    within("self join", || {
+        let pool = pool(2);
+        let (tx, rx) = mpsc::channel::<corepool::JoinHandle<u32>>();
+        let handle = pool
+            .spawn(move || -> u32 {
+                let me = rx.recv().unwrap();
+                me.join().unwrap()
+            })
+            .unwrap();
+        // The task holds its own handle; this one is a second view of it
+        // through `is_finished` only.
+        let (outer_tx, outer_rx) = mpsc::channel();
+        let watcher = pool
+            .spawn(move || {
+                let result = catch_unwind(AssertUnwindSafe(|| outer_rx.recv().unwrap()));
+                result.is_ok()
+            })
+            .unwrap();
+        tx.send(handle).unwrap();
+        outer_tx.send(()).unwrap();
+        assert!(watcher.join().unwrap());
+        drop(pool); // the self-joining task panicked and finished: no hang
+    });
+}
+
+/// The panic message of a self-join names the mistake.
+#[test]
+fn self_join_panic_message() {
+    within("self join message", || {
+        let pool = pool(1);
+        let (tx, rx) = mpsc::channel::<corepool::JoinHandle<()>>();
+        let (msg_tx, msg_rx) = mpsc::channel::<String>();
+        let handle = pool
+            .spawn(move || {
+                let me = rx.recv().unwrap();
+                let err = catch_unwind(AssertUnwindSafe(|| me.join())).unwrap_err();
+                let text = err
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| err.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                msg_tx.send(text).unwrap();
+            })
+            .unwrap();
+        tx.send(handle).unwrap();
+        let text = msg_rx.recv().unwrap();
+        assert!(text.contains("inside the task it joins"), "{text}");
+    });
+}
+
+/// `join` after the handle was awaited to completion panics with a
+/// documented message, not an internal error.
+#[test]
+fn join_after_await_panics_clearly() {
+    within("join after await", || {
+        let pool = pool(1);
+        let mut handle = pool.spawn(|| 3).unwrap();
+        assert_eq!(futures::executor::block_on(&mut handle).unwrap(), 3);
+        let err = catch_unwind(AssertUnwindSafe(|| handle.join())).unwrap_err();
+        let text = err.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(text.contains("polled to completion"), "{text}");
+    });
+}
+
+/// A scope whose tasks are stolen: the owner runs what is on its own deque
+/// and parks for the rest; everything runs exactly once.
+#[test]
+fn scope_waiter_parks_and_every_task_runs_once() {
+    within("scope", || {
+        for workers in [1, 2, 4] {
+            let pool = pool(workers);
+            let runs: Vec<AtomicUsize> = (0..2_000).map(|_| AtomicUsize::new(0)).collect();
+            pool.scope(|s| {
+                for (i, run) in runs.iter().enumerate() {
+                    s.spawn(move |s| {
+                        if i % 10 == 0 {
+                            s.spawn(move |_| {
+                                corepool::join(|| (), || ());
+                            });
+                        }
+                        run.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            });
+            assert!(runs.iter().all(|r| r.load(Ordering::Relaxed) == 1));
+        }
+    });
+}
+
+/// A join whose second half blocks until a queued task opens a gate: the
+/// waiting worker does not take that task (it is not its own), a spare or
+/// the other worker does.
+#[test]
+fn join_waiter_does_not_take_unrelated_queued_tasks() {
+    within("join with unrelated queued work", || {
+        let pool = pool(2);
+        let gate = Gate::new();
+        let opener_gate = gate.clone();
+        let result = pool.install(|| {
+            let (a, b) = corepool::join(
+                || {
+                    // Queued from inside, on this worker's deque, before the
+                    // join's region: not the waiter's to run.
+                    let gate = opener_gate.clone();
+                    corepool::spawn(move || gate.open()).unwrap()
+                },
+                || 2,
+            );
+            a.join().unwrap();
+            b
+        });
+        gate.wait();
+        assert_eq!(result, 2);
+    });
+}
