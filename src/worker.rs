@@ -540,6 +540,29 @@ pub(crate) fn is_inside(shared: &Arc<Shared>) -> bool {
         .with(|current| matches!(&*current.borrow(), Some(ctx) if Arc::ptr_eq(&ctx.shared, shared)))
 }
 
+/// Drops a panic payload that corepool caught (a task's, a panic
+/// handler's, a hook's or a callback's) without letting a panic in the
+/// payload's own `Drop` escape: that would take the worker (or the
+/// monitor) down. A panic while dropping is caught, and its payload
+/// dropped the same way; one that panics again is leaked with
+/// `mem::forget`, the last resort, rather than risk the thread.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        if let Err(third) = catch_unwind(AssertUnwindSafe(move || drop(second))) {
+            std::mem::forget(third);
+        }
+    }
+}
+
+/// Calls a user's function (a hook, a callback) that must not take the
+/// calling corepool thread down: its panic is caught and its payload
+/// dropped by [`drop_payload`].
+pub(crate) fn call_guarded(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        drop_payload(payload);
+    }
+}
+
 impl WorkerContext {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<Task>) -> Self {
         WorkerContext {
@@ -631,11 +654,11 @@ impl WorkerContext {
         let _clear_ptr = ClearCurrentPtr;
         if let Some(hook) = &ctx.shared.hooks.on_start {
             // A panicking hook must not take the worker down.
-            let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
+            call_guarded(|| hook(ctx.index));
         }
         ctx.main_loop();
         if let Some(hook) = &ctx.shared.hooks.on_stop {
-            let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
+            call_guarded(|| hook(ctx.index));
         }
         CURRENT.with(|current| current.borrow_mut().take());
         let shared = &ctx.shared;
@@ -982,9 +1005,11 @@ impl WorkerContext {
         bump(&counters.running, 1);
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task.run())) {
             bump(&counters.panicked, 1);
-            if let Some(handler) = &shared.hooks.panic_handler {
+            match &shared.hooks.panic_handler {
                 // A panicking handler must not take the worker down either.
-                let _ = catch_unwind(AssertUnwindSafe(|| handler(payload)));
+                Some(handler) => call_guarded(|| handler(payload)),
+                // A payload whose `Drop` panics must not either.
+                None => drop_payload(payload),
             }
         }
         bump(&counters.running, u64::MAX); // wrapping: minus one
