@@ -61,14 +61,18 @@ impl StripedCounter {
         thread_local! {
             static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
         }
-        let stripe = STRIPE.with(|stripe| {
-            if stripe.get() == usize::MAX {
-                // Any spread will do: the address of a thread-local differs
-                // per thread.
-                stripe.set((stripe as *const Cell<usize> as usize >> 6) % 8);
-            }
-            stripe.get()
-        });
+        // During the thread's exit (a submission refused from a
+        // thread-local's destructor) any cell will do.
+        let stripe = STRIPE
+            .try_with(|stripe| {
+                if stripe.get() == usize::MAX {
+                    // Any spread will do: the address of a thread-local
+                    // differs per thread.
+                    stripe.set((stripe as *const Cell<usize> as usize >> 6) % 8);
+                }
+                stripe.get()
+            })
+            .unwrap_or(0);
         self.cells[stripe].fetch_add(by, Ordering::Relaxed);
     }
 

@@ -454,18 +454,25 @@ thread_local! {
 ///
 /// The pool is recognized by identity, not by "some worker": a worker of
 /// another pool submitting here goes through the bound like anyone else.
+///
+/// Like every access to corepool's thread-locals, it degrades to "not
+/// inside a worker" once the thread's locals are being destroyed (a `Pool`
+/// kept in a user's `thread_local!` is dropped then), instead of panicking
+/// there, which would abort the process.
 pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
-    CURRENT.with(|current| match &*current.borrow() {
-        Some(ctx) if Arc::ptr_eq(&ctx.shared, shared) => Some(ctx.clone()),
-        _ => None,
-    })
+    CURRENT
+        .try_with(|current| match &*current.borrow() {
+            Some(ctx) if Arc::ptr_eq(&ctx.shared, shared) => Some(ctx.clone()),
+            _ => None,
+        })
+        .unwrap_or(None)
 }
 
 /// Calls `f` with the worker running on this thread, of whichever pool,
 /// without cloning its context (the free `submit` and `spawn`).
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
-    let current = CURRENT_PTR.with(Cell::get);
+    let current = CURRENT_PTR.try_with(Cell::get).unwrap_or(std::ptr::null());
     // SAFETY: `WorkerContext::run` sets the pointer from the `Rc` it holds
     // and clears it before that `Rc` drops (`ClearCurrentPtr`), and all a
     // worker runs runs inside `run`; `f` cannot keep the reference.
@@ -479,19 +486,21 @@ struct ClearCurrentPtr;
 
 impl Drop for ClearCurrentPtr {
     fn drop(&mut self) {
-        CURRENT_PTR.with(|current| current.set(std::ptr::null()));
+        let _ = CURRENT_PTR.try_with(|current| current.set(std::ptr::null()));
     }
 }
 
 /// The worker running on this thread, of whichever pool.
 pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
-    CURRENT.with(|current| current.borrow().clone())
+    CURRENT
+        .try_with(|current| current.borrow().clone())
+        .unwrap_or(None)
 }
 
 /// Counts a panic that a task caught itself (a `spawn` task delivers its
 /// panic to its `JoinHandle`, not to the panic handler).
 pub(crate) fn note_panic() {
-    CURRENT.with(|current| {
+    let _ = CURRENT.try_with(|current| {
         if let Some(ctx) = &*current.borrow() {
             bump(&ctx.shared.counters[ctx.index].panicked, 1);
         }
@@ -537,7 +546,10 @@ pub(crate) fn help_until(
 /// Whether this thread is a worker of the pool that owns `shared`.
 pub(crate) fn is_inside(shared: &Arc<Shared>) -> bool {
     CURRENT
-        .with(|current| matches!(&*current.borrow(), Some(ctx) if Arc::ptr_eq(&ctx.shared, shared)))
+        .try_with(
+            |current| matches!(&*current.borrow(), Some(ctx) if Arc::ptr_eq(&ctx.shared, shared)),
+        )
+        .unwrap_or(false)
 }
 
 /// Drops a panic payload that corepool caught (a task's, a panic
@@ -648,8 +660,8 @@ impl WorkerContext {
     /// this worker has nothing left to run.
     pub(crate) fn run(self) {
         let ctx = Rc::new(self);
-        CURRENT.with(|current| *current.borrow_mut() = Some(ctx.clone()));
-        CURRENT_PTR.with(|current| current.set(Rc::as_ptr(&ctx)));
+        let _ = CURRENT.try_with(|current| *current.borrow_mut() = Some(ctx.clone()));
+        let _ = CURRENT_PTR.try_with(|current| current.set(Rc::as_ptr(&ctx)));
         // Declared after `ctx`, so dropped before it, even in an unwind.
         let _clear_ptr = ClearCurrentPtr;
         if let Some(hook) = &ctx.shared.hooks.on_start {
@@ -660,7 +672,7 @@ impl WorkerContext {
         if let Some(hook) = &ctx.shared.hooks.on_stop {
             call_guarded(|| hook(ctx.index));
         }
-        CURRENT.with(|current| current.borrow_mut().take());
+        let _ = CURRENT.try_with(|current| current.borrow_mut().take());
         let shared = &ctx.shared;
         *lock(&shared.exited) += 1;
         shared.exited_cvar.notify_all();

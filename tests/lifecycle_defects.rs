@@ -42,6 +42,76 @@ fn recv_n<T>(rx: &mpsc::Receiver<T>, n: usize, what: &str) -> Vec<T> {
         .collect()
 }
 
+/// 3. A pool kept in a `thread_local!`.
+mod pool_in_thread_local {
+    use super::*;
+    use crate::lifecycle_support::within;
+    use corepool::Pool;
+    use std::cell::RefCell;
+    use std::thread;
+
+    thread_local! {
+        static KEPT: RefCell<Option<Pool>> = const { RefCell::new(None) };
+    }
+
+    /// A thread keeps a pool in a thread-local and exits; the pool is dropped
+    /// while the thread's locals are destroyed. `touch_corepool_first` decides
+    /// whether corepool's own thread-local (registered on its first use, by a
+    /// submission from outside) is registered before the user's or after it,
+    /// so destroyed after it or before it.
+    fn pool_in_thread_local(touch_corepool_first: bool) {
+        within("a pool in a thread_local", move || {
+            const TASKS: usize = 10;
+            let ran = counter();
+            let (stopped_tx, stopped_rx) = mpsc::channel();
+            let in_thread = ran.clone();
+            let thread = thread::spawn(move || {
+                if touch_corepool_first {
+                    let other = Pool::builder().workers(1).pin_workers(false).build();
+                    let other = other.expect("build a pool");
+                    other.submit(|| {}).expect("the pool is running");
+                }
+                let pool = Pool::builder()
+                    .workers(2)
+                    .pin_workers(false)
+                    .on_worker_stop(move |index| {
+                        let _ = stopped_tx.send(index);
+                    })
+                    .build()
+                    .expect("build a pool");
+                // The user's thread-local is registered here...
+                KEPT.with(|kept| *kept.borrow_mut() = Some(pool));
+                // ... and corepool's, if not yet, by this external submission.
+                KEPT.with(|kept| {
+                    let kept = kept.borrow();
+                    let pool = kept.as_ref().expect("just stored");
+                    for _ in 0..TASKS {
+                        let ran = in_thread.clone();
+                        pool.submit(move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                        })
+                        .expect("the pool is running");
+                    }
+                });
+                // Exits: the pool is dropped with the thread's locals.
+            });
+            assert!(thread.join().is_ok(), "the thread exited cleanly");
+            assert_eq!(recv_n(&stopped_rx, 2, "both workers stopped").len(), 2);
+            assert_eq!(ran.load(Ordering::SeqCst), TASKS, "every accepted task ran");
+        });
+    }
+
+    #[test]
+    fn a_pool_in_a_thread_local_registered_before_corepools_drains_at_thread_exit() {
+        pool_in_thread_local(false);
+    }
+
+    #[test]
+    fn a_pool_in_a_thread_local_registered_after_corepools_drains_at_thread_exit() {
+        pool_in_thread_local(true);
+    }
+}
+
 /// 5. Panic payloads whose `Drop` panics.
 mod panic_payloads {
     use super::*;
