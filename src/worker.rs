@@ -669,10 +669,14 @@ impl WorkerContext {
             call_guarded(|| hook(ctx.index));
         }
         ctx.main_loop();
+        // This thread is no worker any more: a submission from the stop
+        // hook must go through the bound and be refused (the pool is
+        // closed), not land on a deque nobody will look at again.
+        let _ = CURRENT.try_with(|current| current.borrow_mut().take());
+        let _ = CURRENT_PTR.try_with(|current| current.set(std::ptr::null()));
         if let Some(hook) = &ctx.shared.hooks.on_stop {
             call_guarded(|| hook(ctx.index));
         }
-        let _ = CURRENT.try_with(|current| current.borrow_mut().take());
         let shared = &ctx.shared;
         *lock(&shared.exited) += 1;
         shared.exited_cvar.notify_all();

@@ -222,3 +222,68 @@ mod panic_payloads {
         });
     }
 }
+
+/// 6. Submitting from `on_worker_stop`.
+mod stop_hook_submissions {
+    use super::*;
+    use crate::lifecycle_support::within;
+    use corepool::{Handle, Pool};
+    use std::sync::OnceLock;
+
+    #[test]
+    fn submissions_from_the_stop_hook_are_refused_never_accepted_and_lost() {
+        within("submit from on_worker_stop", || {
+            const WORKERS: usize = 2;
+            const ATTEMPTS_PER_HOOK: usize = 5;
+            let handle_cell: Arc<OnceLock<Handle>> = Arc::new(OnceLock::new());
+            let accepted = counter();
+            let refused = counter();
+            let runs = counter();
+            let (cell, acc, refs, ran) = (
+                handle_cell.clone(),
+                accepted.clone(),
+                refused.clone(),
+                runs.clone(),
+            );
+            let pool = Pool::builder()
+                .workers(WORKERS)
+                .pin_workers(false)
+                .on_worker_stop(move |_| {
+                    let handle = cell.get().expect("set before shutdown");
+                    let tally = |ok: bool| {
+                        if ok { &acc } else { &refs }.fetch_add(1, Ordering::SeqCst);
+                    };
+                    let run = || {
+                        let ran = ran.clone();
+                        move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                        }
+                    };
+                    tally(handle.submit(run()).is_ok());
+                    tally(handle.try_submit(run()).is_ok());
+                    tally(handle.spawn(run()).is_ok());
+                    tally(corepool::submit(run()).is_ok());
+                    tally(corepool::spawn(run()).is_ok());
+                })
+                .build()
+                .expect("build a pool");
+            let _ = handle_cell.set(pool.handle());
+            for _ in 0..4 {
+                pool.submit(|| {}).expect("the pool is running");
+            }
+            let report = pool.shutdown();
+            assert_eq!(report.executed, 4, "nothing the hooks submitted ran");
+            let (accepted, refused) = (
+                accepted.load(Ordering::SeqCst),
+                refused.load(Ordering::SeqCst),
+            );
+            assert_eq!(accepted + refused, WORKERS * ATTEMPTS_PER_HOOK);
+            assert_eq!(
+                accepted,
+                runs.load(Ordering::SeqCst),
+                "every accepted submission ran"
+            );
+            assert_eq!(refused, WORKERS * ATTEMPTS_PER_HOOK, "the pool was closed");
+        });
+    }
+}
