@@ -439,7 +439,7 @@ impl Pool {
         timeout: Duration,
     ) -> Result<ShutdownReport, ShutdownTimedOut> {
         let shared = self.handle.shared.clone();
-        shared.close();
+        close(&shared);
         let deadline = Instant::now().checked_add(timeout);
         let running = if worker::is_inside(&shared) {
             // Cannot wait for our own thread to exit; report it running.
@@ -513,7 +513,7 @@ impl Pool {
     }
 
     fn close_and_join(&mut self) {
-        self.handle.shared.close();
+        close(&self.handle.shared);
         let inside = worker::is_inside(&self.handle.shared);
         for thread in self.threads.drain(..) {
             if inside && thread.thread().id() == thread::current().id() {
@@ -527,6 +527,18 @@ impl Pool {
             // more to clean up either way.
             let _ = thread.join();
         }
+    }
+}
+
+/// Closes the pool (see `Shared::close`). Called from one of the pool's
+/// own tasks, it also returns the slots of the bound that the calling
+/// worker holds back (`Admission::start`): they count as admitted until
+/// returned, and the other workers exit only once nothing admitted is
+/// left, so a close from inside that kept them would wait on itself.
+fn close(shared: &Arc<Shared>) {
+    shared.close();
+    if let Some(worker) = worker::current(shared) {
+        worker.return_held_slots();
     }
 }
 

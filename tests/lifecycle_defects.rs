@@ -42,6 +42,124 @@ fn recv_n<T>(rx: &mpsc::Receiver<T>, n: usize, what: &str) -> Vec<T> {
         .collect()
 }
 
+/// 1. Closing a pool from inside one of its own tasks.
+mod close_from_inside {
+    use super::*;
+    use crate::lifecycle_support::within;
+    use corepool::{Pool, DEFAULT_CAPACITY_PER_WORKER};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[derive(Clone, Copy, Debug)]
+    enum CloseFromInside {
+        Drop,
+        Shutdown,
+        ShutdownTimeoutThenDrop,
+    }
+
+    /// A pool at the default capacity (so each worker holds back started
+    /// slots), some ordinary tasks, and one task that closes the pool it runs
+    /// on. The close returns, every accepted task runs, every worker stops.
+    fn close_from_inside(workers: usize, how: CloseFromInside) {
+        within(
+            &format!("{how:?} from inside, {workers} workers"),
+            move || {
+                const TASKS: usize = 40;
+                let (stopped_tx, stopped_rx) = mpsc::channel();
+                let pool = Pool::builder()
+                    .workers(workers)
+                    .pin_workers(false)
+                    .on_worker_stop(move |index| {
+                        let _ = stopped_tx.send(index);
+                    })
+                    .build()
+                    .expect("build a pool");
+                assert_eq!(pool.capacity(), workers * DEFAULT_CAPACITY_PER_WORKER);
+                assert!(pool.capacity() >= 16 * workers, "slots are held back");
+                let handle = pool.handle();
+                let cell = Arc::new(Mutex::new(Some(pool)));
+                let ran = counter();
+                for _ in 0..TASKS {
+                    let ran = ran.clone();
+                    handle
+                        .submit(move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                        })
+                        .expect("the pool is running");
+                }
+                let (closed_tx, closed_rx) = mpsc::channel();
+                let closer = cell.clone();
+                handle
+                    .submit(move || {
+                        let pool = closer
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take()
+                            .expect("the pool is in the cell");
+                        let outcome = match how {
+                            CloseFromInside::Drop => {
+                                drop(pool);
+                                "dropped".to_owned()
+                            }
+                            CloseFromInside::Shutdown => {
+                                let report = pool.shutdown();
+                                format!("shut down, {} unstarted", report.unstarted.len())
+                            }
+                            CloseFromInside::ShutdownTimeoutThenDrop => {
+                                match pool.shutdown_timeout(Duration::from_secs(1)) {
+                                    Ok(_) => "shutdown_timeout returned Ok from inside".to_owned(),
+                                    Err(timed_out) => {
+                                        assert!(timed_out.running_workers() >= 1);
+                                        drop(timed_out.into_pool());
+                                        "timed out, then dropped".to_owned()
+                                    }
+                                }
+                            }
+                        };
+                        let _ = closed_tx.send(outcome);
+                    })
+                    .expect("the pool is running");
+                let outcome = recv_n(&closed_rx, 1, "the closing task returned").remove(0);
+                let expected = match how {
+                    CloseFromInside::Drop => "dropped",
+                    CloseFromInside::Shutdown => "shut down, 0 unstarted",
+                    CloseFromInside::ShutdownTimeoutThenDrop => "timed out, then dropped",
+                };
+                assert_eq!(outcome, expected);
+                let mut stopped = recv_n(&stopped_rx, workers, "every worker stopped");
+                stopped.sort_unstable();
+                assert_eq!(stopped, (0..workers).collect::<Vec<_>>());
+                assert!(handle.is_shutdown());
+                assert_eq!(ran.load(Ordering::SeqCst), TASKS, "every task ran");
+                let m = handle.metrics();
+                assert_eq!(m.executed, TASKS as u64 + 1);
+                assert_eq!((m.accepted, m.queue_depth), (TASKS as u64 + 1, 0));
+            },
+        );
+    }
+
+    #[test]
+    fn dropping_the_pool_from_inside_a_task_returns_at_default_capacity() {
+        for workers in [1, 2, 4] {
+            close_from_inside(workers, CloseFromInside::Drop);
+        }
+    }
+
+    #[test]
+    fn shutdown_from_inside_a_task_returns_at_default_capacity() {
+        for workers in [1, 2, 4] {
+            close_from_inside(workers, CloseFromInside::Shutdown);
+        }
+    }
+
+    #[test]
+    fn shutdown_timeout_then_drop_from_inside_a_task_returns_at_default_capacity() {
+        for workers in [1, 2, 4] {
+            close_from_inside(workers, CloseFromInside::ShutdownTimeoutThenDrop);
+        }
+    }
+}
+
 /// 3. A pool kept in a `thread_local!`.
 mod pool_in_thread_local {
     use super::*;
