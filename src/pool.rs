@@ -514,12 +514,14 @@ impl Pool {
 
     fn close_and_join(&mut self) {
         close(&self.handle.shared);
-        let inside = worker::is_inside(&self.handle.shared);
+        let me = thread::current().id();
         for thread in self.threads.drain(..) {
-            if inside && thread.thread().id() == thread::current().id() {
-                // Dropped by one of its own tasks: this worker finishes its
-                // deque and exits by itself once the task returns; joining
-                // it from here would wait on ourselves.
+            if thread.thread().id() == me {
+                // Dropped by one of its own tasks (or its stop hook), or by
+                // a fill-alert callback on the monitor thread: this thread
+                // finishes and exits by itself once the call returns;
+                // joining it from here would wait on ourselves. Dropping
+                // its handle detaches it.
                 continue;
             }
             // A worker thread never unwinds (task panics are caught), so an

@@ -160,6 +160,69 @@ mod close_from_inside {
     }
 }
 
+/// 2. Dropping the pool inside the `on_queue_fill` callback.
+mod drop_in_fill_callback {
+    use super::*;
+    use crate::lifecycle_support::{hold_one_worker, within, Gate};
+    use corepool::{FillEvent, Pool};
+    use std::sync::Mutex;
+
+    #[test]
+    fn dropping_the_pool_inside_the_fill_callback_does_not_join_the_monitor() {
+        within("drop inside on_queue_fill", || {
+            let cell: Arc<Mutex<Option<Pool>>> = Arc::new(Mutex::new(None));
+            let in_callback = cell.clone();
+            let (events_tx, events_rx) = mpsc::channel::<&'static str>();
+            let events_tx = Mutex::new(events_tx);
+            let pool = Pool::builder()
+                .workers(1)
+                .queue_capacity(4)
+                .pin_workers(false)
+                .on_queue_fill(0.5, move |event| {
+                    let send = |what| {
+                        let _ = events_tx
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .send(what);
+                    };
+                    if let FillEvent::Above { .. } = event {
+                        let pool = in_callback.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        send("dropping");
+                        drop(pool);
+                        send("dropped");
+                    }
+                })
+                .build()
+                .expect("build a pool");
+            let handle = pool.handle();
+            let gate = Gate::new();
+            let _open = gate.open_on_drop();
+            hold_one_worker(&pool, &gate);
+            *cell.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool);
+            let ran = counter();
+            for _ in 0..2 {
+                let ran = ran.clone();
+                handle
+                    .submit(move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .expect("the pool is running");
+            }
+            // Two of four queued: the alert fires, and the callback drops the
+            // pool, which waits for the held worker.
+            assert_eq!(recv_n(&events_rx, 1, "the callback began"), ["dropping"]);
+            gate.open();
+            assert_eq!(
+                recv_n(&events_rx, 1, "the drop inside the callback returned"),
+                ["dropped"]
+            );
+            assert!(handle.is_shutdown());
+            assert_eq!(ran.load(Ordering::SeqCst), 2, "the queued tasks ran");
+            assert_eq!(handle.metrics().executed, 3);
+        });
+    }
+}
+
 /// 3. A pool kept in a `thread_local!`.
 mod pool_in_thread_local {
     use super::*;
