@@ -503,6 +503,43 @@ impl Pool {
         self.report(unstarted)
     }
 
+    /// Closes the pool and returns at once, handing nothing back: the
+    /// workers run every task already accepted (and what those tasks
+    /// submit), then exit on their own; nothing waits for them. The
+    /// counterpart of tokio's `Runtime::shutdown_background`.
+    ///
+    /// Use it where waiting is not an option (inside an async context, or
+    /// in a task of the pool itself, where `shutdown` would wait for the
+    /// caller's own worker). Later submissions through a [`Handle`] are
+    /// refused with their closure back, as after any shutdown;
+    /// [`Handle::metrics`] keeps working and shows the drain's progress.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// for i in 0..3 {
+    ///     let tx = tx.clone();
+    ///     pool.submit(move || tx.send(i).unwrap()).unwrap();
+    /// }
+    /// let handle = pool.handle();
+    /// pool.shutdown_background(); // returns at once
+    /// assert!(handle.is_shutdown());
+    /// assert!(handle.submit(|| {}).is_err());
+    /// // Every accepted task still runs.
+    /// let mut ran: Vec<i32> = rx.iter().take(3).collect();
+    /// ran.sort();
+    /// assert_eq!(ran, [0, 1, 2]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn shutdown_background(mut self) {
+        close(&self.handle.shared);
+        // Dropping the join handles detaches the threads; `Drop` then finds
+        // nothing to join.
+        self.threads.clear();
+    }
+
     fn report(&self, unstarted: Vec<Task>) -> ShutdownReport {
         let (executed, panicked) = self.handle.shared.totals();
         ShutdownReport {

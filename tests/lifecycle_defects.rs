@@ -293,6 +293,56 @@ mod pool_in_thread_local {
     }
 }
 
+/// 4. `shutdown_background`.
+mod shutdown_background {
+    use super::*;
+    use crate::lifecycle_support::{hold_one_worker, within, Gate};
+    use corepool::Pool;
+
+    #[test]
+    fn shutdown_background_returns_at_once_and_the_accepted_tasks_still_run_once() {
+        within("shutdown_background", || {
+            const QUEUED: usize = 6;
+            let (stopped_tx, stopped_rx) = mpsc::channel();
+            let pool = Pool::builder()
+                .workers(1)
+                .queue_capacity(16)
+                .pin_workers(false)
+                .on_worker_stop(move |index| {
+                    let _ = stopped_tx.send(index);
+                })
+                .build()
+                .expect("build a pool");
+            let handle = pool.handle();
+            let gate = Gate::new();
+            let _open = gate.open_on_drop();
+            hold_one_worker(&pool, &gate);
+            let runs: Arc<Vec<AtomicUsize>> =
+                Arc::new((0..QUEUED).map(|_| AtomicUsize::new(0)).collect());
+            for id in 0..QUEUED {
+                let runs = runs.clone();
+                pool.submit(move || {
+                    runs[id].fetch_add(1, Ordering::SeqCst);
+                })
+                .expect("the pool is running");
+            }
+            // The only worker is held at the gate: a call that waited for the
+            // drain would never return (the watchdog would fire).
+            pool.shutdown_background();
+            assert!(handle.is_shutdown());
+            assert!(handle.submit(|| {}).is_err(), "closed to new work");
+            assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 0));
+            gate.open();
+            assert_eq!(recv_n(&stopped_rx, 1, "the worker stopped"), [0]);
+            let counts: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+            assert_eq!(counts, vec![1; QUEUED], "each queued task ran exactly once");
+            let m = handle.metrics();
+            assert_eq!(m.executed, QUEUED as u64 + 1, "the held task finished too");
+            assert_eq!((m.accepted, m.queue_depth), (QUEUED as u64 + 1, 0));
+        });
+    }
+}
+
 /// 5. Panic payloads whose `Drop` panics.
 mod panic_payloads {
     use super::*;
