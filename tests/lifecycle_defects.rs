@@ -518,3 +518,88 @@ mod stop_hook_submissions {
         });
     }
 }
+
+/// 7. Autoscaling with a huge step; the monitor survives panics.
+mod autoscale_and_monitor {
+    use super::*;
+    use crate::lifecycle_support::{hold_one_worker, within, Gate};
+    use corepool::{AutoscalePolicy, Autoscaler, FillEvent, LoadSample, Pool};
+    use std::panic::panic_any;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_step_of_usize_max_grows_straight_to_max() {
+        let mut policy = AutoscalePolicy::new(1, 3);
+        policy.step = usize::MAX;
+        let mut scaler = Autoscaler::new(policy.clone());
+        let t0 = Instant::now();
+        let busy = LoadSample {
+            fill: 1.0,
+            active: 1,
+            idle: 0,
+        };
+        assert_eq!(scaler.observe(t0, busy), None);
+        assert_eq!(scaler.observe(t0 + Duration::from_secs(1), busy), Some(3));
+        let idle = LoadSample {
+            fill: 0.0,
+            active: 3,
+            idle: 2,
+        };
+        assert_eq!(scaler.observe(t0, idle), None);
+        assert_eq!(scaler.observe(t0 + Duration::from_secs(10), idle), Some(1));
+
+        within("autoscale_tick with step usize::MAX", move || {
+            policy.tick = None;
+            let pool = Pool::builder()
+                .queue_capacity(4)
+                .pin_workers(false)
+                .autoscale_policy(policy)
+                .build()
+                .expect("build a pool");
+            assert_eq!(pool.workers(), 1);
+            let gate = Gate::new();
+            let _open = gate.open_on_drop();
+            hold_one_worker(&pool, &gate);
+            for _ in 0..4 {
+                pool.try_submit(|| {}).expect("room for four");
+            }
+            let t0 = Instant::now();
+            assert_eq!(pool.autoscale_tick(t0), None, "pressure starts");
+            assert_eq!(pool.autoscale_tick(t0 + Duration::from_secs(1)), Some(3));
+            assert_eq!(pool.workers(), 3);
+        });
+    }
+
+    #[test]
+    fn the_monitor_survives_a_fill_callback_panicking_with_a_drop_bomb() {
+        within("fill callback panicking with a DropBomb", || {
+            let (events_tx, events_rx) = mpsc::channel::<FillEvent>();
+            let events_tx = Mutex::new(events_tx);
+            let pool = Pool::builder()
+                .workers(1)
+                .queue_capacity(4)
+                .pin_workers(false)
+                .on_queue_fill(0.5, move |event| {
+                    let _ = events_tx
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .send(event);
+                    panic_any(DropBomb(1));
+                })
+                .build()
+                .expect("build a pool");
+            let gate = Gate::new();
+            let _open = gate.open_on_drop();
+            hold_one_worker(&pool, &gate);
+            pool.submit(|| {}).expect("running");
+            pool.submit(|| {}).expect("running");
+            let first = recv_n(&events_rx, 1, "the Above event").remove(0);
+            assert!(matches!(first, FillEvent::Above { .. }), "{first:?}");
+            // The queue drains: the monitor, still alive, reports it.
+            gate.open();
+            let second = recv_n(&events_rx, 1, "the Below event after the bomb").remove(0);
+            assert!(matches!(second, FillEvent::Below { .. }), "{second:?}");
+        });
+    }
+}
