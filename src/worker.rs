@@ -164,6 +164,8 @@ pub(crate) struct Shared {
     pub(crate) rejected_full: StripedCounter,
     pub(crate) rejected_shutdown: StripedCounter,
     pub(crate) timed_out: StripedCounter,
+    /// Externally submitted tasks `shutdown_now` took back unstarted.
+    pub(crate) handed_back: StripedCounter,
     /// The monitor thread's parker (fill alerts, autoscaling), if it runs.
     pub(crate) monitor: Option<Arc<Parker>>,
     /// The autoscaler, if configured (shared with the monitor thread).
@@ -205,6 +207,7 @@ impl Shared {
             rejected_full: StripedCounter::default(),
             rejected_shutdown: StripedCounter::default(),
             timed_out: StripedCounter::default(),
+            handed_back: StripedCounter::default(),
             monitor: config.monitor,
             autoscaler: config.autoscaler,
         }
@@ -258,13 +261,15 @@ impl Shared {
             .iter()
             .map(|c| load(&c.admitted_started))
             .sum();
+        let handed_back = self.handed_back.sum();
         MetricsSnapshot {
             workers: active,
             max_workers: self.num_workers(),
             queue_depth,
             capacity,
             fill_ratio: queue_depth as f64 / capacity as f64,
-            accepted: started + queue_depth as u64,
+            accepted: started + handed_back + queue_depth as u64,
+            handed_back,
             rejected_full: self.rejected_full.sum(),
             rejected_shutdown: self.rejected_shutdown.sum(),
             timed_out: self.timed_out.sum(),
@@ -365,6 +370,7 @@ impl Shared {
                 Steal::Success(task) => {
                     if task.is_admitted() {
                         self.admission.release(1);
+                        self.handed_back.add(1);
                     }
                     tasks.push(task);
                 }

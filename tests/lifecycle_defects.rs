@@ -603,3 +603,52 @@ mod autoscale_and_monitor {
         });
     }
 }
+
+/// 8. `accepted` after `shutdown_now`.
+mod handed_back {
+    use crate::lifecycle_support::{hold_one_worker, wait_until, within, Gate};
+    use corepool::Pool;
+    use std::thread;
+
+    #[test]
+    fn accepted_stays_put_after_shutdown_now_and_counts_the_handed_back_tasks() {
+        within("accepted after shutdown_now", || {
+            const QUEUED: usize = 5;
+            let pool = Pool::builder()
+                .workers(1)
+                .queue_capacity(16)
+                .pin_workers(false)
+                .build()
+                .expect("build a pool");
+            let handle = pool.handle();
+            let gate = Gate::new();
+            let _open = gate.open_on_drop();
+            hold_one_worker(&pool, &gate);
+            for _ in 0..QUEUED {
+                pool.submit(|| {}).expect("the pool is running");
+            }
+            let before = pool.metrics();
+            assert_eq!(before.accepted, QUEUED as u64 + 1);
+            assert_eq!(before.handed_back, 0);
+            // Open the gate once the stop has begun (shutdown_now marks the
+            // workers stopping before it closes the pool), so the held task
+            // finishes and none of the queued ones starts.
+            let opener = {
+                let (gate, handle) = (gate.clone(), handle.clone());
+                thread::spawn(move || {
+                    wait_until("shutdown_now closed the pool", || handle.is_shutdown());
+                    gate.open();
+                })
+            };
+            let report = pool.shutdown_now();
+            opener.join().expect("the opener");
+            assert_eq!(report.unstarted.len(), QUEUED);
+            let m = handle.metrics();
+            assert_eq!(m.accepted, QUEUED as u64 + 1, "accepted never decreases");
+            assert_eq!(m.handed_back, QUEUED as u64);
+            assert_eq!(m.queue_depth, 0);
+            let started: u64 = m.executed; // only external tasks ran here
+            assert_eq!(m.accepted, started + m.handed_back + m.queue_depth as u64);
+        });
+    }
+}
