@@ -652,3 +652,55 @@ mod handed_back {
         });
     }
 }
+
+/// 9. Stacks too small for a worker.
+mod stack_size {
+    use crate::lifecycle_support::within;
+    use corepool::{BuildError, Pool, MIN_STACK_SIZE};
+
+    #[test]
+    fn stacks_below_the_minimum_are_refused() {
+        for size in [0, 16 * 1024, MIN_STACK_SIZE - 1] {
+            let err = Pool::builder()
+                .workers(1)
+                .stack_size(size)
+                .build()
+                .expect_err("too small a stack");
+            let BuildError::StackTooSmall { requested, min } = err else {
+                panic!("expected StackTooSmall, got {err:?}");
+            };
+            assert_eq!((requested, min), (size, MIN_STACK_SIZE));
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("stack_size({size})"))
+                    && msg.contains(&MIN_STACK_SIZE.to_string()),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_minimum_stack_runs_tasks_and_survives_a_panic() {
+        within("a pool with the minimum stack", || {
+            let pool = Pool::builder()
+                .workers(1)
+                .stack_size(MIN_STACK_SIZE)
+                .pin_workers(false)
+                .build()
+                .expect("the minimum is accepted");
+            pool.submit(|| {
+                // A modest frame of the task's own.
+                let buffer = std::hint::black_box([7u8; 8 * 1024]);
+                assert_eq!(
+                    buffer.iter().map(|&b| b as usize).sum::<usize>(),
+                    7 * 8 * 1024
+                );
+            })
+            .expect("running");
+            pool.submit(|| panic!("a panic on a small stack"))
+                .expect("running");
+            let report = pool.shutdown();
+            assert_eq!((report.executed, report.panicked), (2, 1));
+        });
+    }
+}
