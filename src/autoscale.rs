@@ -44,7 +44,9 @@ pub struct AutoscalePolicy {
     /// How long at least one worker must stay idle (parked) before one is
     /// retired. Default 10 s.
     pub shrink_after: Duration,
-    /// Workers added or retired per decision. Default 1.
+    /// Workers added or retired per decision, at least 1; any larger
+    /// value, up to `usize::MAX`, goes at most to `max` or `min`.
+    /// Default 1.
     pub step: usize,
     /// How often the pool's monitor thread samples and decides; `None`
     /// starts no thread, and the caller drives
@@ -187,7 +189,8 @@ impl Autoscaler {
                 && sample.active < policy.max
             {
                 self.pressure_since = None;
-                return Some((sample.active + policy.step).min(policy.max));
+                // Saturating: a `step` of `usize::MAX` means "straight to max".
+                return Some(sample.active.saturating_add(policy.step).min(policy.max));
             }
             return None;
         }

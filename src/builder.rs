@@ -24,6 +24,13 @@ use crate::worker::{Hooks, PanicHandler, Shared, SharedConfig, WorkerContext, Wo
 /// capacity") for the measurement behind it.
 pub const DEFAULT_CAPACITY_PER_WORKER: usize = 256;
 
+/// The smallest worker stack [`Builder::stack_size`] accepts: 64 KiB.
+/// A worker's own frames (its loop, `catch_unwind`, and the panic
+/// machinery that reports a task's panic) take some tens of KiB before a
+/// task runs, and a stack overflow aborts the whole process, so a smaller
+/// stack is refused at `build` rather than failing on the first task.
+pub const MIN_STACK_SIZE: usize = 64 * 1024;
+
 /// Configures and builds a [`Pool`].
 ///
 /// ```
@@ -165,10 +172,15 @@ impl Builder {
         self
     }
 
-    /// The stack size of each worker thread, in bytes.
+    /// The stack size of each worker thread, in bytes: at least
+    /// [`MIN_STACK_SIZE`] (64 KiB), or `build` fails with
+    /// [`BuildError::StackTooSmall`]. The tasks' own frames come on top
+    /// of the worker's: size it for the deepest task.
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(1).stack_size(4 << 20).build()?;
+    /// let err = corepool::Pool::builder().stack_size(16 * 1024).build().unwrap_err();
+    /// assert!(matches!(err, corepool::BuildError::StackTooSmall { .. }));
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
@@ -423,6 +435,12 @@ impl Builder {
             if !(*threshold > 0.0 && *threshold <= 1.0) {
                 return Err(BuildError::InvalidFillThreshold(*threshold));
             }
+        }
+        if let Some(size) = self.stack_size.filter(|&size| size < MIN_STACK_SIZE) {
+            return Err(BuildError::StackTooSmall {
+                requested: size,
+                min: MIN_STACK_SIZE,
+            });
         }
         if self.thread_name.contains('\0') {
             return Err(BuildError::InvalidThreadName(self.thread_name));

@@ -276,6 +276,15 @@ pub enum BuildError {
     InvalidAutoscale(String),
     /// A queue-fill alert threshold outside `(0, 1]`.
     InvalidFillThreshold(f64),
+    /// A worker stack smaller than [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE):
+    /// the worker's own frames would leave a task too little room, and a
+    /// stack overflow aborts the process.
+    StackTooSmall {
+        /// The `stack_size` given, in bytes.
+        requested: usize,
+        /// The smallest accepted, in bytes.
+        min: usize,
+    },
     /// The OS refused to start a worker thread (for example, the stack size
     /// was refused, or the thread limit was reached).
     Spawn {
@@ -323,6 +332,10 @@ impl fmt::Display for BuildError {
             BuildError::InvalidFillThreshold(threshold) => {
                 write!(f, "queue fill threshold {threshold} is outside (0, 1]")
             }
+            BuildError::StackTooSmall { requested, min } => write!(
+                f,
+                "stack_size({requested}) is too small: a worker needs a stack of at least {min} bytes"
+            ),
             BuildError::Spawn {
                 worker,
                 stack_size,

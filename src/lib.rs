@@ -67,7 +67,7 @@ mod wait;
 mod worker;
 
 pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
-pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER};
+pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER, MIN_STACK_SIZE};
 pub use current::{spawn, submit};
 pub use error::{
     BuildError, NotInPool, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError,

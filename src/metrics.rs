@@ -61,14 +61,18 @@ impl StripedCounter {
         thread_local! {
             static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
         }
-        let stripe = STRIPE.with(|stripe| {
-            if stripe.get() == usize::MAX {
-                // Any spread will do: the address of a thread-local differs
-                // per thread.
-                stripe.set((stripe as *const Cell<usize> as usize >> 6) % 8);
-            }
-            stripe.get()
-        });
+        // During the thread's exit (a submission refused from a
+        // thread-local's destructor) any cell will do.
+        let stripe = STRIPE
+            .try_with(|stripe| {
+                if stripe.get() == usize::MAX {
+                    // Any spread will do: the address of a thread-local
+                    // differs per thread.
+                    stripe.set((stripe as *const Cell<usize> as usize >> 6) % 8);
+                }
+                stripe.get()
+            })
+            .unwrap_or(0);
         self.cells[stripe].fetch_add(by, Ordering::Relaxed);
     }
 
@@ -287,11 +291,13 @@ pub struct MetricsSnapshot {
     pub capacity: usize,
     /// `queue_depth / capacity`, from 0.0 to 1.0.
     pub fill_ratio: f64,
-    /// Externally submitted tasks accepted, ever. Derived (tasks started
-    /// plus tasks queued) rather than counted, so that no shared counter is
-    /// written per task; tasks that start during the few nanoseconds the
-    /// snapshot takes to read both may be counted twice. Exact once the
-    /// pool is idle.
+    /// Externally submitted tasks accepted, ever: never decreases. Derived
+    /// (tasks started + tasks handed back + tasks queued, so
+    /// `accepted == started + handed_back + queue_depth` where "started"
+    /// is the admitted tasks the workers started) rather than counted, so
+    /// that no shared counter is written per task; tasks that start during
+    /// the few nanoseconds the snapshot takes to read these may be counted
+    /// twice. Exact once the pool is idle.
     pub accepted: u64,
     /// `try_submit`/`try_spawn` refusals because the pool was full.
     pub rejected_full: u64,
@@ -299,6 +305,13 @@ pub struct MetricsSnapshot {
     pub rejected_shutdown: u64,
     /// `submit_timeout` calls that timed out.
     pub timed_out: u64,
+    /// Externally submitted tasks that
+    /// [`Pool::shutdown_now`](crate::Pool::shutdown_now) took back before
+    /// they started (they are in its report's `unstarted`, which also
+    /// holds the tasks running tasks submitted from inside the pool; those
+    /// are not counted here, as `accepted` does not count them either).
+    /// Zero unless `shutdown_now` ran.
+    pub handed_back: u64,
     /// Tasks run (external and internal), including those that panicked.
     pub executed: u64,
     /// Successful steals between workers.

@@ -20,7 +20,7 @@
 
 use crate::autoscale::Autoscaler;
 use crate::sync::{lock, thread, Arc, AtomicBool, Instant, Mutex, Ordering, Parker};
-use crate::worker::Shared;
+use crate::worker::{call_guarded, Shared};
 
 /// A queue-fill alert, passed to the callback of
 /// [`Builder::on_queue_fill`](crate::Builder::on_queue_fill).
@@ -135,16 +135,19 @@ fn run(shared: &Shared, monitor: Monitor) {
                     None
                 };
                 if let Some(event) = event {
-                    // A panicking callback must not stop the monitor.
-                    let _ =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(event)));
+                    // A panicking callback (even one whose payload panics
+                    // when dropped) must not stop the monitor.
+                    call_guarded(|| callback(event));
                 }
             }
         }
         if let (Some(scaler), Some(tick)) = (&monitor.autoscaler, tick) {
             let now = Instant::now();
             if next_tick.is_some_and(|deadline| now >= deadline) {
-                shared.autoscale_step(&mut lock(scaler), now);
+                // Nor a panic while deciding (the policy is the user's).
+                call_guarded(|| {
+                    shared.autoscale_step(&mut lock(scaler), now);
+                });
                 next_tick = now.checked_add(tick);
             }
         }

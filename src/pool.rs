@@ -439,7 +439,7 @@ impl Pool {
         timeout: Duration,
     ) -> Result<ShutdownReport, ShutdownTimedOut> {
         let shared = self.handle.shared.clone();
-        shared.close();
+        close(&shared);
         let deadline = Instant::now().checked_add(timeout);
         let running = if worker::is_inside(&shared) {
             // Cannot wait for our own thread to exit; report it running.
@@ -503,6 +503,43 @@ impl Pool {
         self.report(unstarted)
     }
 
+    /// Closes the pool and returns at once, handing nothing back: the
+    /// workers run every task already accepted (and what those tasks
+    /// submit), then exit on their own; nothing waits for them. The
+    /// counterpart of tokio's `Runtime::shutdown_background`.
+    ///
+    /// Use it where waiting is not an option (inside an async context, or
+    /// in a task of the pool itself, where `shutdown` would wait for the
+    /// caller's own worker). Later submissions through a [`Handle`] are
+    /// refused with their closure back, as after any shutdown;
+    /// [`Handle::metrics`] keeps working and shows the drain's progress.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// for i in 0..3 {
+    ///     let tx = tx.clone();
+    ///     pool.submit(move || tx.send(i).unwrap()).unwrap();
+    /// }
+    /// let handle = pool.handle();
+    /// pool.shutdown_background(); // returns at once
+    /// assert!(handle.is_shutdown());
+    /// assert!(handle.submit(|| {}).is_err());
+    /// // Every accepted task still runs.
+    /// let mut ran: Vec<i32> = rx.iter().take(3).collect();
+    /// ran.sort();
+    /// assert_eq!(ran, [0, 1, 2]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn shutdown_background(mut self) {
+        close(&self.handle.shared);
+        // Dropping the join handles detaches the threads; `Drop` then finds
+        // nothing to join.
+        self.threads.clear();
+    }
+
     fn report(&self, unstarted: Vec<Task>) -> ShutdownReport {
         let (executed, panicked) = self.handle.shared.totals();
         ShutdownReport {
@@ -513,13 +550,15 @@ impl Pool {
     }
 
     fn close_and_join(&mut self) {
-        self.handle.shared.close();
-        let inside = worker::is_inside(&self.handle.shared);
+        close(&self.handle.shared);
+        let me = thread::current().id();
         for thread in self.threads.drain(..) {
-            if inside && thread.thread().id() == thread::current().id() {
-                // Dropped by one of its own tasks: this worker finishes its
-                // deque and exits by itself once the task returns; joining
-                // it from here would wait on ourselves.
+            if thread.thread().id() == me {
+                // Dropped by one of its own tasks (or its stop hook), or by
+                // a fill-alert callback on the monitor thread: this thread
+                // finishes and exits by itself once the call returns;
+                // joining it from here would wait on ourselves. Dropping
+                // its handle detaches it.
                 continue;
             }
             // A worker thread never unwinds (task panics are caught), so an
@@ -541,6 +580,18 @@ impl Pool {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+/// Closes the pool (see `Shared::close`). Called from one of the pool's
+/// own tasks, it also returns the slots of the bound that the calling
+/// worker holds back (`Admission::start`): they count as admitted until
+/// returned, and the other workers exit only once nothing admitted is
+/// left, so a close from inside that kept them would wait on itself.
+fn close(shared: &Arc<Shared>) {
+    shared.close();
+    if let Some(worker) = worker::current(shared) {
+        worker.return_held_slots();
     }
 }
 

@@ -49,6 +49,7 @@
 //! | `corepool_rejected_full_total` | counter | | `try_submit`/`try_spawn` refused: queue full |
 //! | `corepool_rejected_shutdown_total` | counter | | submissions refused: pool shutting down |
 //! | `corepool_timed_out_total` | counter | | `submit_timeout` calls that timed out |
+//! | `corepool_handed_back_total` | counter | | accepted external tasks `shutdown_now` handed back unstarted |
 //! | `corepool_executed_total` | counter | | tasks run (external and internal, panicked included) |
 //! | `corepool_stolen_total` | counter | | successful steals between workers |
 //! | `corepool_steal_attempts_total` | counter | | steal attempts between workers |
@@ -102,8 +103,8 @@
 //! rate(corepool_worker_busy_seconds_total[5m])
 //! ```
 //!
-//! `corepool_accepted_total` is derived from two counters read one after
-//! the other, so it can run a few tasks ahead of the truth; the collector
+//! `corepool_accepted_total` is derived from three counters read one after
+//! the other (started + handed back + queued), so it can run a few tasks ahead of the truth; the collector
 //! never lets it go down (which Prometheus would read as a reset).
 
 use std::borrow::Cow;
@@ -428,6 +429,12 @@ fn encode_snapshot(m: &MetricsSnapshot, encoder: &mut DescriptorEncoder) -> Resu
         "timed_out",
         "submit_timeout calls that timed out.",
         m.timed_out,
+    )?;
+    counter(
+        encoder,
+        "handed_back",
+        "Accepted external tasks that shutdown_now handed back unstarted.",
+        m.handed_back,
     )?;
     counter(
         encoder,

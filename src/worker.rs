@@ -171,6 +171,8 @@ pub(crate) struct Shared {
     pub(crate) rejected_full: StripedCounter,
     pub(crate) rejected_shutdown: StripedCounter,
     pub(crate) timed_out: StripedCounter,
+    /// Externally submitted tasks `shutdown_now` took back unstarted.
+    pub(crate) handed_back: StripedCounter,
     /// The monitor thread's parker (fill alerts, autoscaling), if it runs.
     pub(crate) monitor: Option<Arc<Parker>>,
     /// The autoscaler, if configured (shared with the monitor thread).
@@ -238,6 +240,7 @@ impl Shared {
             rejected_full: StripedCounter::default(),
             rejected_shutdown: StripedCounter::default(),
             timed_out: StripedCounter::default(),
+            handed_back: StripedCounter::default(),
             monitor: config.monitor,
             autoscaler: config.autoscaler,
             core_slots,
@@ -298,13 +301,15 @@ impl Shared {
             .iter()
             .map(|c| load(&c.admitted_started))
             .sum();
+        let handed_back = self.handed_back.sum();
         MetricsSnapshot {
             workers: active,
             max_workers: self.num_workers(),
             queue_depth,
             capacity,
             fill_ratio: queue_depth as f64 / capacity as f64,
-            accepted: started + queue_depth as u64,
+            accepted: started + handed_back + queue_depth as u64,
+            handed_back,
             rejected_full: self.rejected_full.sum(),
             rejected_shutdown: self.rejected_shutdown.sum(),
             timed_out: self.timed_out.sum(),
@@ -432,6 +437,7 @@ impl Shared {
                 Steal::Success(task) => {
                     if task.is_admitted() {
                         self.admission.release(1);
+                        self.handed_back.add(1);
                     }
                     tasks.push(task);
                 }
@@ -570,18 +576,25 @@ thread_local! {
 ///
 /// The pool is recognized by identity, not by "some worker": a worker of
 /// another pool submitting here goes through the bound like anyone else.
+///
+/// Like every access to corepool's thread-locals, it degrades to "not
+/// inside a worker" once the thread's locals are being destroyed (a `Pool`
+/// kept in a user's `thread_local!` is dropped then), instead of panicking
+/// there, which would abort the process.
 pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
-    CURRENT.with(|current| match &*current.borrow() {
-        Some(ctx) if Arc::ptr_eq(&ctx.shared, shared) => Some(ctx.clone()),
-        _ => None,
-    })
+    CURRENT
+        .try_with(|current| match &*current.borrow() {
+            Some(ctx) if Arc::ptr_eq(&ctx.shared, shared) => Some(ctx.clone()),
+            _ => None,
+        })
+        .unwrap_or(None)
 }
 
 /// Calls `f` with the worker running on this thread, of whichever pool,
 /// without cloning its context (the free `submit` and `spawn`).
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
-    let current = CURRENT_PTR.with(Cell::get);
+    let current = CURRENT_PTR.try_with(Cell::get).unwrap_or(std::ptr::null());
     // SAFETY: `WorkerContext::run` sets the pointer from the `Rc` it holds
     // and clears it before that `Rc` drops (`ClearCurrentPtr`), and all a
     // worker runs runs inside `run`; `f` cannot keep the reference.
@@ -595,19 +608,21 @@ struct ClearCurrentPtr;
 
 impl Drop for ClearCurrentPtr {
     fn drop(&mut self) {
-        CURRENT_PTR.with(|current| current.set(std::ptr::null()));
+        let _ = CURRENT_PTR.try_with(|current| current.set(std::ptr::null()));
     }
 }
 
 /// The worker running on this thread, of whichever pool.
 pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
-    CURRENT.with(|current| current.borrow().clone())
+    CURRENT
+        .try_with(|current| current.borrow().clone())
+        .unwrap_or(None)
 }
 
 /// Counts a panic that a task caught itself (a `spawn` task delivers its
 /// panic to its `JoinHandle`, not to the panic handler).
 pub(crate) fn note_panic() {
-    CURRENT.with(|current| {
+    let _ = CURRENT.try_with(|current| {
         if let Some(ctx) = &*current.borrow() {
             bump(&ctx.shared.counters[ctx.index].panicked, 1);
         }
@@ -633,7 +648,33 @@ pub(crate) fn in_piece<R>(region: usize, body: impl FnOnce() -> R) -> R {
 /// Whether this thread is a worker of the pool that owns `shared`.
 pub(crate) fn is_inside(shared: &Arc<Shared>) -> bool {
     CURRENT
-        .with(|current| matches!(&*current.borrow(), Some(ctx) if Arc::ptr_eq(&ctx.shared, shared)))
+        .try_with(
+            |current| matches!(&*current.borrow(), Some(ctx) if Arc::ptr_eq(&ctx.shared, shared)),
+        )
+        .unwrap_or(false)
+}
+
+/// Drops a panic payload that corepool caught (a task's, a panic
+/// handler's, a hook's or a callback's) without letting a panic in the
+/// payload's own `Drop` escape: that would take the worker (or the
+/// monitor) down. A panic while dropping is caught, and its payload
+/// dropped the same way; one that panics again is leaked with
+/// `mem::forget`, the last resort, rather than risk the thread.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        if let Err(third) = catch_unwind(AssertUnwindSafe(move || drop(second))) {
+            std::mem::forget(third);
+        }
+    }
+}
+
+/// Calls a user's function (a hook, a callback) that must not take the
+/// calling corepool thread down: its panic is caught and its payload
+/// dropped by [`drop_payload`].
+pub(crate) fn call_guarded(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        drop_payload(payload);
+    }
 }
 
 impl WorkerContext {
@@ -725,19 +766,23 @@ impl WorkerContext {
     /// this worker has nothing left to run.
     pub(crate) fn run(self) {
         let ctx = Rc::new(self);
-        CURRENT.with(|current| *current.borrow_mut() = Some(ctx.clone()));
-        CURRENT_PTR.with(|current| current.set(Rc::as_ptr(&ctx)));
+        let _ = CURRENT.try_with(|current| *current.borrow_mut() = Some(ctx.clone()));
+        let _ = CURRENT_PTR.try_with(|current| current.set(Rc::as_ptr(&ctx)));
         // Declared after `ctx`, so dropped before it, even in an unwind.
         let _clear_ptr = ClearCurrentPtr;
         if let Some(hook) = &ctx.shared.hooks.on_start {
             // A panicking hook must not take the worker down.
-            let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
+            call_guarded(|| hook(ctx.index));
         }
         ctx.main_loop();
+        // This thread is no worker any more: a submission from the stop
+        // hook must go through the bound and be refused (the pool is
+        // closed), not land on a deque nobody will look at again.
+        let _ = CURRENT.try_with(|current| current.borrow_mut().take());
+        let _ = CURRENT_PTR.try_with(|current| current.set(std::ptr::null()));
         if let Some(hook) = &ctx.shared.hooks.on_stop {
-            let _ = catch_unwind(AssertUnwindSafe(|| hook(ctx.index)));
+            call_guarded(|| hook(ctx.index));
         }
-        CURRENT.with(|current| current.borrow_mut().take());
         let shared = &ctx.shared;
         *lock(&shared.exited) += 1;
         shared.exited_cvar.notify_all();
@@ -1222,9 +1267,11 @@ impl WorkerContext {
         bump(&counters.running, 1);
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task.run())) {
             bump(&counters.panicked, 1);
-            if let Some(handler) = &shared.hooks.panic_handler {
+            match &shared.hooks.panic_handler {
                 // A panicking handler must not take the worker down either.
-                let _ = catch_unwind(AssertUnwindSafe(|| handler(payload)));
+                Some(handler) => call_guarded(|| handler(payload)),
+                // A payload whose `Drop` panics must not either.
+                None => drop_payload(payload),
             }
         }
         bump(&counters.running, u64::MAX); // wrapping: minus one

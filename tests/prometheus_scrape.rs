@@ -16,6 +16,7 @@ const SAMPLE_NAMES: &[&str] = &[
     "corepool_rejected_full_total",
     "corepool_rejected_shutdown_total",
     "corepool_timed_out_total",
+    "corepool_handed_back_total",
     "corepool_executed_total",
     "corepool_stolen_total",
     "corepool_steal_attempts_total",
