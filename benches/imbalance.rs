@@ -40,7 +40,6 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use corepool::TrySubmitError;
 use criterion::Criterion;
 use serde_json::json;
 
@@ -99,8 +98,8 @@ fn burst_caller_runs(pool: &corepool::Pool, latch: &'static Latch, shape: Shape)
         };
         match pool.try_submit(task) {
             Ok(()) => {}
-            Err(TrySubmitError::Full(task)) => task(),
-            Err(TrySubmitError::Shutdown(_)) => panic!("corepool shut down"),
+            Err(err) if err.is_full() => err.into_inner()(),
+            Err(_) => panic!("corepool shut down"),
         }
     }
     latch.wait();

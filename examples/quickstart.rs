@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use corepool::{Pool, TrySubmitError};
+use corepool::Pool;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::builder().build()?;
@@ -50,10 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             accepted.fetch_add(1, Ordering::Relaxed);
         }) {
             Ok(()) => {}
-            Err(TrySubmitError::Full(_closure)) => {
+            Err(err) if err.is_full() => {
+                drop(err.into_inner()); // shed: the closure is dropped unrun
                 shed.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySubmitError::Shutdown(_)) => unreachable!("the pool is running"),
+            Err(_) => unreachable!("the pool is running"),
         }
     }
 

@@ -58,7 +58,7 @@ where
             worker.push(Task::new(f, false, false));
             Ok(())
         }
-        None => Err(NotInPool(f)),
+        None => Err(NotInPool::new(f)),
     })
 }
 
@@ -90,6 +90,6 @@ where
             worker.push(Task::claimable(queued, false, false));
             Ok(handle)
         }
-        None => Err(NotInPool(f)),
+        None => Err(NotInPool::new(f)),
     })
 }

@@ -1,11 +1,22 @@
 //! Error types. Every submission error hands the closure back
 //! (`into_inner`), and none needs `F: Debug` to be printed.
+//!
+//! The submission errors are `Send + Sync` for any `F: Send`, so they go
+//! through `?` into `Box<dyn Error + Send + Sync>` (or `anyhow::Error`)
+//! even when the closure captures something that is not `Sync`, such as a
+//! `Cell`. They hold the closure in a private `SyncWrapper`, which gives it
+//! out only by value; that is also why their fields are private and why
+//! they do not implement `Clone` or `PartialEq` (both need `&F`).
 
 use std::error::Error;
 use std::fmt;
 
-/// [`submit`](crate::Pool::submit) failed because the pool is shutting down.
-/// The closure is handed back.
+use crate::sync_wrapper::SyncWrapper;
+
+/// [`submit`](crate::Pool::submit) or [`spawn`](crate::Pool::spawn) failed
+/// because the pool is shutting down. The closure is handed back.
+///
+/// `Send + Sync` whenever `F: Send`.
 ///
 /// ```
 /// let pool = corepool::Pool::builder().workers(1).build()?;
@@ -16,18 +27,27 @@ use std::fmt;
 /// closure();
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct SubmitError<F>(pub F);
+pub struct SubmitError<F>(SyncWrapper<F>);
 
 impl<F> SubmitError<F> {
+    /// An error holding `task`; for code that wraps or fakes a pool.
+    ///
+    /// ```
+    /// let err = corepool::SubmitError::new(42);
+    /// assert_eq!(err.to_string(), "submitting to a pool that is shutting down");
+    /// ```
+    pub fn new(task: F) -> Self {
+        SubmitError(SyncWrapper::new(task))
+    }
+
     /// The closure that was not accepted.
     ///
     /// ```
-    /// let err = corepool::SubmitError(42);
+    /// let err = corepool::SubmitError::new(42);
     /// assert_eq!(err.into_inner(), 42);
     /// ```
     pub fn into_inner(self) -> F {
-        self.0
+        self.0.into_inner()
     }
 }
 
@@ -49,23 +69,34 @@ impl<F> Error for SubmitError<F> {}
 /// was called from a thread that is not a corepool worker, so there is no
 /// current pool to submit to. The closure is handed back.
 ///
+/// `Send + Sync` whenever `F: Send`.
+///
 /// ```
 /// let err = corepool::submit(|| println!("no pool here")).unwrap_err();
 /// assert_eq!(err.to_string(), "not called from a corepool worker thread");
 /// let closure = err.into_inner();
 /// closure(); // run it here, or submit it through a `Handle`
 /// ```
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct NotInPool<F>(pub F);
+pub struct NotInPool<F>(SyncWrapper<F>);
 
 impl<F> NotInPool<F> {
+    /// An error holding `task`; for code that wraps or fakes a pool.
+    ///
+    /// ```
+    /// let err = corepool::NotInPool::new(5);
+    /// assert_eq!(err.to_string(), "not called from a corepool worker thread");
+    /// ```
+    pub fn new(task: F) -> Self {
+        NotInPool(SyncWrapper::new(task))
+    }
+
     /// The closure that was not accepted.
     ///
     /// ```
-    /// assert_eq!(corepool::NotInPool(5).into_inner(), 5);
+    /// assert_eq!(corepool::NotInPool::new(5).into_inner(), 5);
     /// ```
     pub fn into_inner(self) -> F {
-        self.0
+        self.0.into_inner()
     }
 }
 
@@ -83,71 +114,109 @@ impl<F> fmt::Display for NotInPool<F> {
 
 impl<F> Error for NotInPool<F> {}
 
-/// [`try_submit`](crate::Pool::try_submit) failed. The closure is handed
-/// back in either case.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TryKind {
+    Full,
+    Shutdown,
+}
+
+/// [`try_submit`](crate::Pool::try_submit) or
+/// [`try_spawn`](crate::Pool::try_spawn) failed: the pool is full
+/// ([`is_full`](Self::is_full)) or shutting down
+/// ([`is_shutdown`](Self::is_shutdown)). The closure is handed back in
+/// either case.
+///
+/// `Send + Sync` whenever `F: Send`.
 ///
 /// ```
-/// use corepool::TrySubmitError;
-/// let err: TrySubmitError<u8> = TrySubmitError::Full(7);
-/// assert!(err.is_full());
-/// assert_eq!(err.to_string(), "the pool's queue is full");
-/// assert_eq!(err.into_inner(), 7);
+/// let pool = corepool::Pool::builder().workers(1).queue_capacity(1).build()?;
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// pool.submit(move || drop(rx.recv())).unwrap(); // occupies the worker...
+/// while pool.queued() > 0 { std::thread::yield_now(); } // it has started
+/// pool.submit(|| ()).unwrap(); // ...and fills the one slot
+/// match pool.try_spawn(|| 1) {
+///     Ok(_) => unreachable!("the pool is full"),
+///     Err(err) if err.is_full() => assert_eq!(err.into_inner()(), 1), // run it ourselves
+///     Err(_) => unreachable!("the pool is running"),
+/// }
+/// tx.send(()).unwrap();
+/// # Ok::<(), corepool::BuildError>(())
 /// ```
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub enum TrySubmitError<F> {
-    /// `queue_capacity` tasks are already accepted and not yet started.
-    Full(F),
-    /// The pool is shutting down.
-    Shutdown(F),
+pub struct TrySubmitError<F> {
+    kind: TryKind,
+    task: SyncWrapper<F>,
 }
 
 impl<F> TrySubmitError<F> {
+    /// A "the pool is full" error holding `task`; for code that wraps or
+    /// fakes a pool.
+    ///
+    /// ```
+    /// let err = corepool::TrySubmitError::full(7);
+    /// assert!(err.is_full());
+    /// assert_eq!(err.to_string(), "the pool's queue is full");
+    /// ```
+    pub fn full(task: F) -> Self {
+        TrySubmitError {
+            kind: TryKind::Full,
+            task: SyncWrapper::new(task),
+        }
+    }
+
+    /// A "the pool is shutting down" error holding `task`.
+    ///
+    /// ```
+    /// assert!(corepool::TrySubmitError::shutdown(7).is_shutdown());
+    /// ```
+    pub fn shutdown(task: F) -> Self {
+        TrySubmitError {
+            kind: TryKind::Shutdown,
+            task: SyncWrapper::new(task),
+        }
+    }
+
     /// The closure that was not accepted.
     ///
     /// ```
-    /// assert_eq!(corepool::TrySubmitError::Shutdown("job").into_inner(), "job");
+    /// assert_eq!(corepool::TrySubmitError::shutdown("job").into_inner(), "job");
     /// ```
     pub fn into_inner(self) -> F {
-        match self {
-            TrySubmitError::Full(f) | TrySubmitError::Shutdown(f) => f,
-        }
+        self.task.into_inner()
     }
 
     /// Whether the pool was full.
     ///
     /// ```
-    /// assert!(corepool::TrySubmitError::Full(()).is_full());
+    /// assert!(corepool::TrySubmitError::full(()).is_full());
     /// ```
     pub fn is_full(&self) -> bool {
-        matches!(self, TrySubmitError::Full(_))
+        self.kind == TryKind::Full
     }
 
     /// Whether the pool is shutting down.
     ///
     /// ```
-    /// assert!(corepool::TrySubmitError::Shutdown(()).is_shutdown());
+    /// assert!(corepool::TrySubmitError::shutdown(()).is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
-        matches!(self, TrySubmitError::Shutdown(_))
+        self.kind == TryKind::Shutdown
     }
 }
 
 impl<F> fmt::Debug for TrySubmitError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySubmitError::Full(_) => f.write_str("Full(..)"),
-            TrySubmitError::Shutdown(_) => f.write_str("Shutdown(..)"),
+        match self.kind {
+            TryKind::Full => f.write_str("Full(..)"),
+            TryKind::Shutdown => f.write_str("Shutdown(..)"),
         }
     }
 }
 
 impl<F> fmt::Display for TrySubmitError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySubmitError::Full(_) => f.write_str("the pool's queue is full"),
-            TrySubmitError::Shutdown(_) => {
-                f.write_str("submitting to a pool that is shutting down")
-            }
+        match self.kind {
+            TryKind::Full => f.write_str("the pool's queue is full"),
+            TryKind::Shutdown => f.write_str("submitting to a pool that is shutting down"),
         }
     }
 }
@@ -156,76 +225,112 @@ impl<F> Error for TrySubmitError<F> {}
 
 impl<F> From<SubmitError<F>> for TrySubmitError<F> {
     fn from(err: SubmitError<F>) -> Self {
-        TrySubmitError::Shutdown(err.0)
+        TrySubmitError::shutdown(err.into_inner())
     }
 }
 
-/// [`submit_timeout`](crate::Pool::submit_timeout) failed. The closure is
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TimeoutKind {
+    Timeout,
+    Shutdown,
+}
+
+/// [`submit_timeout`](crate::Pool::submit_timeout) failed: the pool stayed
+/// full until the timeout passed ([`is_timeout`](Self::is_timeout)) or is
+/// shutting down ([`is_shutdown`](Self::is_shutdown)). The closure is
 /// handed back in either case.
 ///
+/// `Send + Sync` whenever `F: Send`.
+///
 /// ```
-/// use corepool::SubmitTimeoutError;
-/// let err: SubmitTimeoutError<u8> = SubmitTimeoutError::Timeout(3);
+/// use std::time::Duration;
+/// let pool = corepool::Pool::builder().workers(1).queue_capacity(1).build()?;
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// pool.submit(move || drop(rx.recv())).unwrap(); // occupies the worker...
+/// while pool.queued() > 0 { std::thread::yield_now(); } // it has started
+/// pool.submit(|| ()).unwrap(); // ...and fills the one slot
+/// let err = pool.submit_timeout(|| println!("late"), Duration::from_millis(10)).unwrap_err();
 /// assert!(err.is_timeout());
-/// assert_eq!(err.into_inner(), 3);
+/// let closure = err.into_inner(); // not lost: retry, run it here, or drop it
+/// closure();
+/// tx.send(()).unwrap();
+/// # Ok::<(), corepool::BuildError>(())
 /// ```
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub enum SubmitTimeoutError<F> {
-    /// The pool stayed full until the timeout passed.
-    Timeout(F),
-    /// The pool is shutting down.
-    Shutdown(F),
+pub struct SubmitTimeoutError<F> {
+    kind: TimeoutKind,
+    task: SyncWrapper<F>,
 }
 
 impl<F> SubmitTimeoutError<F> {
+    /// A "timed out" error holding `task`; for code that wraps or fakes a
+    /// pool.
+    ///
+    /// ```
+    /// let err = corepool::SubmitTimeoutError::timeout(3);
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.into_inner(), 3);
+    /// ```
+    pub fn timeout(task: F) -> Self {
+        SubmitTimeoutError {
+            kind: TimeoutKind::Timeout,
+            task: SyncWrapper::new(task),
+        }
+    }
+
+    /// A "the pool is shutting down" error holding `task`.
+    ///
+    /// ```
+    /// assert!(corepool::SubmitTimeoutError::shutdown(3).is_shutdown());
+    /// ```
+    pub fn shutdown(task: F) -> Self {
+        SubmitTimeoutError {
+            kind: TimeoutKind::Shutdown,
+            task: SyncWrapper::new(task),
+        }
+    }
+
     /// The closure that was not accepted.
     ///
     /// ```
-    /// assert_eq!(corepool::SubmitTimeoutError::Timeout(1).into_inner(), 1);
+    /// assert_eq!(corepool::SubmitTimeoutError::timeout(1).into_inner(), 1);
     /// ```
     pub fn into_inner(self) -> F {
-        match self {
-            SubmitTimeoutError::Timeout(f) | SubmitTimeoutError::Shutdown(f) => f,
-        }
+        self.task.into_inner()
     }
 
     /// Whether the timeout passed.
     ///
     /// ```
-    /// assert!(corepool::SubmitTimeoutError::Timeout(()).is_timeout());
+    /// assert!(corepool::SubmitTimeoutError::timeout(()).is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(self, SubmitTimeoutError::Timeout(_))
+        self.kind == TimeoutKind::Timeout
     }
 
     /// Whether the pool is shutting down.
     ///
     /// ```
-    /// assert!(corepool::SubmitTimeoutError::Shutdown(()).is_shutdown());
+    /// assert!(corepool::SubmitTimeoutError::shutdown(()).is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
-        matches!(self, SubmitTimeoutError::Shutdown(_))
+        self.kind == TimeoutKind::Shutdown
     }
 }
 
 impl<F> fmt::Debug for SubmitTimeoutError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SubmitTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
-            SubmitTimeoutError::Shutdown(_) => f.write_str("Shutdown(..)"),
+        match self.kind {
+            TimeoutKind::Timeout => f.write_str("Timeout(..)"),
+            TimeoutKind::Shutdown => f.write_str("Shutdown(..)"),
         }
     }
 }
 
 impl<F> fmt::Display for SubmitTimeoutError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SubmitTimeoutError::Timeout(_) => {
-                f.write_str("timed out waiting for room in the pool's queue")
-            }
-            SubmitTimeoutError::Shutdown(_) => {
-                f.write_str("submitting to a pool that is shutting down")
-            }
+        match self.kind {
+            TimeoutKind::Timeout => f.write_str("timed out waiting for room in the pool's queue"),
+            TimeoutKind::Shutdown => f.write_str("submitting to a pool that is shutting down"),
         }
     }
 }

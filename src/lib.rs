@@ -61,6 +61,7 @@ mod scope;
 mod sleep;
 mod spawn;
 mod sync;
+mod sync_wrapper;
 mod task;
 mod topology;
 mod wait;

@@ -306,12 +306,11 @@ impl Pool {
     /// Like [`try_submit`](Pool::try_submit), for a closure with a result.
     ///
     /// ```
-    /// use corepool::TrySubmitError;
     /// let pool = corepool::Pool::builder().workers(1).build()?;
     /// match pool.try_spawn(|| 1) {
     ///     Ok(handle) => assert_eq!(handle.join().unwrap(), 1),
-    ///     Err(TrySubmitError::Full(f)) => assert_eq!(f(), 1),
-    ///     Err(TrySubmitError::Shutdown(_)) => unreachable!(),
+    ///     Err(err) if err.is_full() => assert_eq!(err.into_inner()(), 1),
+    ///     Err(_) => unreachable!("the pool is running"),
     /// }
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
@@ -461,8 +460,9 @@ impl Pool {
     /// Stops at once: no new work is accepted, no task that has not started
     /// will start, and the tasks that never started are handed back in the
     /// report's `unstarted`, to run or drop. Tasks already running finish
-    /// first. A `JoinHandle` whose task is dropped resolves to
-    /// [`JoinError::Cancelled`](crate::JoinError::Cancelled).
+    /// first. A `JoinHandle` whose task is dropped resolves to a
+    /// [`JoinError`](crate::JoinError) that
+    /// [`is_cancelled`](crate::JoinError::is_cancelled).
     ///
     /// A `join` or `scope` already running completes its own pieces, and a
     /// `Pool::join`/`install`/`scope` waiting to start is run here rather
@@ -574,7 +574,7 @@ impl Pool {
                 break;
             }
             for thread in spares {
-                if inside && thread.thread().id() == std::thread::current().id() {
+                if thread.thread().id() == me {
                     continue;
                 }
                 let _ = thread.join();
@@ -778,21 +778,20 @@ impl Handle {
                 self.push(route, f);
                 Ok(())
             }
-            Err(_) => Err(SubmitError(f)),
+            Err(_) => Err(SubmitError::new(f)),
         }
     }
 
     /// Submits `f` if there is room, without ever blocking. When the pool
-    /// is full, `TrySubmitError::Full(f)` hands the closure straight back,
-    /// ready to shed, retry or run elsewhere.
+    /// is full, the [`TrySubmitError`] (`is_full()`) hands the closure
+    /// straight back (`into_inner`), ready to shed, retry or run elsewhere.
     ///
     /// ```
-    /// use corepool::TrySubmitError;
     /// let pool = corepool::Pool::builder().workers(1).queue_capacity(1).build()?;
     /// match pool.try_submit(|| {}) {
     ///     Ok(()) => {}
-    ///     Err(TrySubmitError::Full(f)) => f(), // run it ourselves
-    ///     Err(TrySubmitError::Shutdown(_)) => unreachable!(),
+    ///     Err(err) if err.is_full() => err.into_inner()(), // run it ourselves
+    ///     Err(_) => unreachable!("the pool is running"),
     /// }
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
@@ -805,8 +804,8 @@ impl Handle {
                 self.push(route, f);
                 Ok(())
             }
-            Err(Refused::Full) => Err(TrySubmitError::Full(f)),
-            Err(_) => Err(TrySubmitError::Shutdown(f)),
+            Err(Refused::Full) => Err(TrySubmitError::full(f)),
+            Err(_) => Err(TrySubmitError::shutdown(f)),
         }
     }
 
@@ -828,8 +827,8 @@ impl Handle {
                 self.push(route, f);
                 Ok(())
             }
-            Err(Refused::Closed) => Err(SubmitTimeoutError::Shutdown(f)),
-            Err(_) => Err(SubmitTimeoutError::Timeout(f)),
+            Err(Refused::Closed) => Err(SubmitTimeoutError::shutdown(f)),
+            Err(_) => Err(SubmitTimeoutError::timeout(f)),
         }
     }
 
@@ -849,7 +848,7 @@ impl Handle {
     {
         match self.route(Wait::Forever) {
             Ok(route) => Ok(self.push_spawned(route, f)),
-            Err(_) => Err(SubmitError(f)),
+            Err(_) => Err(SubmitError::new(f)),
         }
     }
 
@@ -869,8 +868,8 @@ impl Handle {
     {
         match self.route(Wait::Never) {
             Ok(route) => Ok(self.push_spawned(route, f)),
-            Err(Refused::Full) => Err(TrySubmitError::Full(f)),
-            Err(_) => Err(TrySubmitError::Shutdown(f)),
+            Err(Refused::Full) => Err(TrySubmitError::full(f)),
+            Err(_) => Err(TrySubmitError::shutdown(f)),
         }
     }
 

@@ -10,6 +10,7 @@
 //! second finish, so a result is delivered once or not at all.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,87 +22,177 @@ use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 use std::sync::Arc as StdArc;
 
 use crate::sync::{lock, AtomicBool, Condvar, Instant, Mutex, MutexGuard, Ordering};
+use crate::sync_wrapper::SyncWrapper;
 use crate::task::Claimable;
 use crate::worker;
 
-/// Why a spawned task produced no value.
+/// Why a spawned task produced no value: it panicked
+/// ([`is_panic`](Self::is_panic)) or never ran
+/// ([`is_cancelled`](Self::is_cancelled)).
+///
+/// An opaque struct, shaped like tokio's `JoinError`. It is `Send + Sync`,
+/// so `handle.join()?` converts into `Box<dyn Error + Send + Sync>` (or
+/// `anyhow::Error`). The panic payload, a `Box<dyn Any + Send>` that is
+/// not `Sync`, comes back only by value ([`into_panic`](Self::into_panic));
+/// its message, when it is a `&str` or a `String`, is copied out when the
+/// task panics, so that `Debug`, `Display` and
+/// [`panic_message`](Self::panic_message) can show it.
 ///
 /// ```
 /// let pool = corepool::Pool::builder().workers(1).build()?;
 /// let handle = pool.spawn(|| -> u32 { panic!("boom") }).unwrap();
 /// let err = handle.join().unwrap_err();
 /// assert!(err.is_panic());
+/// assert_eq!(err.to_string(), "task panicked: boom");
 /// assert_eq!(err.into_panic().and_then(|p| p.downcast::<&str>().ok()).map(|s| *s), Some("boom"));
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
-pub enum JoinError {
-    /// The task panicked; here is the payload.
-    Panicked(Box<dyn Any + Send + 'static>),
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    /// The task panicked. `message` is the payload's text when it is a
+    /// `&str` or a `String`, taken when the error is made; the payload
+    /// itself sits in a `SyncWrapper` so that `JoinError` is `Sync`.
+    Panicked {
+        payload: SyncWrapper<Box<dyn Any + Send + 'static>>,
+        message: Option<Cow<'static, str>>,
+    },
     /// The task never ran: cancelled by its handle, or handed back by
     /// `shutdown_now` and dropped.
     Cancelled,
 }
 
 impl JoinError {
+    pub(crate) fn cancelled() -> Self {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panicked(payload: Box<dyn Any + Send + 'static>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            Some(Cow::Borrowed(*s))
+        } else {
+            payload
+                .downcast_ref::<String>()
+                .map(|s| Cow::Owned(s.clone()))
+        };
+        JoinError {
+            repr: Repr::Panicked {
+                payload: SyncWrapper::new(payload),
+                message,
+            },
+        }
+    }
+
     /// Whether the task panicked.
     ///
     /// ```
-    /// assert!(!corepool::JoinError::Cancelled.is_panic());
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let err = pool.spawn(|| panic!("boom")).unwrap().join().unwrap_err();
+    /// assert!(err.is_panic() && !err.is_cancelled());
+    /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn is_panic(&self) -> bool {
-        matches!(self, JoinError::Panicked(_))
+        matches!(self.repr, Repr::Panicked { .. })
     }
 
-    /// Whether the task was cancelled before it started.
+    /// Whether the task never ran: cancelled before it started (by
+    /// [`JoinHandle::cancel`]), or handed back by `shutdown_now` and
+    /// dropped.
     ///
     /// ```
-    /// assert!(corepool::JoinError::Cancelled.is_cancelled());
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let blocker = pool.spawn(move || rx.recv().ok()).unwrap(); // occupies the one worker
+    /// let queued = pool.spawn(|| "never runs").unwrap();
+    /// assert!(queued.cancel());
+    /// let err = queued.join().unwrap_err();
+    /// assert!(err.is_cancelled() && !err.is_panic());
+    /// tx.send(()).unwrap();
+    /// blocker.join().unwrap();
+    /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, JoinError::Cancelled)
+        matches!(self.repr, Repr::Cancelled)
     }
 
     /// The panic payload, to inspect or to re-raise with
     /// `std::panic::resume_unwind`; `None` if the task was cancelled.
+    /// (tokio's `into_panic` panics instead; see
+    /// [`try_into_panic`](Self::try_into_panic) to keep the error.)
     ///
     /// ```
-    /// assert!(corepool::JoinError::Cancelled.into_panic().is_none());
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let err = pool.spawn(|| std::panic::panic_any(7u8)).unwrap().join().unwrap_err();
+    /// let payload = err.into_panic().expect("it panicked");
+    /// assert_eq!(payload.downcast_ref::<u8>(), Some(&7));
+    /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
-        match self {
-            JoinError::Panicked(payload) => Some(payload),
-            JoinError::Cancelled => None,
+        self.try_into_panic().ok()
+    }
+
+    /// The panic payload, or the error itself back when the task was
+    /// cancelled (as tokio's `JoinError::try_into_panic`).
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let err = pool.spawn(|| panic!("boom")).unwrap().join().unwrap_err();
+    /// match err.try_into_panic() {
+    ///     Ok(payload) => assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom")),
+    ///     Err(err) => unreachable!("not a panic: {err}"),
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panicked { payload, .. } => Ok(payload.into_inner()),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    /// The panic's message, when the task panicked with a `&str` or a
+    /// `String` payload (what `panic!` produces); `None` for any other
+    /// payload, and when the task was cancelled.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let n = 3;
+    /// let err = pool.spawn(move || panic!("bad input {n}")).unwrap().join().unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("bad input 3"));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panicked { message, .. } => message.as_deref(),
+            Repr::Cancelled => None,
         }
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-}
-
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Panicked(payload) => match panic_message(&**payload) {
+        match &self.repr {
+            Repr::Panicked { message, .. } => match message {
                 Some(message) => write!(f, "Panicked({message:?})"),
                 None => f.write_str("Panicked(..)"),
             },
-            JoinError::Cancelled => f.write_str("Cancelled"),
+            Repr::Cancelled => f.write_str("Cancelled"),
         }
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Panicked(payload) => match panic_message(&**payload) {
+        match &self.repr {
+            Repr::Panicked { message, .. } => match message {
                 Some(message) => write!(f, "task panicked: {message}"),
                 None => f.write_str("task panicked"),
             },
-            JoinError::Cancelled => f.write_str("task was cancelled before it started"),
+            Repr::Cancelled => f.write_str("task was cancelled before it started"),
         }
     }
 }
@@ -219,13 +310,13 @@ where
             .store(thread_token(), StdOrdering::Relaxed);
         let result = catch_unwind(AssertUnwindSafe(func)).map_err(|payload| {
             worker::note_panic();
-            JoinError::Panicked(payload)
+            JoinError::panicked(payload)
         });
         self.packet.finish(result, false);
     }
 
     fn cancel(&self) -> bool {
-        if !self.packet.finish(Err(JoinError::Cancelled), true) {
+        if !self.packet.finish(Err(JoinError::cancelled()), true) {
             return false;
         }
         drop(lock(&self.func).take());
@@ -349,7 +440,8 @@ impl<T> JoinHandle<T> {
     }
 
     /// Cancels the task if it has not started: it will then never run, and
-    /// joining gives `JoinError::Cancelled`. Returns whether it was
+    /// joining gives a [`JoinError`] that
+    /// [`is_cancelled`](JoinError::is_cancelled). Returns whether it was
     /// cancelled; `false` means it already started (or finished), and
     /// will deliver its result as usual.
     ///

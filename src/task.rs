@@ -31,8 +31,8 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 ///
 /// Call [`run`](Task::run) to run it on the current thread, or drop it. If
 /// it came from [`spawn`](crate::Pool::spawn), dropping it resolves its
-/// [`JoinHandle`](crate::JoinHandle) to
-/// [`JoinError::Cancelled`](crate::JoinError::Cancelled); running it
+/// [`JoinHandle`](crate::JoinHandle) to a [`JoinError`](crate::JoinError)
+/// that [`is_cancelled`](crate::JoinError::is_cancelled); running it
 /// delivers the result as usual.
 ///
 /// ```

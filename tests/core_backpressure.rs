@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
-use corepool::{Handle, Pool, SubmitTimeoutError, TrySubmitError};
+use corepool::{Handle, Pool};
 
 /// How long a negative check waits for something that must NOT happen.
 /// Only ever used to show that an event has not happened (yet); a slow
@@ -58,7 +58,8 @@ fn full_pool_refuses_blocks_and_times_out() {
     // try_submit: Full, with the closure handed back intact.
     let shed = Arc::new(AtomicBool::new(false));
     match pool.try_submit(flag_task(&shed)) {
-        Err(TrySubmitError::Full(f)) => {
+        Err(err) if err.is_full() => {
+            let f = err.into_inner();
             assert!(!shed.load(Ordering::SeqCst));
             f();
             assert!(
@@ -75,7 +76,8 @@ fn full_pool_refuses_blocks_and_times_out() {
     // submit_timeout: Timeout after its deadline, closure intact.
     let timed_out = Arc::new(AtomicBool::new(false));
     match pool.submit_timeout(flag_task(&timed_out), Duration::from_millis(20)) {
-        Err(SubmitTimeoutError::Timeout(f)) => {
+        Err(err) if err.is_timeout() => {
+            let f = err.into_inner();
             assert!(!timed_out.load(Ordering::SeqCst));
             f();
             assert!(timed_out.load(Ordering::SeqCst));
@@ -429,7 +431,8 @@ fn pools_are_told_apart_when_submitting_from_a_worker() {
             // B is full and this thread is not one of B's workers.
             let flag = Arc::new(AtomicBool::new(false));
             let full = match b_handle.try_submit(flag_task(&flag)) {
-                Err(TrySubmitError::Full(f)) => {
+                Err(err) if err.is_full() => {
+                    let f = err.into_inner();
                     f();
                     flag.load(Ordering::SeqCst)
                 }
@@ -438,7 +441,7 @@ fn pools_are_told_apart_when_submitting_from_a_worker() {
             report.push(("b.try_submit is Full, closure intact", full));
             let timed_out = matches!(
                 b_handle.submit_timeout(|| {}, Duration::from_millis(20)),
-                Err(SubmitTimeoutError::Timeout(_))
+                Err(e) if e.is_timeout()
             );
             report.push(("b.submit_timeout times out", timed_out));
             // A is just as full, but this is A's own worker: never blocks.

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
-use corepool::{Handle, Pool, SubmitError, SubmitTimeoutError, TrySubmitError};
+use corepool::{Handle, Pool, SubmitError};
 
 fn flag_task(flag: &Arc<AtomicBool>) -> impl FnOnce() + Send + 'static {
     let flag = flag.clone();
@@ -22,7 +22,7 @@ fn flag_task(flag: &Arc<AtomicBool>) -> impl FnOnce() + Send + 'static {
 fn assert_refuses_with_closure_back(handle: &Handle) {
     let flag = Arc::new(AtomicBool::new(false));
     match handle.submit(flag_task(&flag)) {
-        Err(SubmitError(f)) => f(),
+        Err(err) => err.into_inner()(),
         Ok(()) => panic!("submit accepted after shutdown"),
     }
     assert!(
@@ -33,7 +33,7 @@ fn assert_refuses_with_closure_back(handle: &Handle) {
     assert!(err.to_string().contains("shutting down"), "{err}");
 
     match handle.try_submit(flag_task(&flag)) {
-        Err(TrySubmitError::Shutdown(f)) => f(),
+        Err(err) if err.is_shutdown() => err.into_inner()(),
         other => panic!("try_submit after shutdown: {other:?}"),
     }
     assert!(
@@ -46,7 +46,7 @@ fn assert_refuses_with_closure_back(handle: &Handle) {
 
     // Even a long timeout is refused at once, not waited out.
     match handle.submit_timeout(flag_task(&flag), WATCHDOG * 10) {
-        Err(SubmitTimeoutError::Shutdown(f)) => f(),
+        Err(err) if err.is_shutdown() => err.into_inner()(),
         other => panic!("submit_timeout after shutdown: {other:?}"),
     }
     assert!(
@@ -179,8 +179,8 @@ fn shutdown_wakes_a_producer_blocked_on_a_full_pool() {
                     handle.submit(task).map_err(SubmitError::into_inner)
                 } else {
                     match handle.submit_timeout(task, WATCHDOG * 10) {
-                        Err(SubmitTimeoutError::Shutdown(f)) => Err(f),
-                        Err(SubmitTimeoutError::Timeout(_)) => panic!("timed out"),
+                        Err(err) if err.is_shutdown() => Err(err.into_inner()),
+                        Err(_) => panic!("timed out"),
                         Ok(()) => Ok(()),
                     }
                 };

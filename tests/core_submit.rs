@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
-use corepool::{Pool, SubmitTimeoutError, TrySubmitError};
+use corepool::Pool;
 
 const TASKS: usize = 1_000_000;
 const PRODUCERS: usize = 4;
@@ -82,12 +82,13 @@ fn million_tasks_run_exactly_once() {
                         out.accepted += 1;
                         false
                     }
-                    Err(TrySubmitError::Full(f)) => {
+                    Err(err) if err.is_full() => {
+                        let f = err.into_inner();
                         out.full += 1;
                         out.rejected.push((start, f));
                         true
                     }
-                    Err(TrySubmitError::Shutdown(_)) => panic!("shut down while running"),
+                    Err(_) => panic!("shut down while running"),
                 };
                 let timeout = Duration::from_millis(1);
                 let timeout_refused = match handle.submit_timeout(task(start + 1), timeout) {
@@ -95,12 +96,13 @@ fn million_tasks_run_exactly_once() {
                         out.accepted += 1;
                         false
                     }
-                    Err(SubmitTimeoutError::Timeout(f)) => {
+                    Err(err) if err.is_timeout() => {
+                        let f = err.into_inner();
                         out.timed_out += 1;
                         out.rejected.push((start + 1, f));
                         true
                     }
-                    Err(SubmitTimeoutError::Shutdown(_)) => panic!("shut down while running"),
+                    Err(_) => panic!("shut down while running"),
                 };
                 refused_while_full
                     .send((p, try_refused, timeout_refused))
@@ -114,11 +116,12 @@ fn million_tasks_run_exactly_once() {
                         }
                         1 => match handle.try_submit(task(i)) {
                             Ok(()) => out.accepted += 1,
-                            Err(TrySubmitError::Full(f)) => {
+                            Err(err) if err.is_full() => {
+                                let f = err.into_inner();
                                 out.full += 1;
                                 out.rejected.push((i, f));
                             }
-                            Err(TrySubmitError::Shutdown(_)) => panic!("shut down while running"),
+                            Err(_) => panic!("shut down while running"),
                         },
                         _ => {
                             // Zero and a short timeout: both paths of the wait.
@@ -129,11 +132,12 @@ fn million_tasks_run_exactly_once() {
                             };
                             match handle.submit_timeout(task(i), timeout) {
                                 Ok(()) => out.accepted += 1,
-                                Err(SubmitTimeoutError::Timeout(f)) => {
+                                Err(err) if err.is_timeout() => {
+                                    let f = err.into_inner();
                                     out.timed_out += 1;
                                     out.rejected.push((i, f));
                                 }
-                                Err(SubmitTimeoutError::Shutdown(_)) => {
+                                Err(_) => {
                                     panic!("shut down while running")
                                 }
                             }

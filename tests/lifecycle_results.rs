@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use corepool::{Handle, JoinError, JoinHandle, Pool, SubmitError, TrySubmitError};
+use corepool::{Handle, JoinHandle, Pool};
 use futures::FutureExt;
 use lifecycle_support::{hold_one_worker, wait_until, within, Gate, WATCHDOG};
 
@@ -100,11 +100,13 @@ fn try_spawn_when_full_and_spawn_after_shutdown_hand_the_closure_back() {
         assert_eq!(pool.queued(), 1);
 
         match pool.try_spawn(|| 2) {
-            Err(TrySubmitError::Full(f)) => assert_eq!(f(), 2, "the closure came back intact"),
+            Err(err) if err.is_full() => {
+                assert_eq!(err.into_inner()(), 2, "the closure came back intact")
+            }
             other => panic!("expected Full, got {:?}", other.map(|_| ())),
         }
         match pool.handle().try_spawn(|| 3) {
-            Err(TrySubmitError::Full(f)) => assert_eq!(f(), 3),
+            Err(err) if err.is_full() => assert_eq!(err.into_inner()(), 3),
             other => panic!("expected Full, got {:?}", other.map(|_| ())),
         }
 
@@ -114,11 +116,11 @@ fn try_spawn_when_full_and_spawn_after_shutdown_hand_the_closure_back() {
         let handle: Handle = pool.handle();
         drop(pool);
         match handle.spawn(|| 4) {
-            Err(SubmitError(f)) => assert_eq!(f(), 4),
+            Err(err) => assert_eq!(err.into_inner()(), 4),
             Ok(_) => panic!("spawn accepted after shutdown"),
         }
         match handle.try_spawn(|| 5) {
-            Err(TrySubmitError::Shutdown(f)) => assert_eq!(f(), 5),
+            Err(err) if err.is_shutdown() => assert_eq!(err.into_inner()(), 5),
             other => panic!("expected Shutdown, got {:?}", other.map(|_| ())),
         }
     });
@@ -152,7 +154,9 @@ fn a_panic_becomes_join_error_panicked_with_its_payload() {
         assert_eq!(*payload.downcast::<&str>().unwrap(), "boom");
 
         match formatted.join() {
-            Err(JoinError::Panicked(payload)) => {
+            Err(err) if err.is_panic() => {
+                assert_eq!(err.panic_message(), Some("boom 7"));
+                let payload = err.into_panic().expect("a panic payload");
                 assert_eq!(*payload.downcast::<String>().unwrap(), "boom 7")
             }
             other => panic!("expected Panicked, got {other:?}"),

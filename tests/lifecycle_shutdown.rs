@@ -18,7 +18,7 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use corepool::{Handle, JoinError, JoinHandle, Pool, SubmitError, TrySubmitError};
+use corepool::{Handle, JoinHandle, Pool};
 use lifecycle_support::{hold_one_worker, wait_until, within, Gate, WATCHDOG};
 
 fn one_worker(capacity: usize) -> Pool {
@@ -179,7 +179,7 @@ fn shutdown_drains_everything_accepted_and_reports_it() {
                 let came_back = Arc::new(AtomicBool::new(false));
                 let flag = came_back.clone();
                 match handle.submit(move || flag.store(true, Ordering::SeqCst)) {
-                    Err(SubmitError(f)) => f(),
+                    Err(err) => err.into_inner()(),
                     Ok(()) => panic!("accepted from outside after shutdown began"),
                 }
                 gate.open();
@@ -301,7 +301,7 @@ fn timed_out_pool(
     assert!(handle.is_shutdown(), "closed to new work");
     assert!(matches!(
         handle.try_submit(|| {}),
-        Err(TrySubmitError::Shutdown(_))
+        Err(e) if e.is_shutdown()
     ));
     (timed_out, tracker, handles)
 }
@@ -440,7 +440,7 @@ fn shutdown_now_hands_back_unstarted_tasks_to_run_or_drop() {
                     assert_eq!(value, id);
                     assert!(run_ids.contains(&id));
                 }
-                Err(JoinError::Cancelled) => assert!(!run_ids.contains(&id)),
+                Err(err) if err.is_cancelled() => assert!(!run_ids.contains(&id)),
                 Err(err) => panic!("task {id}: {err:?}"),
             }
         }
@@ -817,14 +817,14 @@ fn produce(
                 task();
             }) {
                 Ok(()) => round.accept(id),
-                Err(SubmitError(_)) => break,
+                Err(_) => break,
             },
             1 => match handle.try_submit(move || {
                 task();
             }) {
                 Ok(()) => round.accept(id),
-                Err(TrySubmitError::Full(_)) => thread::yield_now(),
-                Err(TrySubmitError::Shutdown(_)) => break,
+                Err(err) if err.is_full() => thread::yield_now(),
+                Err(_) => break,
             },
             _ => match handle.spawn(task) {
                 Ok(join) => {
@@ -834,7 +834,7 @@ fn produce(
                     }
                     spawned.push((id, join));
                 }
-                Err(SubmitError(_)) => break,
+                Err(_) => break,
             },
         }
     }
@@ -958,7 +958,7 @@ fn stress_round(r: usize) {
                 assert_eq!(value, id);
                 assert_eq!(tracker.runs(id), 1, "round {r}: task {id}");
             }
-            Err(JoinError::Cancelled) => {
+            Err(err) if err.is_cancelled() => {
                 assert_eq!(tracker.runs(id), 0, "round {r}: task {id}");
                 cancelled += 1;
             }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use corepool::{Handle, Pool, SubmitTimeoutError};
+use corepool::{Handle, Pool};
 
 /// Rounds per test when `COREPOOL_STRESS_ROUNDS` is not set.
 const DEFAULT_ROUNDS: usize = 100;
@@ -326,16 +326,13 @@ fn produce(handle: Handle, ledger: Arc<Ledger>, ops: usize, mut rng: Rng) {
                     )
                 })
             }
-            _ => handle
-                .submit_timeout(task, Duration::ZERO)
-                .map_err(|e| match e {
-                    SubmitTimeoutError::Shutdown(f) => {
-                        (Box::new(f) as Box<dyn FnOnce() + Send>, true)
-                    }
-                    SubmitTimeoutError::Timeout(f) => {
-                        (Box::new(f) as Box<dyn FnOnce() + Send>, false)
-                    }
-                }),
+            _ => handle.submit_timeout(task, Duration::ZERO).map_err(|e| {
+                let shutdown = e.is_shutdown();
+                (
+                    Box::new(e.into_inner()) as Box<dyn FnOnce() + Send>,
+                    shutdown,
+                )
+            }),
         };
         progress();
         match result {

@@ -39,7 +39,7 @@ fn second_submit_blocks_until_a_slot_frees_then_all_drain() {
 
         // G runs (gated), A is admitted and not started: full.
         match pool.try_submit(runs.task(C)) {
-            Err(corepool::TrySubmitError::Full(c)) => drop(c),
+            Err(err) if err.is_full() => drop(err.into_inner()),
             Err(other) => panic!("expected Full, got {other:?}"),
             Ok(()) => panic!("a full pool accepted a task"),
         }

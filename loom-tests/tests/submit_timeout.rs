@@ -17,7 +17,6 @@
 
 use std::time::Duration;
 
-use corepool::SubmitTimeoutError;
 use loom_tests::{model, pool, Latch, Runs};
 
 const G: usize = 0;
@@ -41,8 +40,8 @@ fn timeout_at_any_point_neither_loses_nor_duplicates() {
         let producer = loom::thread::spawn(move || {
             match handle.submit_timeout(task, Duration::from_secs(1)) {
                 Ok(()) => None,
-                Err(SubmitTimeoutError::Timeout(task)) => Some(task),
-                Err(SubmitTimeoutError::Shutdown(_)) => panic!("the pool is running"),
+                Err(err) if err.is_timeout() => Some(err.into_inner()),
+                Err(_) => panic!("the pool is running"),
             }
         });
         gate.open();
