@@ -80,7 +80,7 @@ fn main() {
                         flag.store(true, Ordering::Release);
                         std::thread::sleep(nap);
                     },
-                )
+                );
             })
         });
         if !stolen.load(Ordering::Acquire) {
