@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds corepool with each seeded bug (--cfg corepool_seed_bug="...", see
-# src/admission.rs and src/sleep.rs) and runs the loom models that must
-# catch it. Every listed model must FAIL; the script fails if any of them
+# Builds corepool with each seeded bug and runs the loom models that must
+# catch it. A seed is either a cfg (--cfg corepool_seed_bug="...", see
+# src/admission.rs and src/sleep.rs) or a patch in loom-tests/seeds/,
+# applied to a scratch copy of the tree (target-loom/seed-<name>/tree), so
+# the bug never lives in src/. Every listed model must FAIL; the script fails if any of them
 # passes, that is, if a seeded bug goes undetected. Each model runs in its
 # own process (a loom deadlock aborts the test binary). Each seed builds in
 # its own target directory (target-loom/seed-<name>), so reruns are
@@ -26,15 +28,36 @@ declare -A catchers=(
     [drop_fence]="no_lost_wakeup steal"
     [no_reclaim]="held_slots"
 )
+# patch seed -> the models that must catch it
+declare -A patch_catchers=(
+    [no_latch_wake]="wait_park join"
+)
 seeds=("$@")
-if [ ${#seeds[@]} -eq 0 ]; then seeds=(skip_recheck split_acquire drop_fence no_reclaim); fi
+if [ ${#seeds[@]} -eq 0 ]; then
+    seeds=(skip_recheck split_acquire drop_fence no_reclaim "${!patch_catchers[@]}")
+fi
+root=$(pwd)
 
 started=$(date +%s)
 undetected=0
 for seed in "${seeds[@]}"; do
-    models="${catchers[$seed]:?unknown seeded bug: $seed}"
-    export RUSTFLAGS="--cfg loom --cfg corepool_seed_bug=\"$seed\""
-    target_dir="target-loom/seed-$seed"
+    target_dir="$root/target-loom/seed-$seed"
+    cd "$root"
+    if [ -n "${patch_catchers[$seed]:-}" ]; then
+        models="${patch_catchers[$seed]}"
+        export RUSTFLAGS="--cfg loom"
+        tree="$target_dir/tree"
+        rm -rf "$tree"
+        mkdir -p "$tree"
+        git ls-files -z | xargs -0 cp --parents -t "$tree"
+        # The patch must apply: a seed that no longer matches the code is
+        # a failure, not a detection.
+        patch -d "$tree" -p1 --quiet <"loom-tests/seeds/$seed.patch"
+        cd "$tree"
+    else
+        models="${catchers[$seed]:?unknown seeded bug: $seed}"
+        export RUSTFLAGS="--cfg loom --cfg corepool_seed_bug=\"$seed\""
+    fi
     tests=()
     for model in $models; do tests+=(--test "$model"); done
     # The build must succeed: a compile error is not a detection.

@@ -30,28 +30,28 @@ pub(crate) trait Latch {
 
 /// Not set; the owner is awake (running, helping or spinning).
 const UNSET: usize = 0;
-/// Not set; the owner has parked, or is about to, on its wait parker.
-const SLEEPING: usize = 1;
-/// Set: the job is done.
-const SET: usize = 2;
+/// Set: the job is done. Any other value: not set, and the owner has
+/// parked (or is about to) on the parker at that address.
+const SET: usize = 1;
 
 /// The latch of a `join`'s second closure: the owner, a worker, polls it
 /// while it helps (see `crate::wait`) and, once nothing is left to help
 /// with, parks on its own wait parker; the thread that sets the latch
 /// unparks it.
 pub(crate) struct JoinLatch {
+    /// `UNSET`, `SET`, or the address of the parked owner's wait parker:
+    /// the setter learns whom to wake from the same swap that sets the
+    /// latch, and a join that never parks never looks its parker up. The
+    /// parker lives in the pool's shared state, which every thread that
+    /// can run this job keeps alive (a worker of the same pool), so it
+    /// outlives the latch.
     state: AtomicUsize,
-    /// The owner's wait parker. It lives in the pool's shared state, which
-    /// every thread that can run this job keeps alive (it is a worker of the
-    /// same pool), so it outlives the latch's last use by the setter.
-    parker: *const Parker,
 }
 
 impl JoinLatch {
-    pub(crate) fn new(parker: &Parker) -> Self {
+    pub(crate) fn new() -> Self {
         JoinLatch {
             state: AtomicUsize::new(UNSET),
-            parker,
         }
     }
 
@@ -59,21 +59,21 @@ impl JoinLatch {
         self.state.load(Ordering::Acquire) == SET
     }
 
-    /// Parks the owner until the latch is set. Only the owner calls it.
-    pub(crate) fn park_until_set(&self) {
+    /// Parks the owner on `parker`, its wait parker, until the latch is
+    /// set. Only the owner calls it.
+    pub(crate) fn park_until_set(&self, parker: &Parker) {
+        let address = parker as *const Parker as usize;
         // A failed exchange means the latch is already set.
         if self
             .state
-            .compare_exchange(UNSET, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(UNSET, address, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return;
         }
-        // SAFETY: `parker` points into the pool's shared state, which the
-        // owner (this thread, a worker of that pool) keeps alive.
-        let parker = unsafe { &*self.parker };
-        // The setter unparks exactly once after it saw SLEEPING, and the
-        // parker keeps that token, so this loop ends once the latch is set.
+        // The setter unparks exactly once after it saw the address, and
+        // the parker keeps that token, so this loop ends once the latch is
+        // set.
         while !self.probe() {
             parker.park();
         }
@@ -82,15 +82,14 @@ impl JoinLatch {
 
 impl Latch for JoinLatch {
     unsafe fn set(this: *const Self) {
-        // SAFETY: per the contract `this` is live until the swap below
-        // makes the latch visible as set; the parker pointer is read first.
-        let parker = unsafe { (*this).parker };
-        // SAFETY: as above: this is the last access to `*this`.
+        // SAFETY: per the contract `this` is live until this swap makes the
+        // latch visible as set; nothing touches it afterwards.
         let previous = unsafe { (*this).state.swap(SET, Ordering::AcqRel) };
-        if previous == SLEEPING {
-            // SAFETY: the parker lives in the shared state of the pool the
-            // setting thread belongs to (see the field), not in the latch.
-            unsafe { (*parker).unpark() };
+        if previous != UNSET && previous != SET {
+            // SAFETY: the owner stored its wait parker's address, which
+            // lives in the pool's shared state, not in the latch (see
+            // `state`).
+            unsafe { (*(previous as *const Parker)).unpark() };
         }
     }
 }

@@ -115,7 +115,7 @@ where
     RA: Send,
     RB: Send,
 {
-    let job_b = StackJob::new(JoinLatch::new(worker.wait_parker()), b);
+    let job_b = StackJob::new(JoinLatch::new(), b);
     // SAFETY: `job_b` stays here, unmoved, until it ran here or its latch
     // is set: every path below runs it here or waits for the latch before
     // returning or unwinding (`a`'s panic is caught first).
@@ -152,7 +152,7 @@ where
                     Region::enter(worker).wait(
                         job_b.region(),
                         || job_b.latch.probe(),
-                        || job_b.latch.park_until_set(),
+                        || job_b.latch.park_until_set(worker.wait_parker()),
                     );
                     break;
                 }

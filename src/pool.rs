@@ -574,7 +574,7 @@ impl Pool {
                 break;
             }
             for thread in spares {
-                if thread.thread().id() == me {
+                if thread.thread().id() == std::thread::current().id() {
                     continue;
                 }
                 let _ = thread.join();

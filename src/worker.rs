@@ -538,7 +538,13 @@ pub(crate) struct WorkerContext {
 
 /// How many nested pieces a worker publishes for leapfrogging; deeper
 /// ones are not published, and their waiters park instead of helping.
-pub(crate) const MAX_PUBLISHED_PIECES: usize = 8;
+/// Two workers leapfrogging into each other nest a piece per level of a
+/// fork-join tree: with 8, fib_join (fib(32), 2 workers) took 3.0-3.8 ms
+/// against 2.6-3.0 before the wait protocol; with 32, 2.6-2.8
+/// (docs/benchmarks.md, "Waiting inside a task").
+/// Under loom two: the models nest at most that deep, and every entry
+/// scanned is a branch point.
+pub(crate) const MAX_PUBLISHED_PIECES: usize = if crate::sync::IS_LOOM { 2 } else { 32 };
 
 /// The pieces one worker is running, innermost last (see `crate::wait`).
 #[derive(Default)]
@@ -927,7 +933,11 @@ impl WorkerContext {
             }
             for piece in &pieces.entries {
                 let generation = piece.generation.load(Ordering::Acquire);
-                if generation % 2 == 0 || piece.region.load(Ordering::Relaxed) != region {
+                if generation % 2 == 0 {
+                    // Entries are a stack: none above an ended one runs.
+                    break;
+                }
+                if piece.region.load(Ordering::Relaxed) != region {
                     continue;
                 }
                 let Some(task) = self.steal_from(victim) else {
