@@ -71,7 +71,7 @@ where
 ///     .spawn(|| {
 ///         let left = corepool::spawn(|| (1..=50u64).sum::<u64>()).unwrap();
 ///         let right: u64 = (51..=100u64).sum();
-///         // Waiting inside a worker runs other tasks meanwhile.
+///         // If no other worker started `left`, this one runs it here.
 ///         left.join().unwrap() + right
 ///     })
 ///     .unwrap();

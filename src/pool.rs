@@ -325,8 +325,11 @@ impl Pool {
     /// Runs `op` on a worker of this pool, waits for it, and returns its
     /// result; `op` may borrow from the caller's stack. From outside the
     /// pool this takes a slot of the bound (blocking while full); from
-    /// inside, `op` simply runs. While the pool shuts down, `op` runs on
-    /// the caller's thread.
+    /// inside, `op` simply runs. Called on a worker of *another* pool, that
+    /// worker blocks and its pool has a spare worker run its queues
+    /// meanwhile ([`Builder::max_spare_threads`]), so pools may call each
+    /// other back. While the pool shuts down, `op` runs on the caller's
+    /// thread.
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(1).thread_name("w").build()?;
@@ -345,7 +348,8 @@ impl Pool {
     /// Runs `a` and `b` on this pool, potentially in parallel (see
     /// [`join`](crate::join)), and returns both results. Works from outside
     /// the pool (the join is injected and the caller waits) and from inside
-    /// (the local deque, helping while waiting).
+    /// (the local deque; the caller waits by the wait protocol of
+    /// `docs/design.md`, "Waiting inside a task").
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(2).build()?;

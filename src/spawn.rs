@@ -463,8 +463,16 @@ impl<T> JoinHandle<T> {
 
     /// Waits for the task and returns its result.
     ///
-    /// Called from a worker thread, the worker keeps running other tasks
-    /// while it waits, so joining inside the pool cannot starve it.
+    /// Called from a worker of the task's pool before the task started, the
+    /// worker runs the task itself. Otherwise a worker blocks, running no
+    /// other task (which could depend on its own continuation), and a spare
+    /// worker runs the pool's queues meanwhile
+    /// ([`Builder::max_spare_threads`](crate::Builder::max_spare_threads)).
+    ///
+    /// # Panics
+    ///
+    /// If called from inside the task it joins (it would wait forever), or
+    /// after the handle was awaited to completion.
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(1).build()?;
