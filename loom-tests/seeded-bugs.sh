@@ -30,7 +30,7 @@ declare -A catchers=(
 )
 # patch seed -> the models that must catch it
 declare -A patch_catchers=(
-    [no_latch_wake]="wait_park join"
+    [no_latch_wake]="join"
 )
 seeds=("$@")
 if [ ${#seeds[@]} -eq 0 ]; then

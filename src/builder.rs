@@ -475,7 +475,10 @@ impl Builder {
             }
         }
         let (mut stealers, worker_cores) = startup.wait_for_reports();
-        let spare_deques: Vec<Worker<Task>> = (0..self.max_spare_threads.unwrap_or(workers))
+        // Under loom no spare can start (`worker::spawn_worker`), so the
+        // models' pools get no spare slots to scan.
+        let default_spares = if crate::sync::IS_LOOM { 0 } else { workers };
+        let spare_deques: Vec<Worker<Task>> = (0..self.max_spare_threads.unwrap_or(default_spares))
             .map(|_| Worker::new_lifo())
             .collect();
         stealers.extend(spare_deques.iter().map(Worker::stealer));

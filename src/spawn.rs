@@ -263,16 +263,6 @@ impl<T> Packet<T> {
     }
 }
 
-/// A token for the calling thread, never zero: the address of a
-/// thread-local (zero while thread-locals are being destroyed, when no
-/// task runs on this thread any more).
-fn thread_token() -> usize {
-    std::thread_local!(static TOKEN: u8 = const { 0 });
-    TOKEN
-        .try_with(|token| token as *const u8 as usize)
-        .unwrap_or(0)
-}
-
 /// A spawned task: its packet and its closure, until someone runs it.
 struct Spawned<T, F> {
     packet: Packet<T>,
@@ -307,7 +297,7 @@ where
         };
         self.packet
             .runner
-            .store(thread_token(), StdOrdering::Relaxed);
+            .store(crate::sync::thread_token(), StdOrdering::Relaxed);
         let result = catch_unwind(AssertUnwindSafe(func)).map_err(|payload| {
             worker::note_panic();
             JoinError::panicked(payload)
@@ -518,7 +508,7 @@ impl<T> JoinHandle<T> {
         }
         let mut state = packet.lock();
         if state.phase == Phase::Running
-            && packet.runner.load(StdOrdering::Relaxed) == thread_token()
+            && packet.runner.load(StdOrdering::Relaxed) == crate::sync::thread_token()
         {
             drop(state);
             panic!("JoinHandle::join called from inside the task it joins: it would wait forever");

@@ -1,10 +1,9 @@
 //! Model 13: the wait protocol's park and wake (`src/wait.rs`).
 //!
-//! A fork-join waiter that finds nothing of its own to run parks: a `join`
-//! whose second half was stolen on the latch (`UNSET` → its parker's
-//! address; the setter swaps in `SET` and unparks that address), a `scope`
+//! A fork-join waiter that finds nothing of its own to run parks: a `scope`
 //! on its own parker, which the task that brings the count to zero
-//! unparks. A `JoinHandle::join` on a worker runs the task itself if it has
+//! unparks (a `join` on its latch: model 9 in `join.rs` covers that path,
+//! since under loom every stolen join's owner parks). A `JoinHandle::join` on a worker runs the task itself if it has
 //! not started (a claim racing the worker that pops it), and otherwise
 //! blocks on the packet's condition variable. Under loom a waiter parks as
 //! soon as one round found nothing, so every interleaving of the park with
@@ -13,33 +12,6 @@
 #![cfg(loom)]
 
 use loom_tests::{model, pool, Runs};
-
-/// `join(A, B)` on two workers: B popped back, or stolen while A runs and
-/// the owner parks until the thief sets the latch.
-#[test]
-fn a_join_waiter_parks_and_the_thief_wakes_it() {
-    model("wait_park_join", || {
-        let pool = pool(2, 1);
-        let runs = Runs::new(2);
-        let (a, b) = (runs.task(0), runs.task(1));
-        let (x, y) = pool.install(move || {
-            corepool::join(
-                move || {
-                    a();
-                    1
-                },
-                move || {
-                    b();
-                    2
-                },
-            )
-        });
-        assert_eq!((x, y), (1, 2));
-        drop(pool);
-        runs.assert_once(0);
-        runs.assert_once(1);
-    });
-}
 
 /// A scope with one task on two workers: the body's own count and the
 /// task's finish race; the owner parks until the count is zero.

@@ -60,6 +60,28 @@ pub(crate) mod stats {
 /// deterministic while still exploring every point at which a timeout fires.
 pub(crate) use std::time::Instant;
 
+/// A number for the calling thread, never zero while the thread runs
+/// tasks: equal for two calls exactly when they come from the same thread
+/// (zero while thread-locals are being destroyed). Under std the address
+/// of a thread-local; under loom, whose threads share one OS thread, a
+/// hash of loom's thread id.
+pub(crate) fn thread_token() -> usize {
+    #[cfg(not(loom))]
+    {
+        std::thread_local!(static TOKEN: u8 = const { 0 });
+        TOKEN
+            .try_with(|token| token as *const u8 as usize)
+            .unwrap_or(0)
+    }
+    #[cfg(loom)]
+    {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        loom::thread::current().id().hash(&mut hasher);
+        (hasher.finish() as usize) | 1
+    }
+}
+
 /// `true` when the crate was built against loom's primitives (`--cfg loom`).
 pub(crate) const IS_LOOM: bool = cfg!(loom);
 
