@@ -149,8 +149,12 @@ impl<'scope> Scope<'scope> {
     }
 }
 
-/// The body of `Pool::scope`, running on `worker` (or, while the pool
-/// shuts down, on the caller's thread).
+/// The body of `Pool::scope` and `corepool::scope`, running on `worker`,
+/// a worker of `handle`'s pool; with `None`, the body of
+/// `Pool::in_place_scope` called off the pool (or of `Pool::scope` while
+/// the pool shuts down), on the caller's thread, which parks until the
+/// scope's tasks are done (a worker of another pool counts itself blocked
+/// meanwhile, as in `install`).
 pub(crate) fn run_scope<'scope, OP, R>(worker: Option<&WorkerContext>, handle: &Handle, op: OP) -> R
 where
     OP: FnOnce(&Scope<'scope>) -> R,
@@ -182,7 +186,13 @@ where
         None => {
             let result = catch_unwind(AssertUnwindSafe(|| op(&scope)));
             state.finish_one();
-            park();
+            if !state.done() {
+                // On a worker of another pool, that pool has a spare run
+                // its queues while this worker blocks (`crate::wait`).
+                let caller = worker::current_any();
+                let _blocked = caller.as_deref().map(WorkerContext::block);
+                park();
+            }
             result
         }
     };
