@@ -19,7 +19,9 @@ use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
 
-/// A fork-join scope, created by [`Pool::scope`](crate::Pool::scope).
+/// A fork-join scope, created by [`Pool::scope`](crate::Pool::scope),
+/// [`Pool::in_place_scope`](crate::Pool::in_place_scope) or
+/// [`corepool::scope`](crate::scope).
 ///
 /// ```
 /// let pool = corepool::Pool::builder().workers(2).build()?;
@@ -102,6 +104,11 @@ impl<'scope> Scope<'scope> {
     ///
     /// From a worker of the pool (the usual case) the task goes onto that
     /// worker's deque: it never blocks and is not counted by the bound.
+    /// From any other thread (the body of an
+    /// [`in_place_scope`](crate::Pool::in_place_scope) called from
+    /// outside) it takes a slot of the bound like
+    /// [`Pool::submit`](crate::Pool::submit), blocking while the queue is
+    /// full, and runs right there if the pool is shutting down.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};

@@ -43,8 +43,8 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::admission::{Admission, Released};
-use crate::builder::ThreadName;
 use crate::autoscale::{Autoscaler, LoadSample};
+use crate::builder::ThreadName;
 use crate::metrics::{
     bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
 };

@@ -119,7 +119,7 @@ fn join_off_a_worker_reraises_a_panic_after_both_sides() {
 fn scope_off_a_worker_runs_on_the_global_pool() {
     within("scope off a worker", || {
         init_global();
-        let mut parts = vec![0u64; 16];
+        let mut parts = [0u64; 16];
         let on_global = AtomicUsize::new(0);
         let body_on_global = corepool::scope(|s| {
             for (i, part) in parts.iter_mut().enumerate() {
@@ -239,9 +239,8 @@ fn current_thread_index_and_num_threads() {
             })
             .unwrap();
         }
-        let mut seen: Vec<(Option<usize>, String)> = (0..3)
-            .map(|_| rx.recv_timeout(WATCHDOG).unwrap())
-            .collect();
+        let mut seen: Vec<(Option<usize>, String)> =
+            (0..3).map(|_| rx.recv_timeout(WATCHDOG).unwrap()).collect();
         seen.sort();
         assert_eq!(
             seen,
@@ -313,7 +312,7 @@ fn in_place_scope_runs_the_body_on_the_caller_and_the_tasks_on_the_pool() {
         let caller = thread::current().id();
         let not_send = Cell::new(0u32);
         let names = std::sync::Mutex::new(Vec::new());
-        let mut out = vec![0u64; 32];
+        let mut out = [0u64; 32];
         let value = pool.in_place_scope(|s| {
             assert_eq!(thread::current().id(), caller);
             assert_eq!(corepool::current_thread_index(), None);
@@ -374,16 +373,8 @@ fn in_place_scope_through_a_tiny_queue_and_a_panic() {
 #[test]
 fn in_place_scope_on_a_worker_of_the_pool_and_of_another() {
     within("in_place_scope on workers", || {
-        let pool = Pool::builder()
-            .workers(2)
-            .thread_name("p")
-            .build()
-            .unwrap();
-        let other = Pool::builder()
-            .workers(1)
-            .thread_name("q")
-            .build()
-            .unwrap();
+        let pool = Pool::builder().workers(2).thread_name("p").build().unwrap();
+        let other = Pool::builder().workers(1).thread_name("q").build().unwrap();
         // On a worker of the same pool: it is `scope`.
         let sum = pool.install(|| {
             let sum = AtomicUsize::new(0);

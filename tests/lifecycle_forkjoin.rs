@@ -346,8 +346,20 @@ fn deep_joins_stay_correct_after_a_panic_deep_inside() {
 fn join_outside_any_pool_runs_on_the_global_pool() {
     let me = thread::current().id();
     let (a, b) = corepool::join(
-        || (fib(20), thread::current().id(), corepool::current_thread_index()),
-        || (fib(19), thread::current().id(), corepool::current_thread_index()),
+        || {
+            (
+                fib(20),
+                thread::current().id(),
+                corepool::current_thread_index(),
+            )
+        },
+        || {
+            (
+                fib(19),
+                thread::current().id(),
+                corepool::current_thread_index(),
+            )
+        },
     );
     assert_eq!(a.0, fib_seq(20));
     assert_eq!(b.0, fib_seq(19));
