@@ -476,6 +476,11 @@ impl Builder {
                 min: MIN_STACK_SIZE,
             });
         }
+        if let ThreadName::Prefix(prefix) = &self.thread_name {
+            if prefix.contains('\0') {
+                return Err(BuildError::InvalidThreadName(prefix.clone()));
+            }
+        }
         // Every worker's name, before any thread starts: a name with a NUL
         // byte, or a panicking `thread_name_fn`, leaves nothing running.
         let names: Vec<String> = (0..slots).map(|i| self.thread_name.worker(i)).collect();

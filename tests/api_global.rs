@@ -465,6 +465,36 @@ fn wait_idle_waits_for_queued_running_and_spawned_tasks() {
 }
 
 #[test]
+fn wait_idle_never_returns_before_the_last_task_finished() {
+    within("wait_idle under churn", || {
+        let pool = Pool::builder()
+            .workers(2)
+            .queue_capacity(8)
+            .pin_workers(false)
+            .build()
+            .unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        for round in 1..=300 {
+            for _ in 0..8 {
+                let done = done.clone();
+                pool.submit(move || {
+                    for _ in 0..3 {
+                        let done = done.clone();
+                        corepool::submit(move || {
+                            done.fetch_add(1, Ordering::SeqCst);
+                        });
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+            }
+            pool.wait_idle();
+            assert_eq!(done.load(Ordering::SeqCst), round * 32, "round {round}");
+        }
+    });
+}
+
+#[test]
 fn wait_idle_counts_scopes_joins_and_installs() {
     within("wait_idle with fork-join", || {
         let pool = Pool::builder()
