@@ -51,8 +51,8 @@ use crate::metrics::{
 use crate::monitor::FillTrigger;
 use crate::sleep::{Parked, Recheck, Sleep};
 use crate::sync::{
-    fence, lock, thread, thread_local, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex,
-    Ordering, Parker, Steal, Stealer, Worker,
+    lock, thread, thread_local, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
+    Parker, Steal, Stealer, Worker,
 };
 use crate::task::{JobRef, Task};
 use crate::topology;
@@ -186,10 +186,13 @@ pub(crate) struct Shared {
     /// The spare slots' deques not yet given to a thread, and the spare
     /// threads started.
     spares: Mutex<Spares>,
-    /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`).
-    idle_waiters: AtomicUsize,
-    idle_lock: Mutex<()>,
-    idle_cvar: Condvar,
+    /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`). Plain std
+    /// primitives in every build, as the statistics counters it reads:
+    /// no loom model waits until idle, so loom need not explore the
+    /// fence and load that every park pays for it.
+    idle_waiters: std::sync::atomic::AtomicUsize,
+    idle_lock: std::sync::Mutex<()>,
+    idle_cvar: std::sync::Condvar,
 }
 
 /// The spare workers of a pool (see `crate::wait`, "Blocking waits").
@@ -257,9 +260,9 @@ impl Shared {
                 thread_name: config.thread_name,
                 stack_size: config.stack_size,
             }),
-            idle_waiters: AtomicUsize::new(0),
-            idle_lock: Mutex::new(()),
-            idle_cvar: Condvar::new(),
+            idle_waiters: std::sync::atomic::AtomicUsize::new(0),
+            idle_lock: std::sync::Mutex::new(()),
+            idle_cvar: std::sync::Condvar::new(),
         }
     }
 
@@ -373,9 +376,9 @@ impl Shared {
     /// one in `wait_idle`: either this load sees the waiter registered,
     /// or the waiter's look sees every task this worker finished.
     pub(crate) fn notify_idle_waiters(&self) {
-        fence(Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self.idle_waiters.load(Ordering::SeqCst) != 0 {
-            let _guard = lock(&self.idle_lock);
+            let _guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.idle_cvar.notify_all();
         }
     }
@@ -385,9 +388,9 @@ impl Shared {
     /// a condition variable that workers signal when they go idle
     /// (`notify_idle_waiters`).
     pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
-        let mut guard = lock(&self.idle_lock);
+        let mut guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.idle_waiters.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         let idle = loop {
             if self.is_idle() {
                 break true;
