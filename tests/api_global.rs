@@ -530,6 +530,28 @@ fn wait_idle_counts_scopes_joins_and_installs() {
 }
 
 #[test]
+fn wait_idle_across_a_shrink_of_the_pool() {
+    within("wait_idle and set_workers", || {
+        let pool = Pool::builder().workers(3).build().unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        for round in 1..=20 {
+            for _ in 0..30 {
+                let done = done.clone();
+                pool.submit(move || {
+                    done.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+            }
+            // Workers above the count retire, moving their queued tasks.
+            pool.set_workers(if round % 2 == 0 { 3 } else { 1 })
+                .unwrap();
+            pool.wait_idle();
+            assert_eq!(done.load(Ordering::SeqCst), round * 30, "round {round}");
+        }
+    });
+}
+
+#[test]
 fn wait_idle_from_a_task_of_the_pool_returns_at_once() {
     within("wait_idle from inside", || {
         let pool = Arc::new(Pool::builder().workers(1).build().unwrap());
