@@ -225,6 +225,14 @@ impl Admission {
         (self.state.load(Ordering::Relaxed) & !CLOSED).saturating_sub(held)
     }
 
+    /// The admission word's count: admitted tasks not yet started, plus
+    /// the slots held back (their tasks have started). `Pool::wait_idle`
+    /// reads it before the workers' `admitted_started`: a task that left
+    /// this count was counted there first (`WorkerContext::execute`).
+    pub(crate) fn admitted_and_held(&self) -> usize {
+        self.state.load(Ordering::SeqCst) & !CLOSED
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.state.load(Ordering::SeqCst) & CLOSED != 0
     }

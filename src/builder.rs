@@ -8,6 +8,7 @@
 //! joined before `build` returns the error.
 
 use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::admission::MAX_CAPACITY;
 use crate::autoscale::{AutoscalePolicy, Autoscaler};
@@ -49,7 +50,7 @@ pub struct Builder {
     workers: Option<usize>,
     capacity: Option<usize>,
     pin: bool,
-    thread_name: String,
+    thread_name: ThreadName,
     stack_size: Option<usize>,
     panic_handler: Option<Box<PanicHandler>>,
     on_start: Option<Box<WorkerHook>>,
@@ -103,7 +104,7 @@ impl Builder {
             workers: None,
             capacity: None,
             pin: true,
-            thread_name: "corepool".to_owned(),
+            thread_name: ThreadName::Prefix("corepool".to_owned()),
             stack_size: None,
             panic_handler: None,
             on_start: None,
@@ -167,8 +168,41 @@ impl Builder {
     /// assert_eq!(rx.recv().unwrap().as_deref(), Some("io-0"));
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
+    ///
+    /// This and [`thread_name_fn`](Builder::thread_name_fn) set the same
+    /// thing: the later call wins.
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
-        self.thread_name = prefix.into();
+        self.thread_name = ThreadName::Prefix(prefix.into());
+        self
+    }
+
+    /// Names each thread by calling `name` with its index: worker `i`
+    /// gets `name(i)`, and a spare thread (see
+    /// [`max_spare_threads`](Builder::max_spare_threads)) the index of its
+    /// slot, which follows the workers' (`max_workers + k` for the `k`-th
+    /// spare), the index that [`corepool::current_thread_index`](crate::current_thread_index)
+    /// reports on it. rayon's `ThreadPoolBuilder::thread_name`.
+    ///
+    /// This and [`thread_name`](Builder::thread_name) (a prefix) set the
+    /// same thing: the later call wins. A name with a NUL byte fails
+    /// `build` with [`BuildError::InvalidThreadName`]; a spare, named
+    /// later, whose name has one (or whose `name` call panics) starts
+    /// unnamed.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(2)
+    ///     .thread_name_fn(|index| format!("render #{index}"))
+    ///     .build()?;
+    /// let name = pool.install(|| std::thread::current().name().map(String::from));
+    /// assert!(matches!(name.as_deref(), Some("render #0" | "render #1")));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn thread_name_fn<N>(mut self, name: N) -> Self
+    where
+        N: Fn(usize) -> String + Send + Sync + 'static,
+    {
+        self.thread_name = ThreadName::Fn(Box::new(name));
         self
     }
 
@@ -442,8 +476,16 @@ impl Builder {
                 min: MIN_STACK_SIZE,
             });
         }
-        if self.thread_name.contains('\0') {
-            return Err(BuildError::InvalidThreadName(self.thread_name));
+        if let ThreadName::Prefix(prefix) = &self.thread_name {
+            if prefix.contains('\0') {
+                return Err(BuildError::InvalidThreadName(prefix.clone()));
+            }
+        }
+        // Every worker's name, before any thread starts: a name with a NUL
+        // byte, or a panicking `thread_name_fn`, leaves nothing running.
+        let names: Vec<String> = (0..slots).map(|i| self.thread_name.worker(i)).collect();
+        if let Some(bad) = names.iter().find(|name| name.contains('\0')) {
+            return Err(BuildError::InvalidThreadName(bad.clone()));
         }
         let cores = if self.pin {
             topology::allowed_cores()
@@ -452,9 +494,9 @@ impl Builder {
         };
         let startup = Arc::new(Startup::new(slots));
         let mut threads = Vec::with_capacity(slots + 1);
-        for index in 0..slots {
+        for (index, name) in names.into_iter().enumerate() {
             let target_core = cores.as_ref().map(|cores| cores[index % cores.len()]);
-            let mut builder = thread::Builder::new().name(format!("{}-{index}", self.thread_name));
+            let mut builder = thread::Builder::new().name(name);
             if let Some(size) = self.stack_size {
                 builder = builder.stack_size(size);
             }
@@ -513,7 +555,7 @@ impl Builder {
             monitor: monitor_parker.clone(),
             autoscaler: autoscaler.clone(),
             spare_deques,
-            thread_name: self.thread_name.clone(),
+            thread_name: self.thread_name,
             stack_size: self.stack_size,
         }));
         startup.publish(Some(shared.clone()));
@@ -537,6 +579,75 @@ impl Builder {
             }
         }
         Ok(Pool::from_parts(shared, threads, worker_cores))
+    }
+
+    /// Builds the *global* pool with this configuration: the pool that
+    /// [`corepool::join`](crate::join), [`corepool::scope`](crate::scope),
+    /// [`corepool::spawn`](crate::spawn), [`corepool::submit`](crate::submit)
+    /// and [`corepool::current_num_threads`](crate::current_num_threads)
+    /// use when called off any pool's worker (rayon's
+    /// `ThreadPoolBuilder::build_global`). The global pool lives until the
+    /// process ends; it is never shut down.
+    ///
+    /// Call it once, early: if the global pool already exists (an earlier
+    /// `build_global`, or the first use of one of those functions, which
+    /// builds it with [`Builder::new`]'s defaults), it fails with
+    /// [`BuildError::GlobalPoolAlreadyInitialized`] and the existing pool
+    /// is kept. Any other error is `build`'s, and leaves the global pool
+    /// unbuilt.
+    ///
+    /// ```
+    /// corepool::Builder::new()
+    ///     .workers(2)
+    ///     .thread_name_fn(|i| format!("global-{i}"))
+    ///     .build_global()?;
+    /// assert_eq!(corepool::current_num_threads(), 2);
+    /// let (a, b) = corepool::join(|| 1, || 2); // runs on the global pool
+    /// assert_eq!(a + b, 3);
+    /// let again = corepool::Builder::new().build_global().unwrap_err();
+    /// assert!(matches!(again, corepool::BuildError::GlobalPoolAlreadyInitialized));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn build_global(self) -> Result<(), BuildError> {
+        crate::global::init(self)
+    }
+}
+
+/// How the pool's threads are named: `thread_name` or `thread_name_fn`.
+pub(crate) enum ThreadName {
+    /// Worker `i` is `{prefix}-{i}`, spare `k` is `{prefix}-spare-{k}`.
+    Prefix(String),
+    /// Every thread is named by the function, with its slot's index.
+    Fn(Box<dyn Fn(usize) -> String + Send + Sync + 'static>),
+}
+
+impl ThreadName {
+    /// The name of worker `index`.
+    fn worker(&self, index: usize) -> String {
+        match self {
+            ThreadName::Prefix(prefix) => format!("{prefix}-{index}"),
+            ThreadName::Fn(name) => name(index),
+        }
+    }
+
+    /// The name of the spare of rank `rank`, in slot `slot`; `None` (no
+    /// name) if the function panics or gives a name with a NUL byte: the
+    /// spare is started by a blocked worker, inside a task.
+    pub(crate) fn spare(&self, rank: usize, slot: usize) -> Option<String> {
+        match self {
+            ThreadName::Prefix(prefix) => Some(format!("{prefix}-spare-{rank}")),
+            ThreadName::Fn(name) => catch_unwind(AssertUnwindSafe(|| name(slot))).ok(),
+        }
+        .filter(|name| !name.contains('\0'))
+    }
+}
+
+impl std::fmt::Debug for ThreadName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThreadName::Prefix(prefix) => write!(f, "{prefix:?}"),
+            ThreadName::Fn(_) => f.write_str("<thread_name_fn>"),
+        }
     }
 }
 

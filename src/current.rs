@@ -1,31 +1,38 @@
-//! Submitting from a running task to the pool it runs on, without a
-//! [`Handle`](crate::Handle): [`submit`] and [`spawn`], the counterparts of
-//! `rayon::spawn` and `tokio::spawn`.
+//! The free functions that find their pool by themselves: [`submit`] and
+//! [`spawn`] (the counterparts of `rayon::spawn` and `tokio::spawn`),
+//! [`scope`] (`rayon::scope`), and where a task runs:
+//! [`current_thread_index`] and [`current_num_threads`].
 //!
-//! A task that spawns more tasks would otherwise capture a `Handle` clone,
-//! and every hop of a chain or a ping-pong would pay two atomic updates of
-//! the pool's reference count, on a cache line that every worker writes
+//! On a worker thread they use that worker's pool. A task that spawns
+//! more tasks would otherwise capture a `Handle` clone, and every hop of
+//! a chain or a ping-pong would pay two atomic updates of the pool's
+//! reference count, on a cache line that every worker writes
 //! (`docs/benchmarks.md`, "ping_pong": half of corepool's time there). The
 //! worker running the task is already known to its thread, so these
 //! functions push onto its deque through the thread-local worker context,
 //! exactly where `Handle::submit` from inside the pool puts a task: not
 //! counted by the bound, never blocking, accepted while the pool drains.
 //!
-//! Outside a worker thread there is no pool to submit to: the closure is
-//! handed back in [`NotInPool`].
+//! Off a worker thread they use the global pool (`crate::global`), built
+//! with the defaults on first use unless
+//! [`Builder::build_global`](crate::Builder::build_global) configured it.
 
-use crate::error::NotInPool;
+use crate::global::{global, NEVER_SHUTS_DOWN};
+use crate::scope::{self, Scope};
 use crate::spawn::{self, JoinHandle};
 use crate::task::Task;
-use crate::worker;
+use crate::worker::{self, WorkerContext};
 
 /// Submits `f` to the pool whose worker is running the calling task,
-/// onto that worker's own deque (idle workers steal from there).
+/// onto that worker's own deque (idle workers steal from there); called
+/// off any worker, submits it to the global pool.
 ///
-/// Like [`Handle::submit`](crate::Handle::submit) called from inside the
-/// pool, it never blocks, is not counted by the bound, and is accepted
-/// even while the pool drains during shutdown. Called from a thread that
-/// is not a corepool worker, it hands `f` back.
+/// On a worker, like [`Handle::submit`](crate::Handle::submit) called from
+/// inside the pool, it never blocks, is not counted by the bound, and is
+/// accepted even while the pool drains during shutdown. Off a worker it is
+/// the global pool's [`Pool::submit`](crate::Pool::submit): it blocks while
+/// the global pool's queue is full (it is never refused: the global pool
+/// never shuts down). `rayon::spawn`.
 ///
 /// ```
 /// use std::sync::mpsc;
@@ -36,7 +43,7 @@ use crate::worker;
 ///     for i in 0..3 {
 ///         let tx = tx.clone();
 ///         // No handle captured: the task knows its pool.
-///         corepool::submit(move || tx.send(i).unwrap()).unwrap();
+///         corepool::submit(move || tx.send(i).unwrap());
 ///     }
 /// })
 /// .unwrap();
@@ -44,22 +51,28 @@ use crate::worker;
 /// got.sort();
 /// assert_eq!(got, [0, 1, 2]);
 ///
-/// // Not on a worker: the closure comes back.
-/// let err = corepool::submit(|| {}).unwrap_err();
-/// let _closure = err.into_inner();
+/// // Not on a worker: the global pool runs it.
+/// let (tx, rx) = mpsc::channel();
+/// corepool::submit(move || tx.send(corepool::current_thread_index()).unwrap());
+/// assert!(rx.recv().unwrap().is_some());
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
-pub fn submit<F>(f: F) -> Result<(), NotInPool<F>>
+pub fn submit<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    worker::with_current(|current| match current {
+    let f = worker::with_current(|current| match current {
         Some(worker) => {
             worker.push(Task::new(f, false, false));
-            Ok(())
+            None
         }
-        None => Err(NotInPool::new(f)),
-    })
+        None => Some(f),
+    });
+    if let Some(f) = f {
+        if global().submit(f).is_err() {
+            unreachable!("{NEVER_SHUTS_DOWN}");
+        }
+    }
 }
 
 /// Like [`submit`], for a closure with a result: the returned
@@ -69,27 +82,102 @@ where
 /// let pool = corepool::Pool::builder().workers(2).build()?;
 /// let sum = pool
 ///     .spawn(|| {
-///         let left = corepool::spawn(|| (1..=50u64).sum::<u64>()).unwrap();
+///         let left = corepool::spawn(|| (1..=50u64).sum::<u64>());
 ///         let right: u64 = (51..=100u64).sum();
 ///         // If no other worker started `left`, this one runs it here.
 ///         left.join().unwrap() + right
 ///     })
 ///     .unwrap();
 /// assert_eq!(sum.join().unwrap(), 5050);
-/// assert!(corepool::spawn(|| 1).is_err()); // not on a worker
+/// // Not on a worker: the global pool runs it.
+/// assert_eq!(corepool::spawn(|| 1).join().unwrap(), 1);
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
-pub fn spawn<F, T>(f: F) -> Result<JoinHandle<T>, NotInPool<F>>
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    worker::with_current(|current| match current {
+    let f = worker::with_current(|current| match current {
         Some(worker) => {
             let (queued, handle) = spawn::wrap(f, worker.pool_id());
             worker.push(Task::claimable(queued, false, false));
             Ok(handle)
         }
-        None => Err(NotInPool::new(f)),
-    })
+        None => Err(f),
+    });
+    match f {
+        Ok(handle) => handle,
+        Err(f) => match global().spawn(f) {
+            Ok(handle) => handle,
+            Err(_) => unreachable!("{NEVER_SHUTS_DOWN}"),
+        },
+    }
+}
+
+/// Creates a fork-join scope on the current pool: the calling worker's,
+/// or the global pool's off any worker (`rayon::scope`). Closures spawned
+/// in it may borrow from the caller's stack; `scope` returns once all of
+/// them, and all they spawned, have finished. See
+/// [`Pool::scope`](crate::Pool::scope): on a worker, `op` runs right
+/// there; off a worker, `op` runs on a worker of the global pool while the
+/// caller blocks.
+///
+/// ```
+/// let mut parts = [0u64; 4];
+/// corepool::scope(|s| {
+///     for (i, part) in parts.iter_mut().enumerate() {
+///         s.spawn(move |_| *part = (i as u64 * 100..(i as u64 + 1) * 100).sum());
+///     }
+/// });
+/// assert_eq!(parts.iter().sum::<u64>(), (0..400).sum());
+/// ```
+pub fn scope<'scope, OP, R>(op: OP) -> R
+where
+    OP: FnOnce(&Scope<'scope>) -> R + Send,
+    R: Send,
+{
+    let op = worker::with_current(|current| match current {
+        Some(worker) => Ok(scope::run_scope(Some(worker), &worker.handle(), op)),
+        None => Err(op),
+    });
+    match op {
+        Ok(result) => result,
+        Err(op) => global().scope(op),
+    }
+}
+
+/// The index of the calling thread in its pool, or `None` off any pool's
+/// worker (`rayon::current_thread_index`). Workers are numbered from 0
+/// (the index their [`thread_name`](crate::Builder::thread_name) and
+/// hooks get); a spare thread, standing in for a blocked worker, reports
+/// its slot's index, which follows the workers' (`max_workers + k` for
+/// the `k`-th spare).
+///
+/// ```
+/// assert_eq!(corepool::current_thread_index(), None);
+/// let pool = corepool::Pool::builder().workers(3).build()?;
+/// let index = pool.install(corepool::current_thread_index);
+/// assert!(index.is_some_and(|i| i < 3));
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub fn current_thread_index() -> Option<usize> {
+    worker::with_current(|current| current.map(WorkerContext::index))
+}
+
+/// The number of active workers of the current pool: the calling
+/// worker's pool, or the global pool off any worker (which builds the
+/// global pool if it does not exist yet; `rayon::current_num_threads`).
+/// Spare threads are not counted; after
+/// [`Pool::set_workers`](crate::Pool::set_workers) the new count is.
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(3).build()?;
+/// assert_eq!(pool.install(corepool::current_num_threads), 3);
+/// assert!(corepool::current_num_threads() >= 1); // the global pool's
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub fn current_num_threads() -> usize {
+    worker::with_current(|current| current.map(WorkerContext::active_workers))
+        .unwrap_or_else(|| global().workers())
 }

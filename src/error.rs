@@ -65,55 +65,6 @@ impl<F> fmt::Display for SubmitError<F> {
 
 impl<F> Error for SubmitError<F> {}
 
-/// [`corepool::submit`](crate::submit) or [`corepool::spawn`](crate::spawn)
-/// was called from a thread that is not a corepool worker, so there is no
-/// current pool to submit to. The closure is handed back.
-///
-/// `Send + Sync` whenever `F: Send`.
-///
-/// ```
-/// let err = corepool::submit(|| println!("no pool here")).unwrap_err();
-/// assert_eq!(err.to_string(), "not called from a corepool worker thread");
-/// let closure = err.into_inner();
-/// closure(); // run it here, or submit it through a `Handle`
-/// ```
-pub struct NotInPool<F>(SyncWrapper<F>);
-
-impl<F> NotInPool<F> {
-    /// An error holding `task`; for code that wraps or fakes a pool.
-    ///
-    /// ```
-    /// let err = corepool::NotInPool::new(5);
-    /// assert_eq!(err.to_string(), "not called from a corepool worker thread");
-    /// ```
-    pub fn new(task: F) -> Self {
-        NotInPool(SyncWrapper::new(task))
-    }
-
-    /// The closure that was not accepted.
-    ///
-    /// ```
-    /// assert_eq!(corepool::NotInPool::new(5).into_inner(), 5);
-    /// ```
-    pub fn into_inner(self) -> F {
-        self.0.into_inner()
-    }
-}
-
-impl<F> fmt::Debug for NotInPool<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NotInPool(..)")
-    }
-}
-
-impl<F> fmt::Display for NotInPool<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not called from a corepool worker thread")
-    }
-}
-
-impl<F> Error for NotInPool<F> {}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TryKind {
     Full,
@@ -400,6 +351,18 @@ pub enum BuildError {
         /// The OS's error.
         source: std::io::Error,
     },
+    /// [`Builder::build_global`](crate::Builder::build_global) was called
+    /// once the global pool existed: built by an earlier `build_global`,
+    /// or with the defaults by the first use of a free function
+    /// ([`corepool::join`](crate::join), [`corepool::spawn`](crate::spawn),
+    /// ...) off a worker. The pool that exists is kept unchanged.
+    ///
+    /// ```
+    /// corepool::current_num_threads(); // builds the global pool, if needed
+    /// let err = corepool::Builder::new().build_global().unwrap_err();
+    /// assert!(matches!(err, corepool::BuildError::GlobalPoolAlreadyInitialized));
+    /// ```
+    GlobalPoolAlreadyInitialized,
 }
 
 impl fmt::Display for BuildError {
@@ -451,6 +414,9 @@ impl fmt::Display for BuildError {
                     write!(f, " with a stack of {size} bytes")?;
                 }
                 write!(f, ": {source}")
+            }
+            BuildError::GlobalPoolAlreadyInitialized => {
+                f.write_str("the global pool has already been initialized")
             }
         }
     }

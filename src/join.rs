@@ -48,6 +48,8 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+use crate::global::global;
+
 use crate::job::{JoinLatch, StackJob};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
@@ -59,8 +61,12 @@ use crate::worker::{self, WorkerContext};
 /// on offer, the oldest `b` it holds, whenever its deque is otherwise
 /// empty, and runs the others itself, so that the many small joins at the
 /// bottom of a recursion cost no atomic operation. On any other thread,
-/// `a` then `b` run on the caller: use [`Pool::join`](crate::Pool::join)
-/// to run a join on a pool from outside it.
+/// the join runs on the global pool (built with the defaults on first use
+/// unless [`Builder::build_global`](crate::Builder::build_global)
+/// configured it), as [`Pool::join`](crate::Pool::join) on it: both
+/// closures may run in parallel and the caller blocks until both are done
+/// (`rayon::join`). To join on a given pool from outside it, use
+/// `Pool::join`.
 ///
 /// If either closure panics, the panic is re-raised after both have
 /// finished (the first closure's panic wins if both panic).
@@ -93,10 +99,31 @@ where
     RA: Send,
     RB: Send,
 {
+    let off_worker = worker::with_current(|current| match current {
+        Some(worker) => Ok(join_on(worker, a, b)),
+        None => Err((a, b)),
+    });
+    match off_worker {
+        Ok(results) => results,
+        Err((a, b)) => global().join(a, b),
+    }
+}
+
+/// `join` where `Pool::join` runs it: on the worker (of any pool) running
+/// this thread, or, off any worker (the pool is shutting down and runs
+/// the join on its caller), `a` then `b` right here, never on the global
+/// pool.
+pub(crate) fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
     worker::with_current(|current| match current {
         Some(worker) => join_on(worker, a, b),
         None => {
-            // Same contract as inside a pool: both run, then a panic (the
+            // Same contract as on a worker: both run, then a panic (the
             // first closure's first) is re-raised.
             let result_a = catch_unwind(AssertUnwindSafe(a));
             let result_b = catch_unwind(AssertUnwindSafe(b));

@@ -50,6 +50,7 @@ mod autoscale;
 mod builder;
 mod current;
 mod error;
+mod global;
 mod job;
 mod join;
 mod metrics;
@@ -69,10 +70,8 @@ mod worker;
 
 pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
 pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER, MIN_STACK_SIZE};
-pub use current::{spawn, submit};
-pub use error::{
-    BuildError, NotInPool, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError,
-};
+pub use current::{current_num_threads, current_thread_index, scope, spawn, submit};
+pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 pub use join::join;
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS};

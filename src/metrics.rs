@@ -46,6 +46,15 @@ pub(crate) struct WorkerCounters {
     pub(crate) busy_ns: AtomicU64,
     /// 1 while the worker runs a task.
     pub(crate) running: AtomicU64,
+    /// Tasks this worker pushed onto its own deque (`WorkerContext::push`:
+    /// spawned from inside, scope tasks), counted before the push. With
+    /// `admitted_started` and the admission word, the tasks accepted, for
+    /// `Pool::wait_idle`.
+    pub(crate) pushed: AtomicU64,
+    /// Tasks this worker finished that `pushed` or the bound counted (not
+    /// the stolen second closures of `join`s): stored with `Release`
+    /// after the task ran, for `Pool::wait_idle`.
+    pub(crate) finished: AtomicU64,
     pub(crate) latency: LatencyHistogram,
 }
 

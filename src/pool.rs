@@ -366,7 +366,7 @@ impl Pool {
         RA: Send,
         RB: Send,
     {
-        self.install(|| crate::join(a, b))
+        self.install(|| crate::join::join_here(a, b))
     }
 
     /// Creates a fork-join scope: closures spawned in it may borrow from
@@ -399,6 +399,122 @@ impl Pool {
             let worker = worker::current(&handle.shared);
             scope::run_scope(worker.as_deref(), handle, op)
         })
+    }
+
+    /// Like [`scope`](Pool::scope), but `op` runs on the calling thread
+    /// (rayon's `ThreadPool::in_place_scope`), so it need not be `Send`;
+    /// the closures spawned in the scope run on this pool, and the call
+    /// returns once all of them, and all they spawned, have finished.
+    ///
+    /// Called off this pool, each task `op` spawns goes through the bound
+    /// like [`submit`](Pool::submit) (blocking while the queue is full;
+    /// run right here if the pool is shutting down), and once `op` returns
+    /// the caller parks until the last task wakes it (no CPU while it
+    /// waits; on a worker of another pool, that pool has a spare run its
+    /// queues meanwhile, as in [`install`](Pool::install)). Called on a
+    /// worker of this pool it is `scope`: the tasks go onto that worker's
+    /// deque and it helps run them while it waits.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let caller = std::thread::current().id();
+    /// let not_send = Cell::new(0); // `op` may use it: it stays on this thread
+    /// let mut squares = [0u64; 8];
+    /// pool.in_place_scope(|s| {
+    ///     assert_eq!(std::thread::current().id(), caller);
+    ///     for (i, square) in squares.iter_mut().enumerate() {
+    ///         not_send.set(not_send.get() + 1);
+    ///         s.spawn(move |_| *square = (i * i) as u64);
+    ///     }
+    /// });
+    /// assert_eq!(not_send.get(), 8);
+    /// assert_eq!(squares[7], 49);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn in_place_scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&Scope<'scope>) -> R,
+    {
+        let handle = &self.handle;
+        let worker = worker::current(&handle.shared);
+        scope::run_scope(worker.as_deref(), handle, op)
+    }
+
+    /// Blocks until the pool is idle: no task it accepted is queued or
+    /// running, including the tasks those tasks spawned. The pool stays
+    /// open: submit more and wait again (`threadpool`'s `ThreadPool::join`).
+    /// Tasks submitted by other threads while it waits are waited for if
+    /// they are accepted before the pool is seen idle.
+    ///
+    /// The caller sleeps on a condition variable that a worker signals
+    /// when it is about to park (or retire, or exit) while someone waits:
+    /// no polling, and no cost per task beyond two stores to counters of
+    /// the worker's own (see `docs/design.md`, "Waiting until idle").
+    ///
+    /// Called from a task running on this pool, it would wait for that
+    /// very task: it returns at once instead (and
+    /// [`wait_idle_timeout`](Pool::wait_idle_timeout) returns `false`).
+    /// On a worker of another pool, that worker counts as blocked: its
+    /// pool has a spare run its queues meanwhile.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..100 {
+    ///     let done = done.clone();
+    ///     pool.submit(move || {
+    ///         let done = done.clone();
+    ///         // Children count too.
+    ///         corepool::submit(move || {
+    ///             done.fetch_add(1, Ordering::Relaxed);
+    ///         });
+    ///     })
+    ///     .unwrap();
+    /// }
+    /// pool.wait_idle();
+    /// assert_eq!(done.load(Ordering::Relaxed), 100);
+    /// pool.submit(|| {}).unwrap(); // still open
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn wait_idle(&self) {
+        self.wait_idle_until(None);
+    }
+
+    /// Like [`wait_idle`](Pool::wait_idle), waiting at most `timeout`.
+    /// Returns whether the pool was seen idle (`false` on timeout, and at
+    /// once when called from a task running on this pool). A timeout too
+    /// large to represent as a deadline waits forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// pool.submit(move || rx.recv().unwrap()).unwrap();
+    /// assert!(!pool.wait_idle_timeout(Duration::ZERO)); // the task waits on `rx`
+    /// tx.send(()).unwrap();
+    /// assert!(pool.wait_idle_timeout(Duration::from_secs(60)));
+    /// assert!(!pool.install(|| pool.wait_idle_timeout(Duration::from_secs(60))));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn wait_idle_timeout(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_idle_until(Some(deadline)),
+            None => self.wait_idle_until(None),
+        }
+    }
+
+    fn wait_idle_until(&self, deadline: Option<Instant>) -> bool {
+        let shared = &self.handle.shared;
+        if worker::is_inside(shared) {
+            // It would wait for the caller's own task.
+            return false;
+        }
+        let caller = worker::current_any();
+        let _blocked = caller.as_deref().map(WorkerContext::block);
+        shared.wait_idle(deadline)
     }
 
     /// Stops accepting work, runs every task already accepted, and joins
@@ -750,6 +866,10 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
+        Handle { shared }
+    }
+
     /// Submits `f`, blocking while `capacity` externally submitted tasks
     /// are accepted and not yet started.
     ///

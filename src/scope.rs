@@ -19,7 +19,9 @@ use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
 
-/// A fork-join scope, created by [`Pool::scope`](crate::Pool::scope).
+/// A fork-join scope, created by [`Pool::scope`](crate::Pool::scope),
+/// [`Pool::in_place_scope`](crate::Pool::in_place_scope) or
+/// [`corepool::scope`](crate::scope).
 ///
 /// ```
 /// let pool = corepool::Pool::builder().workers(2).build()?;
@@ -102,6 +104,11 @@ impl<'scope> Scope<'scope> {
     ///
     /// From a worker of the pool (the usual case) the task goes onto that
     /// worker's deque: it never blocks and is not counted by the bound.
+    /// From any other thread (the body of an
+    /// [`in_place_scope`](crate::Pool::in_place_scope) called from
+    /// outside) it takes a slot of the bound like
+    /// [`Pool::submit`](crate::Pool::submit), blocking while the queue is
+    /// full, and runs right there if the pool is shutting down.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -149,8 +156,12 @@ impl<'scope> Scope<'scope> {
     }
 }
 
-/// The body of `Pool::scope`, running on `worker` (or, while the pool
-/// shuts down, on the caller's thread).
+/// The body of `Pool::scope` and `corepool::scope`, running on `worker`,
+/// a worker of `handle`'s pool; with `None`, the body of
+/// `Pool::in_place_scope` called off the pool (or of `Pool::scope` while
+/// the pool shuts down), on the caller's thread, which parks until the
+/// scope's tasks are done (a worker of another pool counts itself blocked
+/// meanwhile, as in `install`).
 pub(crate) fn run_scope<'scope, OP, R>(worker: Option<&WorkerContext>, handle: &Handle, op: OP) -> R
 where
     OP: FnOnce(&Scope<'scope>) -> R,
@@ -182,7 +193,13 @@ where
         None => {
             let result = catch_unwind(AssertUnwindSafe(|| op(&scope)));
             state.finish_one();
-            park();
+            if !state.done() {
+                // On a worker of another pool, that pool has a spare run
+                // its queues while this worker blocks (`crate::wait`).
+                let caller = worker::current_any();
+                let _blocked = caller.as_deref().map(WorkerContext::block);
+                park();
+            }
             result
         }
     };

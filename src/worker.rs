@@ -44,6 +44,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::admission::{Admission, Released};
 use crate::autoscale::{Autoscaler, LoadSample};
+use crate::builder::ThreadName;
 use crate::metrics::{
     bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
 };
@@ -185,14 +186,22 @@ pub(crate) struct Shared {
     /// The spare slots' deques not yet given to a thread, and the spare
     /// threads started.
     spares: Mutex<Spares>,
+    /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`). Plain std
+    /// primitives in every build, as the statistics counters it reads:
+    /// no loom model waits until idle, so loom need not explore the
+    /// fence and load that every park pays for it.
+    idle_waiters: std::sync::atomic::AtomicUsize,
+    idle_lock: std::sync::Mutex<()>,
+    idle_cvar: std::sync::Condvar,
 }
 
 /// The spare workers of a pool (see `crate::wait`, "Blocking waits").
 pub(crate) struct Spares {
     deques: Vec<Option<Worker<Task>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    /// How spare threads are named (`{prefix}-spare-{k}`) and sized.
-    name_prefix: String,
+    /// How spare threads are named (`{prefix}-spare-{k}`, or the
+    /// builder's `thread_name_fn` called with the slot's index) and sized.
+    thread_name: ThreadName,
     stack_size: Option<usize>,
 }
 
@@ -209,7 +218,7 @@ pub(crate) struct SharedConfig {
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
     /// Deques for the spare slots (their stealers end `stealers`).
     pub(crate) spare_deques: Vec<Worker<Task>>,
-    pub(crate) thread_name: String,
+    pub(crate) thread_name: ThreadName,
     pub(crate) stack_size: Option<usize>,
 }
 
@@ -248,9 +257,12 @@ impl Shared {
             spares: Mutex::new(Spares {
                 deques: config.spare_deques.into_iter().map(Some).collect(),
                 threads: Vec::new(),
-                name_prefix: config.thread_name,
+                thread_name: config.thread_name,
                 stack_size: config.stack_size,
             }),
+            idle_waiters: std::sync::atomic::AtomicUsize::new(0),
+            idle_lock: std::sync::Mutex::new(()),
+            idle_cvar: std::sync::Condvar::new(),
         }
     }
 
@@ -327,6 +339,82 @@ impl Shared {
             queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
             per_worker,
         }
+    }
+
+    /// Whether no accepted task is queued or running (`Pool::wait_idle`).
+    ///
+    /// Counts, without any counter of its own on the hot path: the tasks
+    /// finished (each worker's `finished`), read first, then the tasks
+    /// accepted: the admission word (external tasks not started, and
+    /// held-back slots of started ones), then each worker's
+    /// `admitted_started` (a task is counted there before it leaves the
+    /// word) and `pushed` (counted before the push). Every task finished
+    /// in the first reading is accepted in the second (its counts were
+    /// stored before its `finished`, which is read with `Acquire`); a task
+    /// may be counted twice (started, its slot held back), never missed
+    /// once accepted before this call. So equal counts mean every task
+    /// accepted had finished when the finished ones were read. A task
+    /// that is running, or queued anywhere, keeps the accepted count
+    /// above the finished one.
+    pub(crate) fn is_idle(&self) -> bool {
+        let finished: u64 = self
+            .counters
+            .iter()
+            .map(|c| c.finished.load(Ordering::Acquire))
+            .fold(0, u64::wrapping_add);
+        let word = self.admission.admitted_and_held() as u64;
+        let accepted = self.counters.iter().fold(word, |sum, c| {
+            sum.wrapping_add(c.admitted_started.load(Ordering::Relaxed))
+                .wrapping_add(c.pushed.load(Ordering::Relaxed))
+        });
+        accepted <= finished
+    }
+
+    /// Wakes the threads in `Pool::wait_idle`, if any, to look again: a
+    /// worker calls it when it is about to park, retire or exit, that is
+    /// when it may have finished the last task. The fence pairs with the
+    /// one in `wait_idle`: either this load sees the waiter registered,
+    /// or the waiter's look sees every task this worker finished.
+    pub(crate) fn notify_idle_waiters(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.idle_waiters.load(Ordering::SeqCst) != 0 {
+            let _guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.idle_cvar.notify_all();
+        }
+    }
+
+    /// Blocks until [`is_idle`](Shared::is_idle) holds, or `deadline`
+    /// passes; returns whether it holds. No polling: the waiter sleeps on
+    /// a condition variable that workers signal when they go idle
+    /// (`notify_idle_waiters`).
+    pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
+        let mut guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.idle_waiters.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let idle = loop {
+            if self.is_idle() {
+                break true;
+            }
+            guard = match deadline {
+                None => match self.idle_cvar.wait(guard) {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                },
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break false;
+                    }
+                    match self.idle_cvar.wait_timeout(guard, deadline - now) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
+            };
+        };
+        self.idle_waiters.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        idle
     }
 
     /// Worker slots the pool was built with (its maximum of active
@@ -703,6 +791,9 @@ impl WorkerContext {
     /// worker's own deque, where the others can steal it.
     pub(crate) fn push(&self, task: Task) {
         let backlog = !self.local.is_empty();
+        // Before the push: a thief that runs the task and counts it
+        // finished must find it counted here (`Shared::is_idle`).
+        bump(&self.shared.counters[self.index].pushed, 1);
         self.local.push(task);
         self.region_new.set(self.region_new.get() + 1);
         self.shared.sleep.notify_work(|| backlog);
@@ -792,6 +883,7 @@ impl WorkerContext {
         let shared = &ctx.shared;
         *lock(&shared.exited) += 1;
         shared.exited_cvar.notify_all();
+        shared.notify_idle_waiters();
     }
 
     /// Pops the newest task of this worker's own deque.
@@ -802,6 +894,23 @@ impl WorkerContext {
             self.region_new.set(self.region_new.get().saturating_sub(1));
         }
         task
+    }
+
+    /// This worker's slot in its pool: below `workers` for a worker, the
+    /// slot after them for a spare (`corepool::current_thread_index`).
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// A handle to this worker's pool.
+    pub(crate) fn handle(&self) -> crate::pool::Handle {
+        crate::pool::Handle::from_shared(self.shared.clone())
+    }
+
+    /// The active workers of this worker's pool
+    /// (`corepool::current_num_threads`).
+    pub(crate) fn active_workers(&self) -> usize {
+        self.shared.active_workers()
     }
 
     /// The identity of this worker's pool: the address of its shared state.
@@ -830,8 +939,10 @@ impl WorkerContext {
         let rank = index - shared.core_slots;
         let mut spares = lock(&shared.spares);
         if let Some(deque) = spares.deques[rank].take() {
-            let mut builder =
-                std::thread::Builder::new().name(format!("{}-spare-{rank}", spares.name_prefix));
+            let mut builder = std::thread::Builder::new();
+            if let Some(name) = spares.thread_name.spare(rank, index) {
+                builder = builder.name(name);
+            }
             if let Some(size) = spares.stack_size {
                 builder = builder.stack_size(size);
             }
@@ -1015,7 +1126,10 @@ impl WorkerContext {
                 } else if shared.admission.is_closed_and_drained() {
                     Recheck::Exit
                 } else {
-                    // About to sleep for real: account the time awake.
+                    // About to sleep for real: it may have run the last
+                    // task, so `Pool::wait_idle` looks again.
+                    shared.notify_idle_waiters();
+                    // Account the time awake.
                     let now = Instant::now();
                     bump(&counters.busy_ns, nanos_between(awake_since, now));
                     awake_since = now;
@@ -1084,6 +1198,8 @@ impl WorkerContext {
         if moved {
             shared.sleep.notify_work(|| true);
         }
+        // It may have run the last task: `Pool::wait_idle` looks again.
+        shared.notify_idle_waiters();
         let mut guard = lock(&shared.resize);
         loop {
             if shared.admission.is_closed()
@@ -1259,13 +1375,18 @@ impl WorkerContext {
     pub(crate) fn execute(&self, task: Task) {
         let shared = &*self.shared;
         let counters = &shared.counters[self.index];
+        // A join's second closure, stolen, is part of its joiner's task:
+        // neither accepted nor finished for `Pool::wait_idle`.
+        let counted = task.is_admitted() || !task.is_stack_job();
         if task.is_admitted() {
+            // Counted as started before it leaves the admission word, so
+            // `Shared::is_idle` never misses it in between.
+            bump(&counters.admitted_started, 1);
             if shared.admission.start(self.index) == Released::LastAfterClose {
                 // Idle workers may be parked waiting for this last admitted
                 // task; now they may exit.
                 shared.sleep.wake_all();
             }
-            bump(&counters.admitted_started, 1);
             if let Some(epoch) = shared.latency_epoch {
                 if let Some(enqueued) = task.enqueued_ns() {
                     let now = nanos_between(epoch, Instant::now());
@@ -1286,6 +1407,15 @@ impl WorkerContext {
         }
         bump(&counters.running, u64::MAX); // wrapping: minus one
         bump(&counters.executed, 1);
+        if counted {
+            // `Release`: `Shared::is_idle` that reads this count reads
+            // the task's own counts and its children's too.
+            let finished = &counters.finished;
+            finished.store(
+                finished.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Release,
+            );
+        }
     }
 }
 

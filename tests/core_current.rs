@@ -1,5 +1,6 @@
 //! `corepool::submit` and `corepool::spawn`: submitting from a running
-//! task to its own pool without a `Handle`.
+//! task to its own pool without a `Handle` (and, off a worker, to the
+//! global pool).
 
 mod core_support;
 
@@ -7,26 +8,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use core_support::{Watchdog, WATCHDOG};
-use corepool::{NotInPool, Pool};
+use corepool::Pool;
 
 #[test]
-fn outside_a_worker_the_closure_comes_back() {
-    let ran = Arc::new(AtomicUsize::new(0));
-    let counter = ran.clone();
-    let err: NotInPool<_> = corepool::submit(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-    })
-    .unwrap_err();
-    assert_eq!(ran.load(Ordering::SeqCst), 0, "nothing ran it");
-    (err.into_inner())();
-    assert_eq!(
-        ran.load(Ordering::SeqCst),
-        1,
-        "the closure came back intact"
-    );
+fn outside_a_worker_the_global_pool_runs_it() {
+    let _watchdog = Watchdog::new("outside_a_worker_the_global_pool_runs_it");
+    let (tx, rx) = mpsc::channel();
+    corepool::submit(move || tx.send(corepool::current_thread_index()).unwrap());
+    let index = rx.recv_timeout(WATCHDOG).unwrap();
+    assert!(index.is_some(), "ran on a worker of the global pool");
 
-    let err = corepool::spawn(|| 7).unwrap_err();
-    assert_eq!((err.into_inner())(), 7);
+    let handle = corepool::spawn(|| (7, corepool::current_thread_index()));
+    let (value, index) = handle.join().unwrap();
+    assert_eq!(value, 7);
+    assert!(index.is_some(), "ran on a worker of the global pool");
 }
 
 #[test]
@@ -44,7 +39,7 @@ fn children_bypass_the_bound_and_all_run() {
     pool.submit(move || {
         for i in 0..100 {
             let tx = tx.clone();
-            corepool::submit(move || tx.send(i).unwrap()).expect("on a worker");
+            corepool::submit(move || tx.send(i).unwrap());
         }
     })
     .unwrap();
@@ -74,8 +69,7 @@ fn children_run_on_the_submitting_pool() {
         corepool::submit(move || {
             let name = std::thread::current().name().map(str::to_owned);
             tx.send(name).unwrap();
-        })
-        .unwrap();
+        });
     })
     .unwrap();
     let name = rx.recv_timeout(WATCHDOG).unwrap().unwrap_or_default();
@@ -88,8 +82,8 @@ fn spawned_children_deliver_results_and_panics() {
     let pool = Pool::builder().workers(2).build().unwrap();
     let outer = pool
         .spawn(|| {
-            let ok = corepool::spawn(|| 40 + 2).unwrap();
-            let bad = corepool::spawn(|| -> u32 { panic!("child panics") }).unwrap();
+            let ok = corepool::spawn(|| 40 + 2);
+            let bad = corepool::spawn(|| -> u32 { panic!("child panics") });
             (ok.join(), bad.join())
         })
         .unwrap();
@@ -114,8 +108,7 @@ fn accepted_while_the_pool_drains() {
         // but a child of a running task is accepted and drained.
         corepool::submit(move || {
             counter.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+        });
     })
     .unwrap();
     started_rx.recv_timeout(WATCHDOG).unwrap();

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::error::Error;
 use std::time::Duration;
 
-use corepool::{JoinError, NotInPool, Pool, SubmitError, SubmitTimeoutError, TrySubmitError};
+use corepool::{JoinError, Pool, SubmitError, SubmitTimeoutError, TrySubmitError};
 
 type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
@@ -30,7 +30,6 @@ where
     SubmitError<F>: Send + Sync,
     TrySubmitError<F>: Send + Sync,
     SubmitTimeoutError<F>: Send + Sync,
-    NotInPool<F>: Send + Sync,
 {
 }
 
@@ -45,7 +44,6 @@ fn error_types_are_send_and_sync_for_a_send_but_not_sync_closure() {
     assert_send_sync::<SubmitError<Cell<u32>>>();
     assert_send_sync::<TrySubmitError<Cell<u32>>>();
     assert_send_sync::<SubmitTimeoutError<Cell<u32>>>();
-    assert_send_sync::<NotInPool<Cell<u32>>>();
     assert_send_sync::<SubmitError<Box<dyn FnOnce() + Send>>>();
     assert_send_sync::<TrySubmitError<Box<dyn FnOnce() + Send>>>();
 
@@ -53,7 +51,6 @@ fn error_types_are_send_and_sync_for_a_send_but_not_sync_closure() {
     let _: BoxError = SubmitError::new(Cell::new(0u32)).into();
     let _: BoxError = TrySubmitError::full(Cell::new(0u32)).into();
     let _: BoxError = SubmitTimeoutError::timeout(Cell::new(0u32)).into();
-    let _: BoxError = NotInPool::new(Cell::new(0u32)).into();
 }
 
 fn assert_send<T: Send>(_: &T) {}
@@ -81,12 +78,6 @@ fn join_panicked(pool: &Pool) -> Result<u32, BoxError> {
     Ok(value)
 }
 
-fn submit_outside_a_pool() -> Result<(), BoxError> {
-    let cell = Cell::new(0u8);
-    corepool::submit(move || cell.set(1))?;
-    Ok(())
-}
-
 #[test]
 fn question_mark_converts_into_a_boxed_send_sync_error() -> Result<(), BoxError> {
     let pool = Pool::builder().workers(1).queue_capacity(4).build()?;
@@ -101,9 +92,6 @@ fn question_mark_converts_into_a_boxed_send_sync_error() -> Result<(), BoxError>
     assert_eq!(join_err.panic_message(), Some("boom"));
     let payload = join_err.into_panic().expect("a payload");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
-
-    let err = submit_outside_a_pool().expect_err("not in a pool");
-    assert_eq!(err.to_string(), "not called from a corepool worker thread");
 
     // After shutdown the refusals go through `?` too, and the closure can
     // still be recovered from the concrete error before boxing.

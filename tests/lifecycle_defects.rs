@@ -465,16 +465,18 @@ mod stop_hook_submissions {
     fn submissions_from_the_stop_hook_are_refused_never_accepted_and_lost() {
         within("submit from on_worker_stop", || {
             const WORKERS: usize = 2;
-            const ATTEMPTS_PER_HOOK: usize = 5;
+            const ATTEMPTS_PER_HOOK: usize = 3;
             let handle_cell: Arc<OnceLock<Handle>> = Arc::new(OnceLock::new());
             let accepted = counter();
             let refused = counter();
             let runs = counter();
-            let (cell, acc, refs, ran) = (
+            let global_runs = counter();
+            let (cell, acc, refs, ran, global_ran) = (
                 handle_cell.clone(),
                 accepted.clone(),
                 refused.clone(),
                 runs.clone(),
+                global_runs.clone(),
             );
             let pool = Pool::builder()
                 .workers(WORKERS)
@@ -493,8 +495,15 @@ mod stop_hook_submissions {
                     tally(handle.submit(run()).is_ok());
                     tally(handle.try_submit(run()).is_ok());
                     tally(handle.spawn(run()).is_ok());
-                    tally(corepool::submit(run()).is_ok());
-                    tally(corepool::spawn(run()).is_ok());
+                    // The stop hook runs on a thread that is no worker any
+                    // more: the free functions use the global pool.
+                    let on_global = global_ran.clone();
+                    corepool::spawn(move || {
+                        assert!(corepool::current_thread_index().is_some());
+                        on_global.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .join()
+                    .expect("ran on the global pool");
                 })
                 .build()
                 .expect("build a pool");
@@ -515,6 +524,7 @@ mod stop_hook_submissions {
                 "every accepted submission ran"
             );
             assert_eq!(refused, WORKERS * ATTEMPTS_PER_HOOK, "the pool was closed");
+            assert_eq!(global_runs.load(Ordering::SeqCst), WORKERS);
         });
     }
 }

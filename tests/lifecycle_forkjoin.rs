@@ -343,14 +343,29 @@ fn deep_joins_stay_correct_after_a_panic_deep_inside() {
 }
 
 #[test]
-fn join_outside_any_pool_runs_both_sides_on_the_caller() {
+fn join_outside_any_pool_runs_on_the_global_pool() {
     let me = thread::current().id();
     let (a, b) = corepool::join(
-        || (fib(20), thread::current().id()),
-        || (fib(19), thread::current().id()),
+        || {
+            (
+                fib(20),
+                thread::current().id(),
+                corepool::current_thread_index(),
+            )
+        },
+        || {
+            (
+                fib(19),
+                thread::current().id(),
+                corepool::current_thread_index(),
+            )
+        },
     );
-    assert_eq!(a, (fib_seq(20), me));
-    assert_eq!(b, (fib_seq(19), me));
+    assert_eq!(a.0, fib_seq(20));
+    assert_eq!(b.0, fib_seq(19));
+    // Both sides ran on workers of the global pool, not on the caller.
+    assert!(a.1 != me && b.1 != me);
+    assert!(a.2.is_some() && b.2.is_some());
 
     let values: Vec<u64> = (0..10_000).collect();
     assert_eq!(tree_sum(&values, 8), values.iter().sum::<u64>());

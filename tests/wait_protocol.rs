@@ -126,7 +126,7 @@ fn spawn_then_join_recursion_runs_on_one_worker() {
         if n < 2 {
             return n;
         }
-        let left = corepool::spawn(move || fib(n - 1)).unwrap();
+        let left = corepool::spawn(move || fib(n - 1));
         let right = fib(n - 2);
         left.join().unwrap() + right
     }
@@ -255,7 +255,7 @@ fn join_waiter_does_not_take_unrelated_queued_tasks() {
                     // Queued from inside, on this worker's deque, before the
                     // join's region: not the waiter's to run.
                     let gate = opener_gate.clone();
-                    corepool::spawn(move || gate.open()).unwrap()
+                    corepool::spawn(move || gate.open())
                 },
                 || 2,
             );

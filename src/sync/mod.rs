@@ -49,8 +49,10 @@ mod seqcst;
 pub(crate) use imp::*;
 
 /// Statistics counters: plain std atomics in every build. They take part in
-/// no protocol (nothing decides anything from them), so loom need not
-/// track them, and they would only slow the models down.
+/// no protocol of the scheduler (nothing it decides depends on them), so
+/// loom need not track them, and they would only slow the models down.
+/// `Pool::wait_idle` decides from some of them (`pushed`, `finished`,
+/// `admitted_started`); no loom model covers it.
 pub(crate) mod stats {
     pub(crate) use std::sync::atomic::AtomicU64;
 }
