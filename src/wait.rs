@@ -77,14 +77,20 @@ impl<'a> Region<'a> {
 
     /// Runs tasks of this region and pieces of `region` stolen from
     /// workers running them until `done()`; when there are none for a few
-    /// rounds, calls `park`, which must return only once `done()` holds.
-    pub(crate) fn wait(&self, region: usize, done: impl Fn() -> bool, park: impl FnOnce()) {
+    /// rounds, calls `park`, which must return only once `done()` holds or
+    /// a broadcast share waits in this worker's inbox
+    /// (`WorkerContext::broadcast_pending`). Broadcast shares run here too
+    /// (`crate::broadcast`).
+    pub(crate) fn wait(&self, region: usize, done: impl Fn() -> bool, mut park: impl FnMut()) {
         let worker = self.worker;
         worker.return_held_slots();
         let backoff = Backoff::new();
         loop {
             if done() {
                 return;
+            }
+            if worker.run_broadcasts_in_wait() {
+                continue;
             }
             if let Some(task) = worker.pop_region_task().or_else(|| worker.leapfrog(region)) {
                 worker.execute(task);
@@ -93,7 +99,11 @@ impl<'a> Region<'a> {
             }
             if crate::sync::IS_LOOM || backoff.is_completed() {
                 park();
-                return;
+                if crate::sync::IS_LOOM {
+                    // No broadcast under loom: `park` returned done.
+                    return;
+                }
+                continue;
             }
             backoff.snooze();
         }
