@@ -207,12 +207,15 @@ impl Done {
     }
 }
 
+/// Where one share's result, or its panic, waits for the broadcaster.
+type ResultSlot<R> = Mutex<Option<std::thread::Result<R>>>;
+
 /// A broadcast: the closure (behind `P`, a reference or a box), and a
 /// slot per share for the results when someone waits for them.
 struct Job<P, R> {
     op: P,
     num_threads: usize,
-    results: Option<Box<[Mutex<Option<std::thread::Result<R>>>]>>,
+    results: Option<Box<[ResultSlot<R>]>>,
     done: Arc<Done>,
 }
 

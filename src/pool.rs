@@ -1103,9 +1103,10 @@ impl Handle {
         F: FnOnce() + Send,
     {
         match self.route(Wait::Forever) {
-            // SAFETY: the caller's contract is `Task::new_unchecked`'s.
             Ok(Route::Local(worker)) if fifo => {
-                worker.push_fifo(unsafe { Task::new_unchecked(run, false, false) })
+                // SAFETY: the caller's contract is `Task::new_unchecked`'s.
+                let task = unsafe { Task::new_unchecked(run, false, false) };
+                worker.push_fifo(task)
             }
             // SAFETY: the caller's contract is `Task::new_unchecked`'s.
             Ok(route) => self.push_task(route, |admitted, stamped| unsafe {

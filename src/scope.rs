@@ -261,9 +261,13 @@ pub(crate) fn run_scope<'scope, OP, R>(worker: Option<&WorkerContext>, handle: &
 where
     OP: FnOnce(&Scope<'scope>) -> R,
 {
+    // Under loom (no broadcasts modeled) the scope keeps a parker of its
+    // own, as the loom models were written for.
     let parker = match worker {
-        Some(worker) => OwnerParker::Worker(worker.shared().clone(), worker.index()),
-        None => OwnerParker::Own(Parker::new()),
+        Some(worker) if !crate::sync::IS_LOOM => {
+            OwnerParker::Worker(worker.shared().clone(), worker.index())
+        }
+        _ => OwnerParker::Own(Parker::new()),
     };
     let scope = Scope {
         state: Arc::new(ScopeState {

@@ -943,7 +943,13 @@ impl WorkerContext {
         ctx.main_loop();
         // Shares posted before the inbox closes run here; later ones run on
         // their broadcaster's thread (`crate::broadcast`).
-        if let Some(inbox) = ctx.shared.inboxes.get(ctx.index) {
+        // (Not under loom: broadcasts are not modeled.)
+        if let Some(inbox) = ctx
+            .shared
+            .inboxes
+            .get(ctx.index)
+            .filter(|_| !crate::sync::IS_LOOM)
+        {
             for share in inbox.close() {
                 share.run(ctx.index, &ctx.shared);
             }

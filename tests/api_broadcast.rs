@@ -406,7 +406,7 @@ fn yield_now_inside_a_scope_runs_only_the_scopes_tasks() {
             // Pushed before the scope: the scope's body may not run it.
             corepool::submit(move || flag.store(true, Ordering::SeqCst)).unwrap();
             let inside = AtomicBool::new(false);
-            let outcome = pool.scope(|s| {
+            pool.scope(|s| {
                 let before = corepool::yield_now();
                 s.spawn(|_| inside.store(true, Ordering::SeqCst));
                 let after = corepool::yield_now();
@@ -416,8 +416,7 @@ fn yield_now_inside_a_scope_runs_only_the_scopes_tasks() {
                     inside.load(Ordering::SeqCst),
                     outside.load(Ordering::SeqCst),
                 )
-            });
-            outcome
+            })
         });
         assert_eq!(
             outcome,
