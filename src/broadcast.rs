@@ -42,6 +42,10 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+// Shares are `std`'s `Arc`s even under loom: loom's cannot hold a `dyn`,
+// and broadcasts are not modeled (`WorkerContext::broadcast_pending`).
+use std::sync::Arc as ShareArc;
+
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
 use crate::worker::{self, Shared, WorkerContext};
 
@@ -106,13 +110,13 @@ impl std::fmt::Debug for BroadcastContext<'_> {
 }
 
 /// One worker's share of a broadcast, as it waits in an inbox.
-pub(crate) type Share = Arc<dyn RunShare>;
+pub(crate) type Share = ShareArc<dyn RunShare>;
 
 /// A broadcast job, seen from the worker that runs one share of it.
 pub(crate) trait RunShare: Send + Sync {
     /// Runs share `index` and counts it done. `shared` is the pool's, for
     /// the panic handler.
-    fn run(self: Arc<Self>, index: usize, shared: &Shared);
+    fn run(self: ShareArc<Self>, index: usize, shared: &Shared);
 }
 
 /// A core worker's broadcast shares still to run.
@@ -216,7 +220,7 @@ struct Job<P, R> {
     op: P,
     num_threads: usize,
     results: Option<Box<[ResultSlot<R>]>>,
-    done: Arc<Done>,
+    done: ShareArc<Done>,
 }
 
 impl<P, OP, R> RunShare for Job<P, R>
@@ -225,7 +229,7 @@ where
     OP: Fn(BroadcastContext<'_>) -> R + ?Sized,
     R: Send,
 {
-    fn run(self: Arc<Self>, index: usize, shared: &Shared) {
+    fn run(self: ShareArc<Self>, index: usize, shared: &Shared) {
         let op = &*self.op;
         let context = BroadcastContext::new(index, self.num_threads);
         let result = catch_unwind(AssertUnwindSafe(|| op(context)));
@@ -278,17 +282,17 @@ where
         Some(worker) => Waiter::Worker(worker.shared().clone(), worker.index()),
         None => Waiter::Thread(Parker::new()),
     };
-    let done = Arc::new(Done {
+    let done = ShareArc::new(Done {
         remaining: AtomicUsize::new(targets),
         waiter,
     });
-    let job = Arc::new(Job {
+    let job = ShareArc::new(Job {
         op: &op,
         num_threads: targets,
         results: Some((0..targets).map(|_| Mutex::new(None)).collect()),
         done: done.clone(),
     });
-    let share: Arc<dyn RunShare + '_> = job.clone();
+    let share: ShareArc<dyn RunShare + '_> = job.clone();
     // SAFETY: the share borrows `op`, which lives on this frame. This
     // function returns only once `done` counts every share finished, and a
     // share drops its reference to the job before it counts itself
@@ -296,7 +300,7 @@ where
     // worker exits at the latest, or here), and nothing between the post
     // and the wait below can unwind (the own share catches its panic). So
     // no reference to the job is used after `op`'s borrow ends.
-    let share: Share = unsafe { std::mem::transmute::<Arc<dyn RunShare + '_>, Share>(share) };
+    let share: Share = unsafe { std::mem::transmute::<ShareArc<dyn RunShare + '_>, Share>(share) };
     post(shared, targets, own, &share);
     drop(share);
     if let Some(index) = own {
@@ -357,11 +361,11 @@ where
     OP: Fn(BroadcastContext<'_>) + Send + Sync + 'static,
 {
     let targets = shared.active_workers();
-    let job: Share = Arc::new(Job {
+    let job: Share = ShareArc::new(Job {
         op: Box::new(op),
         num_threads: targets,
         results: None,
-        done: Arc::new(Done {
+        done: ShareArc::new(Done {
             remaining: AtomicUsize::new(targets),
             waiter: Waiter::Nobody,
         }),

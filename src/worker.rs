@@ -1152,6 +1152,12 @@ impl WorkerContext {
         let mut awake_since = Instant::now();
         loop {
             if self.broadcast_pending() {
+                // A share may be long: not counted as a searcher meanwhile,
+                // so that pushes still wake a sleeper (`crate::sleep`).
+                if searching {
+                    searching = false;
+                    shared.sleep.stop_searching(work_visible);
+                }
                 self.run_broadcasts();
             }
             if self.should_leave() {

@@ -197,6 +197,25 @@ fn retired_workers_do_not_take_part() {
 }
 
 #[test]
+fn broadcast_on_a_draining_pool_completes() {
+    within("broadcast while draining", || {
+        let pool = Pool::builder().workers(1).build().unwrap();
+        let gate = Gate::new();
+        hold_one_worker(&pool, &gate);
+        let timed_out = pool
+            .shutdown_timeout(std::time::Duration::ZERO)
+            .unwrap_err();
+        gate.open();
+        let pool = timed_out.into_pool();
+        // The worker may still be draining or may have exited: either way
+        // the share runs (on the worker, or here once it has exited).
+        assert_eq!(pool.broadcast(|ctx| ctx.index()), [0]);
+        pool.spawn_broadcast(|_| {});
+        assert_eq!(pool.shutdown().executed, 1);
+    });
+}
+
+#[test]
 fn spawn_broadcast_runs_on_every_worker_without_waiting() {
     within("spawn_broadcast", || {
         let pool = pool(3);
@@ -346,28 +365,32 @@ fn scope_fifo_nested_spawns_all_finish() {
 }
 
 #[test]
-fn scope_fifo_inside_a_worker_and_mixed_with_spawn_fifo() {
+fn scope_fifo_inside_a_worker_leaves_older_fifo_tasks_alone() {
     within("scope_fifo inside", || {
         let pool = pool(1);
-        let order = pool.install(|| {
-            let (tx, rx) = mpsc::channel();
-            // Spawned before the scope: not part of its wait, so the scope
-            // does not run it (the wait protocol); it runs after the task.
-            let early = tx.clone();
-            corepool::spawn_fifo(move || early.send(-1).unwrap()).unwrap();
-            let order = Mutex::new(Vec::new());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (done_tx, done_rx) = mpsc::channel();
+        let inside_scope = pool.install(|| {
+            // Spawned before the scope: not part of what the scope waits
+            // for, so the scope's wait must not start it (the wait
+            // protocol); it starts after this task returns.
+            let early = log.clone();
+            corepool::spawn_fifo(move || {
+                early.lock().unwrap().push(-1);
+                done_tx.send(()).unwrap();
+            })
+            .unwrap();
             pool.scope_fifo(|s| {
                 for i in 0..3 {
-                    let order = &order;
-                    s.spawn_fifo(move |_| order.lock().unwrap().push(i));
+                    let log = &log;
+                    s.spawn_fifo(move |_| log.lock().unwrap().push(i));
                 }
             });
-            drop(tx);
-            (order.into_inner().unwrap(), rx)
+            log.lock().unwrap().clone()
         });
-        let (order, rx) = order;
-        assert_eq!(order, [0, 1, 2]);
-        assert_eq!(rx.recv().unwrap(), -1);
+        assert_eq!(inside_scope, [0, 1, 2]);
+        done_rx.recv().unwrap();
+        assert_eq!(*log.lock().unwrap(), [0, 1, 2, -1]);
     });
 }
 
