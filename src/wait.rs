@@ -34,6 +34,12 @@
 //!    runs nothing at all (rule 1 and 2 have no region to go by): it blocks,
 //!    and the pool *compensates* (below).
 //!
+//! The one exception is a worker's own broadcast shares (`crate::broadcast`):
+//! a fork-join waiter runs those posted to its inbox, each in a region of
+//! its own, since a broadcast made by a piece it waits for could not
+//! finish otherwise (`docs/design.md`, "Broadcast"). A blocking wait runs
+//! none.
+//!
 //! Nesting is bounded by the depth of the fork-join tree: each nested task
 //! descends from the piece its waiter waits for.
 //!
