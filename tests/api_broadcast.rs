@@ -480,3 +480,22 @@ fn block_in_place_lets_a_later_task_of_the_same_pool_run() {
 fn block_in_place_off_a_worker_just_runs() {
     assert_eq!(corepool::block_in_place(|| 5), 5);
 }
+
+#[test]
+fn block_in_place_past_the_spare_limit_runs_one_thread_short() {
+    within("block_in_place without spares", || {
+        // No spare: the blocked worker is not replaced, the other worker
+        // runs the sender.
+        let pool = Pool::builder()
+            .workers(2)
+            .max_spare_threads(0)
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let waiter = pool
+            .spawn(move || corepool::block_in_place(|| rx.recv().unwrap()))
+            .unwrap();
+        pool.submit(move || tx.send(9).unwrap()).unwrap();
+        assert_eq!(waiter.join().unwrap(), 9);
+    });
+}
