@@ -125,7 +125,7 @@ fn broadcast_from_inside_a_worker_runs_its_own_share() {
 fn broadcast_from_a_piece_that_a_waiting_worker_waits_for() {
     within("broadcast from a stolen piece", || {
         let pool = pool(2);
-        for _ in 0..200 {
+        for _ in 0..50 {
             // The scope's owner waits (parked, or helping) while one of its
             // tasks, maybe on the other worker, broadcasts: the owner runs
             // its share from inside its wait.
@@ -150,7 +150,7 @@ fn broadcast_from_a_piece_that_a_waiting_worker_waits_for() {
 fn concurrent_broadcasts_from_two_workers() {
     within("two broadcasters", || {
         let pool = pool(2);
-        for _ in 0..200 {
+        for _ in 0..50 {
             let (a, b) = pool.join(
                 || pool.broadcast(|ctx| ctx.index()),
                 || pool.broadcast(|ctx| ctx.index() * 10),
