@@ -812,6 +812,10 @@ impl WorkerContext {
         }
         let saved = self.enter_region();
         let ran = self.run_broadcasts();
+        // `region_new` counts what the shares pushed and did not pop. It
+        // overcounts only if thieves took some of those tasks, and thieves
+        // take the oldest first: then nothing older is left below, so the
+        // pops below never reach the enclosing region's tasks.
         let mut moved = false;
         for _ in 0..self.region_new.replace(0) {
             match self.local.pop() {
