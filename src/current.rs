@@ -16,6 +16,11 @@
 //! Off a worker thread they use the global pool (`crate::global`), built
 //! with the defaults on first use unless
 //! [`Builder::build_global`](crate::Builder::build_global) configured it.
+//!
+//! Also here, as in rayon and tokio: [`spawn_fifo`] (children that start
+//! in the order spawned), [`yield_now`] (run one pending task from inside
+//! a long one) and [`block_in_place`] (block without taking a worker away
+//! from the pool).
 
 use crate::global::{global, NEVER_SHUTS_DOWN};
 use crate::scope::{self, Scope};
@@ -180,4 +185,141 @@ pub fn current_thread_index() -> Option<usize> {
 pub fn current_num_threads() -> usize {
     worker::with_current(|current| current.map(WorkerContext::active_workers))
         .unwrap_or_else(|| global().workers())
+}
+
+/// Like [`spawn`], but the tasks a worker spawns this way start in the
+/// order they were spawned (rayon's `spawn_fifo`), while [`spawn`] is LIFO
+/// (the newest child runs first, hottest in cache).
+///
+/// As in rayon, the task joins a FIFO queue of the calling worker, and a
+/// small task that starts the oldest entry of that queue joins its deque:
+/// whoever pops or steals it starts the oldest task. Not counted by the
+/// bound, never blocking. Off a worker thread it is [`spawn`] on the global
+/// pool, whose injector is first-in, first-out.
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// // One worker: the children start in the order spawned.
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let (tx, rx) = mpsc::channel();
+/// pool.submit(move || {
+///     for i in 0..4 {
+///         let tx = tx.clone();
+///         corepool::spawn_fifo(move || tx.send(i).unwrap());
+///     }
+/// })
+/// .unwrap();
+/// let order: Vec<i32> = rx.iter().take(4).collect();
+/// assert_eq!(order, [0, 1, 2, 3]);
+/// assert_eq!(corepool::spawn_fifo(|| 1).join().unwrap(), 1); // the global pool
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub fn spawn_fifo<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let f = worker::with_current(|current| match current {
+        Some(worker) => {
+            let (queued, handle) = spawn::wrap(f, worker.pool_id());
+            worker.push_fifo(Task::claimable(queued, false, false));
+            Ok(handle)
+        }
+        None => Err(f),
+    });
+    match f {
+        Ok(handle) => handle,
+        Err(f) => spawn(f),
+    }
+}
+
+/// What [`yield_now`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Yield {
+    /// It ran another task (or a broadcast share).
+    Executed,
+    /// There was no task it could run.
+    Idle,
+}
+
+/// From inside a task, runs one other pending task of the pool, if there
+/// is one this worker may run here (rayon's `yield_now`): returns
+/// `Some(Yield::Executed)` if it ran one, `Some(Yield::Idle)` if not, and
+/// `None` off a worker thread.
+///
+/// What it may run follows the wait protocol (`docs/design.md`,
+/// "Yielding"): at the top of a task (no `join` or `scope` waiting on this
+/// worker's stack, and not inside a scope's body) whatever the worker
+/// would run next: a pending broadcast share, its own deque's newest task,
+/// a batch from the injector, another worker's oldest task. Inside a wait
+/// region only the innermost region's own tasks, which descend from what
+/// is waited for.
+///
+/// ```
+/// use corepool::Yield;
+///
+/// assert_eq!(corepool::yield_now(), None); // not on a worker
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let yielded = pool
+///     .spawn(|| {
+///         let child = corepool::spawn(|| 7).unwrap();
+///         // The only worker runs the child here, then finds nothing.
+///         let first = corepool::yield_now();
+///         assert!(child.is_finished());
+///         (first, corepool::yield_now())
+///     })
+///     .unwrap()
+///     .join()
+///     .unwrap();
+/// assert_eq!(yielded, (Some(Yield::Executed), Some(Yield::Idle)));
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub fn yield_now() -> Option<Yield> {
+    worker::with_current(|current| {
+        current.map(|worker| {
+            if worker.yield_one() {
+                Yield::Executed
+            } else {
+                Yield::Idle
+            }
+        })
+    })
+}
+
+/// Runs `f`, which is about to block (I/O, a lock, a channel), on this
+/// worker while a spare worker runs the pool's queues in its place, as
+/// tokio's `block_in_place`. Off a worker thread it just runs `f`.
+///
+/// This is the compensation corepool's own blocking waits use
+/// (`docs/design.md`, "Waiting inside a task"): the worker counts itself
+/// blocked and returns its held slots of the bound, and a spare worker
+/// (started on first need, unpinned) runs tasks until `f` returns. Spares
+/// are bounded by [`Builder::max_spare_threads`](crate::Builder::max_spare_threads):
+/// past that many blocked workers (or if no thread can be started), the
+/// pool runs one thread short until `f` returns. Meanwhile this worker
+/// runs nothing else, not even its broadcast shares.
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let (tx, rx) = mpsc::channel();
+/// let waiter = pool
+///     .spawn(move || corepool::block_in_place(|| rx.recv().unwrap()))
+///     .unwrap();
+/// // Queued behind the waiter on the only worker: a spare runs it.
+/// pool.submit(move || tx.send(42).unwrap()).unwrap();
+/// assert_eq!(waiter.join().unwrap(), 42);
+///
+/// assert_eq!(corepool::block_in_place(|| 1 + 1), 2); // off a worker: just runs
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub fn block_in_place<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    let worker = worker::current_any();
+    let _blocked = worker.as_deref().map(WorkerContext::block);
+    f()
 }

@@ -60,21 +60,29 @@ impl JoinLatch {
     }
 
     /// Parks the owner on `parker`, its wait parker, until the latch is
-    /// set. Only the owner calls it.
-    pub(crate) fn park_until_set(&self, parker: &Parker) {
+    /// set, or until `interrupted()` (a broadcast share arrived: whoever
+    /// posts one unparks the same parker after posting). Only the owner
+    /// calls it; after an interruption it may call it again.
+    pub(crate) fn park_until_set(&self, parker: &Parker, interrupted: impl Fn() -> bool) {
         let address = parker as *const Parker as usize;
-        // A failed exchange means the latch is already set.
-        if self
-            .state
-            .compare_exchange(UNSET, address, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
+        // A failed exchange means the latch is already set, or the owner
+        // registered in an earlier, interrupted call.
+        if let Err(current) =
+            self.state
+                .compare_exchange(UNSET, address, Ordering::AcqRel, Ordering::Acquire)
         {
-            return;
+            if current != address {
+                return;
+            }
         }
         // The setter unparks exactly once after it saw the address, and
         // the parker keeps that token, so this loop ends once the latch is
-        // set.
+        // set. (A token left by an interrupted call or a broadcast's post
+        // only makes one `park` return early.)
         while !self.probe() {
+            if interrupted() {
+                return;
+            }
             parker.park();
         }
     }

@@ -179,7 +179,11 @@ where
                     Region::enter(worker).wait(
                         job_b.region(),
                         || job_b.latch.probe(),
-                        || job_b.latch.park_until_set(worker.wait_parker()),
+                        || {
+                            job_b
+                                .latch
+                                .park_until_set(worker.wait_parker(), || worker.broadcast_pending())
+                        },
                     );
                     break;
                 }

@@ -13,11 +13,12 @@ use std::time::Duration;
 use std::rc::Rc;
 
 use crate::admission::Refused;
+use crate::broadcast::{self, BroadcastContext};
 use crate::builder::Builder;
 use crate::error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::job::{LockLatch, StackJob};
 use crate::metrics::MetricsSnapshot;
-use crate::scope::{self, Scope};
+use crate::scope::{self, Scope, ScopeFifo};
 use crate::spawn::{self, JoinHandle};
 use crate::sync::{thread, Arc, Instant};
 use crate::task::Task;
@@ -515,6 +516,99 @@ impl Pool {
         let caller = worker::current_any();
         let _blocked = caller.as_deref().map(WorkerContext::block);
         shared.wait_idle(deadline)
+    }
+
+    /// Like [`scope`](Pool::scope), but the tasks spawned with
+    /// [`ScopeFifo::spawn_fifo`] start in the order they were spawned (per
+    /// spawning worker), as rayon's `scope_fifo`; plain `spawn` and the
+    /// free [`corepool::spawn`](crate::spawn) stay LIFO.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let mut squares = [0u64; 8];
+    /// pool.scope_fifo(|s| {
+    ///     for (i, square) in squares.iter_mut().enumerate() {
+    ///         s.spawn_fifo(move |_| *square = (i * i) as u64);
+    ///     }
+    /// });
+    /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn scope_fifo<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&ScopeFifo<'scope>) -> R + Send,
+        R: Send,
+    {
+        let handle = &self.handle;
+        self.install(|| {
+            let worker = worker::current(&handle.shared);
+            scope::run_scope_fifo(worker.as_deref(), handle, op)
+        })
+    }
+
+    /// Runs `op` once on every active worker and returns the results in
+    /// worker order ([`BroadcastContext::index`]), as rayon's `broadcast`:
+    /// for per-thread caches, or flushing thread-locals.
+    ///
+    /// The workers taking part are those active when the broadcast starts
+    /// (`0..workers()`): workers retired by [`set_workers`](Pool::set_workers)
+    /// do not take part (one retired after the start still runs its
+    /// share), nor do spare workers. Each worker runs its share when it
+    /// next returns to its loop (at once if idle), or while it waits
+    /// inside a `join` or `scope`; a worker blocked in a blocking wait
+    /// (`JoinHandle::join`, [`block_in_place`](crate::block_in_place),
+    /// `install` into another pool) runs it once that wait ends, so a
+    /// broadcast from a task that such a worker waits for never finishes.
+    ///
+    /// A broadcast is internal work: it takes no slot of the bound and is
+    /// never refused. Called from a worker of this pool, that worker runs
+    /// its own share itself, then waits for the others as a blocking wait
+    /// (a spare stands in, [`Builder::max_spare_threads`]), running shares
+    /// of other broadcasts meanwhile. Once the pool has shut down and its
+    /// workers have exited, their shares run on the calling thread. If a
+    /// share panics, the panic is re-raised here after every share ended.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// thread_local!(static HITS: Cell<u32> = const { Cell::new(0) });
+    ///
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// pool.broadcast(|_| HITS.with(|h| h.set(h.get() + 1)));
+    /// // Collect every worker's thread-local, in worker order.
+    /// let hits = pool.broadcast(|ctx| (ctx.index(), HITS.with(Cell::get)));
+    /// assert_eq!(hits, [(0, 1), (1, 1)]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn broadcast<OP, R>(&self, op: OP) -> Vec<R>
+    where
+        OP: Fn(BroadcastContext<'_>) -> R + Sync,
+        R: Send,
+    {
+        broadcast::broadcast(&self.handle.shared, op)
+    }
+
+    /// Runs `op` once on every active worker, as [`broadcast`](Pool::broadcast),
+    /// without waiting (rayon's `spawn_broadcast`). A worker that calls it
+    /// runs its own share later, from its loop, like the others. A panic
+    /// in a share goes to the pool's panic handler, like a submitted
+    /// task's.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// pool.spawn_broadcast(move |ctx| tx.lock().unwrap().send(ctx.index()).unwrap());
+    /// let mut seen: Vec<usize> = rx.iter().take(2).collect();
+    /// seen.sort();
+    /// assert_eq!(seen, [0, 1]);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn spawn_broadcast<OP>(&self, op: OP)
+    where
+        OP: Fn(BroadcastContext<'_>) + Send + Sync + 'static,
+    {
+        broadcast::spawn_broadcast(&self.handle.shared, op)
     }
 
     /// Stops accepting work, runs every task already accepted, and joins
@@ -1122,11 +1216,18 @@ impl Handle {
     ///
     /// Whatever `run` borrows must outlive its run (`Pool::scope` waits
     /// for every task it spawned before its borrows end).
-    pub(crate) unsafe fn push_or_run_scoped<F>(&self, run: F)
+    /// With `fifo`, a task pushed onto a worker's deque goes through its
+    /// FIFO queue (`WorkerContext::push_fifo`).
+    pub(crate) unsafe fn push_or_run_scoped<F>(&self, fifo: bool, run: F)
     where
         F: FnOnce() + Send,
     {
         match self.route(Wait::Forever) {
+            Ok(Route::Local(worker)) if fifo => {
+                // SAFETY: the caller's contract is `Task::new_unchecked`'s.
+                let task = unsafe { Task::new_unchecked(run, false, false) };
+                worker.push_fifo(task)
+            }
             // SAFETY: the caller's contract is `Task::new_unchecked`'s.
             Ok(route) => self.push_task(route, |admitted, stamped| unsafe {
                 Task::new_unchecked(run, admitted, stamped)

@@ -17,7 +17,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use crate::pool::Handle;
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
 use crate::wait::Region;
-use crate::worker::{self, WorkerContext};
+use crate::worker::{self, Shared, WorkerContext};
 
 /// A fork-join scope, created by [`Pool::scope`](crate::Pool::scope),
 /// [`Pool::in_place_scope`](crate::Pool::in_place_scope) or
@@ -46,16 +46,33 @@ struct ScopeState {
     pending: AtomicUsize,
     /// Where the scope's owner parks while it waits for `pending` to fall
     /// to zero.
-    parker: Parker,
+    parker: OwnerParker,
     /// The first panic of a spawned task, re-raised by `scope`.
     panic: Mutex<Option<Box<dyn Any + Send + 'static>>>,
+}
+
+/// The parker of a scope's owner: on a worker its wait parker, which a
+/// broadcast's post unparks too (`crate::broadcast`); elsewhere one of the
+/// scope's own.
+enum OwnerParker {
+    Own(Parker),
+    Worker(Arc<Shared>, usize),
+}
+
+impl OwnerParker {
+    fn get(&self) -> &Parker {
+        match self {
+            OwnerParker::Own(parker) => parker,
+            OwnerParker::Worker(shared, index) => &shared.wait_parkers[*index],
+        }
+    }
 }
 
 impl ScopeState {
     /// One task (or the body) finished; the last one wakes the owner.
     fn finish_one(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.parker.unpark();
+            self.parker.get().unpark();
         }
     }
 
@@ -129,6 +146,14 @@ impl<'scope> Scope<'scope> {
     where
         F: FnOnce(&Scope<'scope>) + Send + 'scope,
     {
+        self.spawn_task(false, f);
+    }
+
+    /// `spawn`, or `ScopeFifo::spawn_fifo` when `fifo`.
+    fn spawn_task<F>(&self, fifo: bool, f: F)
+    where
+        F: FnOnce(&Scope<'scope>) + Send + 'scope,
+    {
         self.state.pending.fetch_add(1, Ordering::Relaxed);
         let completion = Completion(Some(self.state.clone()));
         let handle = self.handle.clone();
@@ -152,7 +177,7 @@ impl<'scope> Scope<'scope> {
         // SAFETY: `Pool::scope` returns only once `pending` is zero, after
         // this closure ran or was dropped, so what it borrows for `'scope`
         // is never used after `'scope` ends.
-        unsafe { self.handle.push_or_run_scoped(run) };
+        unsafe { self.handle.push_or_run_scoped(fifo, run) };
     }
 }
 
@@ -162,23 +187,117 @@ impl<'scope> Scope<'scope> {
 /// the pool shuts down), on the caller's thread, which parks until the
 /// scope's tasks are done (a worker of another pool counts itself blocked
 /// meanwhile, as in `install`).
+/// A fork-join scope whose tasks start in the order they were spawned,
+/// created by [`Pool::scope_fifo`](crate::Pool::scope_fifo) (rayon's
+/// `ScopeFifo`).
+///
+/// ```
+/// use std::sync::Mutex;
+/// // One worker: the tasks start in the order spawned.
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let order = Mutex::new(Vec::new());
+/// pool.scope_fifo(|s| {
+///     for i in 0..4 {
+///         let order = &order;
+///         s.spawn_fifo(move |_| order.lock().unwrap().push(i));
+///     }
+/// });
+/// assert_eq!(order.into_inner().unwrap(), [0, 1, 2, 3]);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub struct ScopeFifo<'scope> {
+    scope: Scope<'scope>,
+}
+
+impl<'scope> ScopeFifo<'scope> {
+    /// Spawns `f` into the scope, in FIFO order: of the tasks one worker
+    /// spawns this way, the oldest starts first (whoever starts it: the
+    /// spawning worker or a thief). As with [`Scope::spawn`], `f` may
+    /// borrow anything that outlives the scope and may spawn more.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let pool = corepool::Pool::builder().workers(2).build()?;
+    /// let count = AtomicUsize::new(0);
+    /// pool.scope_fifo(|s| {
+    ///     s.spawn_fifo(|s| {
+    ///         count.fetch_add(1, Ordering::Relaxed);
+    ///         s.spawn_fifo(|_| {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         });
+    ///     });
+    /// });
+    /// assert_eq!(count.into_inner(), 2);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn spawn_fifo<F>(&self, f: F)
+    where
+        F: FnOnce(&ScopeFifo<'scope>) + Send + 'scope,
+    {
+        self.scope.spawn_task(true, move |scope: &Scope<'scope>| {
+            let fifo = ScopeFifo {
+                scope: Scope {
+                    state: scope.state.clone(),
+                    handle: scope.handle.clone(),
+                    _marker: PhantomData,
+                },
+            };
+            f(&fifo)
+        });
+    }
+}
+
+/// The body of `Pool::scope_fifo`: `run_scope` with a `ScopeFifo`.
+pub(crate) fn run_scope_fifo<'scope, OP, R>(
+    worker: Option<&WorkerContext>,
+    handle: &Handle,
+    op: OP,
+) -> R
+where
+    OP: FnOnce(&ScopeFifo<'scope>) -> R,
+{
+    run_scope(worker, handle, |scope: &Scope<'scope>| {
+        let fifo = ScopeFifo {
+            scope: Scope {
+                state: scope.state.clone(),
+                handle: scope.handle.clone(),
+                _marker: PhantomData,
+            },
+        };
+        op(&fifo)
+    })
+}
+
+/// The body of `Pool::scope`, running on `worker` (or, while the pool
+/// shuts down, on the caller's thread).
 pub(crate) fn run_scope<'scope, OP, R>(worker: Option<&WorkerContext>, handle: &Handle, op: OP) -> R
 where
     OP: FnOnce(&Scope<'scope>) -> R,
 {
+    // On a worker, the owner parks on its wait parker, which a broadcast
+    // also unparks (`Shared::wake_for_broadcast`).
+    let parker = match worker {
+        Some(worker) => OwnerParker::Worker(worker.shared().clone(), worker.index()),
+        None => OwnerParker::Own(Parker::new()),
+    };
     let scope = Scope {
         state: Arc::new(ScopeState {
             pending: AtomicUsize::new(1),
-            parker: Parker::new(),
+            parker,
             panic: Mutex::new(None),
         }),
         handle: handle.clone(),
         _marker: PhantomData,
     };
     let state = &*scope.state;
+    // Returns once the count is zero, or (on a worker) when a broadcast
+    // share waits to run (`Region::wait` runs it and parks again).
     let park = || {
         while !state.done() {
-            state.parker.park();
+            if worker.is_some_and(WorkerContext::broadcast_pending) {
+                return;
+            }
+            state.parker.get().park();
         }
     };
     // Whatever happened, the borrowed stack must outlive every task.

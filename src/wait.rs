@@ -34,6 +34,12 @@
 //!    runs nothing at all (rule 1 and 2 have no region to go by): it blocks,
 //!    and the pool *compensates* (below).
 //!
+//! The one exception is a worker's own broadcast shares (`crate::broadcast`):
+//! a fork-join waiter runs those posted to its inbox, each in a region of
+//! its own, since a broadcast made by a piece it waits for could not
+//! finish otherwise (`docs/design.md`, "Broadcast"). A blocking wait runs
+//! none.
+//!
 //! Nesting is bounded by the depth of the fork-join tree: each nested task
 //! descends from the piece its waiter waits for.
 //!
@@ -77,8 +83,11 @@ impl<'a> Region<'a> {
 
     /// Runs tasks of this region and pieces of `region` stolen from
     /// workers running them until `done()`; when there are none for a few
-    /// rounds, calls `park`, which must return only once `done()` holds.
-    pub(crate) fn wait(&self, region: usize, done: impl Fn() -> bool, park: impl FnOnce()) {
+    /// rounds, calls `park`, which must return only once `done()` holds or
+    /// a broadcast share waits in this worker's inbox
+    /// (`WorkerContext::broadcast_pending`). Broadcast shares run here too
+    /// (`crate::broadcast`).
+    pub(crate) fn wait(&self, region: usize, done: impl Fn() -> bool, mut park: impl FnMut()) {
         let worker = self.worker;
         worker.return_held_slots();
         let backoff = Backoff::new();
@@ -86,14 +95,19 @@ impl<'a> Region<'a> {
             if done() {
                 return;
             }
+            if worker.run_broadcasts_in_wait() {
+                continue;
+            }
             if let Some(task) = worker.pop_region_task().or_else(|| worker.leapfrog(region)) {
                 worker.execute(task);
                 backoff.reset();
                 continue;
             }
             if crate::sync::IS_LOOM || backoff.is_completed() {
+                // Returns once done, or when a broadcast share waits to
+                // run here (run at the top of the loop).
                 park();
-                return;
+                continue;
             }
             backoff.snooze();
         }

@@ -36,6 +36,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
@@ -44,6 +45,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::admission::{Admission, Released};
 use crate::autoscale::{Autoscaler, LoadSample};
+use crate::broadcast::Inbox;
 use crate::builder::ThreadName;
 use crate::metrics::{
     bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
@@ -193,6 +195,19 @@ pub(crate) struct Shared {
     idle_waiters: std::sync::atomic::AtomicUsize,
     idle_lock: std::sync::Mutex<()>,
     idle_cvar: std::sync::Condvar,
+    /// For each core slot, the broadcast shares it has yet to run
+    /// (`crate::broadcast`).
+    pub(crate) inboxes: Box<[CachePadded<Inbox>]>,
+    /// For each worker (spares included), the tasks it spawned with
+    /// `spawn_fifo`, oldest first; each has a trampoline on the worker's
+    /// deque that runs one of them (see `run_fifo`).
+    fifos: Box<[CachePadded<Mutex<VecDeque<FifoEntry>>>]>,
+}
+
+/// A task spawned with `spawn_fifo`, numbered in its worker's order.
+struct FifoEntry {
+    seq: u64,
+    task: Task,
 }
 
 /// The spare workers of a pool (see `crate::wait`, "Blocking waits").
@@ -263,6 +278,38 @@ impl Shared {
             idle_waiters: std::sync::atomic::AtomicUsize::new(0),
             idle_lock: std::sync::Mutex::new(()),
             idle_cvar: std::sync::Condvar::new(),
+            inboxes: (0..core_slots).map(|_| CachePadded::default()).collect(),
+            fifos: (0..workers)
+                .map(|_| CachePadded::new(Mutex::new(VecDeque::new())))
+                .collect(),
+        }
+    }
+
+    /// Hands a panic caught outside a task's own `catch_unwind` (a
+    /// `spawn_broadcast` share's) to the panic handler, counting it for
+    /// worker `index`, as `WorkerContext::execute` does for a task's.
+    pub(crate) fn report_panic(&self, index: usize, payload: Box<dyn Any + Send>) {
+        if let Some(counters) = self.counters.get(index) {
+            bump(&counters.panicked, 1);
+        }
+        match &self.hooks.panic_handler {
+            Some(handler) => call_guarded(|| handler(payload)),
+            None => drop_payload(payload),
+        }
+    }
+
+    /// Wakes every core worker that may have to run a broadcast share just
+    /// posted: idle ones (`crate::sleep`), retired ones (they run a share
+    /// posted while they were active) and ones parked in a wait inside a
+    /// task (`crate::wait`).
+    pub(crate) fn wake_for_broadcast(&self, targets: usize) {
+        self.sleep.wake_all();
+        {
+            let _guard = lock(&self.resize);
+            self.resize_cvar.notify_all();
+        }
+        for parker in &self.wait_parkers[..targets] {
+            parker.unpark();
         }
     }
 
@@ -587,6 +634,7 @@ pub(crate) struct SavedRegion {
     frames: Vec<JobRef>,
     offered: usize,
     new: usize,
+    fifo_floor: u64,
 }
 
 /// The state of the worker running on this thread.
@@ -622,6 +670,14 @@ pub(crate) struct WorkerContext {
     region_new: Cell<usize>,
     /// How many entries of this worker's `Pieces` are published.
     piece_depth: Cell<usize>,
+    /// How many wait regions are open on this worker's stack (`yield_now`
+    /// and the FIFO trampolines run less inside one).
+    wait_depth: Cell<usize>,
+    /// The number of the next `spawn_fifo` entry of this worker.
+    fifo_seq: Cell<u64>,
+    /// The number of the first `spawn_fifo` entry pushed inside the
+    /// innermost wait region.
+    fifo_floor: Cell<u64>,
 }
 
 /// How many nested pieces a worker publishes for leapfrogging; deeper
@@ -784,6 +840,114 @@ impl WorkerContext {
             offered_frames: Cell::new(0),
             region_new: Cell::new(0),
             piece_depth: Cell::new(0),
+            wait_depth: Cell::new(0),
+            fifo_seq: Cell::new(0),
+            fifo_floor: Cell::new(0),
+        }
+    }
+
+    /// Pushes a task spawned with `spawn_fifo`: the task joins this
+    /// worker's FIFO queue, and a trampoline that runs the oldest entry of
+    /// that queue joins its deque (rayon's design): the deque stays LIFO,
+    /// but whoever pops or steals a trampoline starts the tasks of the FIFO
+    /// queue in the order they were spawned.
+    pub(crate) fn push_fifo(&self, task: Task) {
+        let seq = self.fifo_seq.get();
+        self.fifo_seq.set(seq + 1);
+        lock(&self.shared.fifos[self.index]).push_back(FifoEntry { seq, task });
+        let shared = self.shared.clone();
+        let owner = self.index;
+        self.push(Task::new(
+            move || run_fifo(&shared, owner, seq),
+            false,
+            false,
+        ));
+    }
+
+    /// Whether a broadcast share waits in this worker's inbox.
+    #[inline]
+    pub(crate) fn broadcast_pending(&self) -> bool {
+        !crate::sync::IS_LOOM
+            && self
+                .shared
+                .inboxes
+                .get(self.index)
+                .is_some_and(|inbox| inbox.is_pending())
+    }
+
+    /// Runs every broadcast share in this worker's inbox; returns whether
+    /// it ran any. For the main loop (no wait open on this stack).
+    fn run_broadcasts(&self) -> bool {
+        let Some(inbox) = self.shared.inboxes.get(self.index) else {
+            return false;
+        };
+        let mut ran = false;
+        while let Some(share) = inbox.pop() {
+            share.run(self.index, &self.shared);
+            ran = true;
+        }
+        ran
+    }
+
+    /// Runs the broadcast shares in this worker's inbox from inside a wait
+    /// (a `join`, a `scope`, a broadcast, `block_in_place`): in a region of
+    /// their own, so that nothing they leave on the deque is taken for the
+    /// enclosing region's work; what they leave goes to the injector.
+    /// Returns whether it ran any.
+    pub(crate) fn run_broadcasts_in_wait(&self) -> bool {
+        if !self.broadcast_pending() {
+            return false;
+        }
+        let saved = self.enter_region();
+        let ran = self.run_broadcasts();
+        // `region_new` counts what the shares pushed and did not pop. It
+        // overcounts only if thieves took some of those tasks, and thieves
+        // take the oldest first: then nothing older is left below, so the
+        // pops below never reach the enclosing region's tasks.
+        let mut moved = false;
+        for _ in 0..self.region_new.replace(0) {
+            match self.local.pop() {
+                Some(task) => {
+                    self.shared.injector.push(task);
+                    moved = true;
+                }
+                None => break,
+            }
+        }
+        if moved {
+            self.shared.sleep.notify_work(|| true);
+        }
+        self.exit_region(saved);
+        ran
+    }
+
+    /// `corepool::yield_now` on this worker: runs one task, if there is
+    /// one it may run here (see `docs/design.md`, "Yielding"). Returns
+    /// whether it ran one.
+    pub(crate) fn yield_one(&self) -> bool {
+        if self.wait_depth.get() > 0 {
+            // Inside a wait: only the innermost region's own tasks.
+            return match self.pop_region_task() {
+                Some(task) => {
+                    self.execute(task);
+                    true
+                }
+                None => false,
+            };
+        }
+        if self.run_broadcasts() {
+            return true;
+        }
+        let task = self
+            .pop_local()
+            .or_else(|| self.steal_from_injector())
+            .or_else(|| self.steal_from_workers());
+        match task {
+            Some(task) => {
+                self.execute(task);
+                true
+            }
+            None => false,
         }
     }
 
@@ -872,6 +1036,19 @@ impl WorkerContext {
             call_guarded(|| hook(ctx.index));
         }
         ctx.main_loop();
+        // Shares posted before the inbox closes run here; later ones run on
+        // their broadcaster's thread (`crate::broadcast`).
+        // (Not under loom: broadcasts are not modeled.)
+        if let Some(inbox) = ctx
+            .shared
+            .inboxes
+            .get(ctx.index)
+            .filter(|_| !crate::sync::IS_LOOM)
+        {
+            for share in inbox.close() {
+                share.run(ctx.index, &ctx.shared);
+            }
+        }
         // This thread is no worker any more: a submission from the stop
         // hook must go through the bound and be refused (the pool is
         // closed), not land on a deque nobody will look at again.
@@ -911,6 +1088,11 @@ impl WorkerContext {
     /// (`corepool::current_num_threads`).
     pub(crate) fn active_workers(&self) -> usize {
         self.shared.active_workers()
+    }
+
+    /// This worker's pool.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The identity of this worker's pool: the address of its shared state.
@@ -972,10 +1154,12 @@ impl WorkerContext {
     pub(crate) fn enter_region(&self) -> SavedRegion {
         // SAFETY: as in `open_join`: one call on the `Vec`, on its thread.
         let frames = unsafe { std::mem::take(&mut *self.join_frames.get()) };
+        self.wait_depth.set(self.wait_depth.get() + 1);
         SavedRegion {
             frames,
             offered: self.offered_frames.replace(0),
             new: self.region_new.replace(0),
+            fifo_floor: self.fifo_floor.replace(self.fifo_seq.get()),
         }
     }
 
@@ -989,6 +1173,8 @@ impl WorkerContext {
         self.offered_frames.set(saved.offered);
         self.region_new
             .set(saved.new.saturating_add(self.region_new.get()));
+        self.fifo_floor.set(saved.fifo_floor);
+        self.wait_depth.set(self.wait_depth.get() - 1);
     }
 
     /// The newest task of this worker's deque if it was pushed inside the
@@ -1075,6 +1261,15 @@ impl WorkerContext {
         let mut searching = false;
         let mut awake_since = Instant::now();
         loop {
+            if self.broadcast_pending() {
+                // A share may be long: not counted as a searcher meanwhile,
+                // so that pushes still wake a sleeper (`crate::sleep`).
+                if searching {
+                    searching = false;
+                    shared.sleep.stop_searching(work_visible);
+                }
+                self.run_broadcasts();
+            }
             if self.should_leave() {
                 self.return_held_slots();
                 if searching {
@@ -1118,11 +1313,14 @@ impl WorkerContext {
             let recheck = || {
                 if self.should_leave() {
                     Recheck::Exit
+                } else if self.broadcast_pending() {
+                    // Run at the top of the loop.
+                    Recheck::Work(None)
                 } else if let Some(task) = self
                     .steal_from_injector()
                     .or_else(|| self.steal_from_workers())
                 {
-                    Recheck::Work(task)
+                    Recheck::Work(Some(task))
                 } else if shared.admission.is_closed_and_drained() {
                     Recheck::Exit
                 } else {
@@ -1148,7 +1346,9 @@ impl WorkerContext {
                         shared.sleep.stop_searching(work_visible);
                     }
                     searching = false;
-                    self.execute(item);
+                    if let Some(task) = item {
+                        self.execute(task);
+                    }
                 }
                 Parked::Woken => {
                     awake_since = Instant::now();
@@ -1205,6 +1405,7 @@ impl WorkerContext {
             if shared.admission.is_closed()
                 || shared.is_aborting()
                 || shared.is_active_slot(self.index)
+                || self.broadcast_pending()
             {
                 return;
             }
@@ -1417,6 +1618,63 @@ impl WorkerContext {
             );
         }
     }
+}
+
+/// The trampoline of a `spawn_fifo` task of worker `owner`, numbered
+/// `seq`: runs the oldest entry of `owner`'s FIFO queue that the thread
+/// running it may run.
+///
+/// Outside any wait, that is the oldest entry. Inside a wait region, the
+/// wait protocol allows only work that descends from what is waited for
+/// (`crate::wait`): the owner itself takes the oldest entry pushed inside
+/// its innermost region (it popped this trampoline as a task of that
+/// region, so there is one unless another trampoline took it); any other
+/// worker (a leapfrogger) takes only this trampoline's own entry. If
+/// nothing may run here while entries are left, a fresh trampoline goes
+/// to the injector, so that no entry is left without one.
+fn run_fifo(shared: &Arc<Shared>, owner: usize, seq: u64) {
+    let rule = with_current(|current| match current {
+        Some(worker) if Arc::ptr_eq(&worker.shared, shared) && worker.wait_depth.get() > 0 => {
+            if worker.index == owner {
+                FifoRule::From(worker.fifo_floor.get())
+            } else {
+                FifoRule::Only(seq)
+            }
+        }
+        _ => FifoRule::Oldest,
+    });
+    let (task, left) = {
+        let mut fifo = lock(&shared.fifos[owner]);
+        let position = match rule {
+            FifoRule::Oldest => (!fifo.is_empty()).then_some(0),
+            FifoRule::From(floor) => fifo.iter().position(|entry| entry.seq >= floor),
+            FifoRule::Only(seq) => fifo.iter().position(|entry| entry.seq == seq),
+        };
+        let task = position
+            .and_then(|at| fifo.remove(at))
+            .map(|entry| entry.task);
+        (task, !fifo.is_empty())
+    };
+    match task {
+        Some(task) => task.run(),
+        None if left => {
+            let again = shared.clone();
+            shared.injector.push(Task::new(
+                move || run_fifo(&again, owner, u64::MAX),
+                false,
+                false,
+            ));
+            shared.sleep.notify_work(|| true);
+        }
+        None => {}
+    }
+}
+
+/// Which entry of a FIFO queue a trampoline may take (see `run_fifo`).
+enum FifoRule {
+    Oldest,
+    From(u64),
+    Only(u64),
 }
 
 /// Starts a thread that runs slot `index` as a worker; hands the deque
