@@ -607,6 +607,9 @@ impl Shared {
         }
         let _guard = lock(&self.resize);
         self.resize_cvar.notify_all();
+        for parker in &self.wait_parkers[self.core_slots..] {
+            parker.unpark();
+        }
     }
 }
 
@@ -1139,8 +1142,7 @@ impl WorkerContext {
             return;
         }
         drop(spares);
-        let _guard = lock(&shared.resize);
-        shared.resize_cvar.notify_all();
+        shared.wait_parkers[index].unpark();
     }
 
     /// Where this worker parks while it waits inside a task.
@@ -1400,6 +1402,22 @@ impl WorkerContext {
         }
         // It may have run the last task: `Pool::wait_idle` looks again.
         shared.notify_idle_waiters();
+        let retired = || {
+            shared.admission.is_closed()
+                || shared.is_aborting()
+                || shared.is_active_slot(self.index)
+                || self.broadcast_pending()
+        };
+        if self.index >= shared.core_slots {
+            // A spare waits on its own parker, so that each blocked worker
+            // wakes one spare (`start_spare`), not every retired thread.
+            // The checks read what the waker wrote before its unpark, and
+            // the parker keeps the token.
+            while !retired() {
+                self.wait_parker().park();
+            }
+            return;
+        }
         let mut guard = lock(&shared.resize);
         loop {
             if shared.admission.is_closed()

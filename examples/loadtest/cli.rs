@@ -44,7 +44,7 @@ impl Profile {
         }
     }
 
-    /// Default number of requests: sized so that all six engines finish in
+    /// Default number of requests: sized so that all seven engines finish in
     /// well under a minute on a 2-core machine.
     pub fn default_requests(self) -> u64 {
         match self {
@@ -94,7 +94,7 @@ pub struct Args {
     pub burst: bool,
 
     /// Engines to run, comma-separated [default: all]:
-    /// corepool, corepool-shed, threads, channel, tokio, rayon.
+    /// corepool, corepool-shed, corepool-managed, threads, channel, tokio, rayon.
     #[arg(long, value_delimiter = ',')]
     pub engines: Option<Vec<String>>,
 

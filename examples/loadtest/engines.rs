@@ -29,6 +29,10 @@ pub enum EngineKind {
     Corepool,
     /// corepool, `try_submit`: a full queue sheds the request (rejected).
     CorepoolShed,
+    /// corepool with one worker per core, the downstream call inside
+    /// `corepool::block_in_place` (a spare runs the queue meanwhile, up to
+    /// the rule's worker count of spares), blocking `submit`.
+    CorepoolManaged,
     /// One OS thread per request, at most `max_threads` alive at once.
     Threads,
     /// W threads reading a bounded crossbeam channel (the "Go-style" pool).
@@ -41,9 +45,10 @@ pub enum EngineKind {
 
 impl EngineKind {
     /// Every engine, in the order the demo runs them by default.
-    pub const ALL: [EngineKind; 6] = [
+    pub const ALL: [EngineKind; 7] = [
         EngineKind::Corepool,
         EngineKind::CorepoolShed,
+        EngineKind::CorepoolManaged,
         EngineKind::Threads,
         EngineKind::Channel,
         EngineKind::Tokio,
@@ -55,6 +60,7 @@ impl EngineKind {
         match self {
             EngineKind::Corepool => "corepool",
             EngineKind::CorepoolShed => "corepool-shed",
+            EngineKind::CorepoolManaged => "corepool-managed",
             EngineKind::Threads => "threads",
             EngineKind::Channel => "channel",
             EngineKind::Tokio => "tokio",
@@ -77,6 +83,11 @@ impl EngineKind {
             EngineKind::CorepoolShed => format!(
                 "corepool, {} workers, queue capacity {}, try_submit (full => rejected)",
                 spec.workers, spec.capacity
+            ),
+            EngineKind::CorepoolManaged => format!(
+                "corepool, {} workers (one per core), up to {} spares, queue capacity {}, \
+                 downstream call in block_in_place",
+                spec.cores, spec.workers, spec.capacity
             ),
             EngineKind::Threads => format!(
                 "one OS thread per request, at most {} alive (the generator waits at the cap)",
@@ -313,13 +324,23 @@ impl Tracker {
     /// The request handler: read the body, do the CPU work, make the
     /// downstream call if it is an I/O request, record the completion.
     fn serve(&self, req: Request) {
+        self.serve_with(req, false);
+    }
+
+    /// [`serve`](Tracker::serve); with `managed`, the downstream call runs
+    /// in `corepool::block_in_place`.
+    fn serve_with(&self, req: Request, managed: bool) {
         let mut acc = req.id;
         for chunk in req.body.chunks(64) {
             acc = acc.wrapping_add(u64::from(chunk[0]));
         }
         if req.io {
             acc = burn(self.io_cpu_iters, acc);
-            thread::sleep(self.io_wait);
+            if managed {
+                corepool::block_in_place(|| thread::sleep(self.io_wait));
+            } else {
+                thread::sleep(self.io_wait);
+            }
         } else {
             acc = burn(self.cpu_iters, acc);
         }
@@ -636,9 +657,18 @@ fn drive(
     exact_extra_threads: &AtomicU64,
 ) -> Result<Generated, String> {
     let generated = match engine {
-        EngineKind::Corepool | EngineKind::CorepoolShed => {
+        EngineKind::Corepool | EngineKind::CorepoolShed | EngineKind::CorepoolManaged => {
+            let managed = engine == EngineKind::CorepoolManaged;
+            // Managed: one worker per core, and spares for the blocked ones
+            // instead of the rule's extra workers.
+            let (workers, spares) = if managed {
+                (spec.cores, spec.workers)
+            } else {
+                (spec.workers, spec.workers)
+            };
             let pool = corepool::Pool::builder()
-                .workers(spec.workers)
+                .workers(workers)
+                .max_spare_threads(spares)
                 .queue_capacity(spec.capacity)
                 .pin_workers(spec.pin)
                 .build()
@@ -646,7 +676,7 @@ fn drive(
             let shed = engine == EngineKind::CorepoolShed;
             let generated = generate(spec, tracker, &mut |req| {
                 let t = Arc::clone(tracker);
-                let job = move || t.serve(req);
+                let job = move || t.serve_with(req, managed);
                 if shed {
                     pool.try_submit(job).is_ok()
                 } else {

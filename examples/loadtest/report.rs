@@ -177,9 +177,10 @@ pub fn write_json(report: &Report, path: &Path) -> Result<(), String> {
     std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
     RGBColor(214, 39, 40),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
