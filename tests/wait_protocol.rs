@@ -266,3 +266,99 @@ fn join_waiter_does_not_take_unrelated_queued_tasks() {
         assert_eq!(result, 2);
     });
 }
+
+/// The state letter of thread `tid` of this process (`R` running or
+/// runnable, `S` sleeping, ...), from `/proc`.
+#[cfg(target_os = "linux")]
+fn thread_state(tid: i64) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[cfg(target_os = "linux")]
+fn gettid() -> i64 {
+    // SAFETY: `gettid` takes no argument and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
+/// A worker waiting on a running task sleeps in the kernel (`S`) instead
+/// of yielding in a loop (always runnable, `R`): wait until /proc shows it
+/// asleep, which never happened while waiters yielded.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_waiting_on_a_handle_sleeps() {
+    within("handle waiter sleeps", || {
+        let pool = pool(2);
+        let gate = Gate::new();
+        let held = gate.clone();
+        let (started_tx, started_rx) = mpsc::channel();
+        let blocker = pool
+            .spawn(move || {
+                started_tx.send(()).unwrap();
+                held.wait();
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let waiter = pool
+            .spawn(move || {
+                tid_tx.send(gettid()).unwrap();
+                blocker.join().unwrap();
+            })
+            .unwrap();
+        let tid = tid_rx.recv().unwrap();
+        lifecycle_support::wait_until("the waiting worker to sleep", || {
+            thread_state(tid) == Some('S')
+        });
+        gate.open();
+        waiter.join().unwrap();
+    });
+}
+
+/// The same for a `join` whose second half a thief took and that blocks:
+/// the owner parks on the join's latch.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_waiting_on_a_stolen_join_half_sleeps() {
+    within("join waiter sleeps", || {
+        let pool = pool(2);
+        let gate = Gate::new();
+        let held = gate.clone();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (stolen_tx, stolen_rx) = mpsc::channel::<()>();
+        let opener = std::thread::spawn(move || {
+            let tid: i64 = tid_rx.recv().unwrap();
+            // Only once `b` runs on the thief can the owner be waiting.
+            stolen_rx.recv().unwrap();
+            lifecycle_support::wait_until("the joining worker to sleep", || {
+                thread_state(tid) == Some('S')
+            });
+            gate.open();
+        });
+        let ((), ()) = pool.install(move || {
+            tid_tx.send(gettid()).unwrap();
+            corepool::join(
+                || {
+                    // `b` is on offer now. A push that pays the wake-up
+                    // fence (the offer skips it) makes sure the other
+                    // worker comes; it steals the oldest task, `b`. Keep
+                    // `a` running until then, so the owner must wait.
+                    corepool::submit(|| {});
+                    while !OWNER_MAY_RETURN.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
+                },
+                move || {
+                    OWNER_MAY_RETURN.store(true, Ordering::Release);
+                    stolen_tx.send(()).unwrap();
+                    held.wait();
+                },
+            )
+        });
+        opener.join().unwrap();
+    });
+}
+
+#[cfg(target_os = "linux")]
+static OWNER_MAY_RETURN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
