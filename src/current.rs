@@ -263,7 +263,7 @@ pub enum Yield {
 /// let pool = corepool::Pool::builder().workers(1).build()?;
 /// let yielded = pool
 ///     .spawn(|| {
-///         let child = corepool::spawn(|| 7).unwrap();
+///         let child = corepool::spawn(|| 7);
 ///         // The only worker runs the child here, then finds nothing.
 ///         let first = corepool::yield_now();
 ///         assert!(child.is_finished());
