@@ -103,21 +103,30 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let f = worker::with_current(|current| match current {
-        Some(worker) => {
-            let (queued, handle) = spawn::wrap(f, worker.pool_id());
-            worker.push(Task::claimable(queued, false, false));
-            Ok(handle)
-        }
-        None => Err(f),
-    });
-    match f {
+    match spawn_on_worker(f, WorkerContext::push) {
         Ok(handle) => handle,
         Err(f) => match global().spawn(f) {
             Ok(handle) => handle,
             Err(_) => unreachable!("{NEVER_SHUTS_DOWN}"),
         },
     }
+}
+
+/// Spawns `f` onto the calling worker with `push` (its deque, or its FIFO
+/// queue); hands `f` back off a worker.
+fn spawn_on_worker<F, T>(f: F, push: fn(&WorkerContext, Task)) -> Result<JoinHandle<T>, F>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    worker::with_current(|current| match current {
+        Some(worker) => {
+            let (queued, handle) = spawn::wrap(f, worker.pool_id());
+            push(worker, Task::claimable(queued, false, false));
+            Ok(handle)
+        }
+        None => Err(f),
+    })
 }
 
 /// Creates a fork-join scope on the current pool: the calling worker's,
@@ -220,15 +229,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let f = worker::with_current(|current| match current {
-        Some(worker) => {
-            let (queued, handle) = spawn::wrap(f, worker.pool_id());
-            worker.push_fifo(Task::claimable(queued, false, false));
-            Ok(handle)
-        }
-        None => Err(f),
-    });
-    match f {
+    match spawn_on_worker(f, WorkerContext::push_fifo) {
         Ok(handle) => handle,
         Err(f) => spawn(f),
     }
