@@ -293,13 +293,13 @@ where
         done: done.clone(),
     });
     let share: ShareArc<dyn RunShare + '_> = job.clone();
-    // SAFETY: the share borrows `op`, which lives on this frame. This
-    // function returns only once `done` counts every share finished, and a
-    // share drops its reference to the job before it counts itself
-    // (`Job::run`); every share posted runs (on its worker, when that
-    // worker exits at the latest, or here), and nothing between the post
-    // and the wait below can unwind (the own share catches its panic). So
-    // no reference to the job is used after `op`'s borrow ends.
+    // The share borrows `op`, which lives on this frame. This function
+    // returns only once `done` counts every share finished, and a share
+    // drops its reference to the job before it counts itself (`Job::run`);
+    // every share posted runs (on its worker, when that worker exits at the
+    // latest, or here), and nothing between the post and the wait below can
+    // unwind (the own share catches its panic).
+    // SAFETY: so no reference to the job is used after `op`'s borrow ends.
     let share: Share = unsafe { std::mem::transmute::<ShareArc<dyn RunShare + '_>, Share>(share) };
     post(shared, targets, own, &share);
     drop(share);
