@@ -11,6 +11,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -266,7 +267,30 @@ impl<T> Packet<T> {
 /// A spawned task: its packet and its closure, until someone runs it.
 struct Spawned<T, F> {
     packet: Packet<T>,
-    func: Mutex<Option<F>>,
+    /// Taken by the thread that moves the packet from `Pending` to
+    /// `Running` (`run`), or, once the packet is finished without that,
+    /// dropped by the queued task (`discard`): no lock of its own.
+    func: UnsafeCell<Option<F>>,
+}
+
+// SAFETY: `func` is reached only by the thread that moved the packet to
+// `Running` (under its mutex), by the one queued task once the packet is
+// `Finished` (after any runner is done with it), or by the drop, which
+// owns the value: never by two threads at once, so sharing `&Spawned` is
+// sound for any `F: Send`; the packet is `Sync` on its own.
+unsafe impl<T: Send, F: Send> Sync for Spawned<T, F> {}
+
+impl<T, F> Spawned<T, F> {
+    /// The closure, for the thread that moved the packet to `Running`, or
+    /// for the queued task once the packet is `Finished`.
+    ///
+    /// # Safety
+    ///
+    /// Only those, as the cell's field documents.
+    unsafe fn take_func(&self) -> Option<F> {
+        // SAFETY: per the contract, no other thread touches the cell.
+        unsafe { (*self.func.get()).take() }
+    }
 }
 
 /// What a `JoinHandle` needs of its task, whatever the closure's type.
@@ -275,7 +299,8 @@ trait Joinable<T>: Send + Sync {
     /// Runs the task here if it has not started; whoever calls this first
     /// (the queued task, or a worker that waits for it) runs it.
     fn run(&self);
-    /// Cancels the task if it has not started, dropping its closure.
+    /// Cancels the task if it has not started (its queued task drops the
+    /// closure when reached or dropped).
     fn cancel(&self) -> bool;
 }
 
@@ -292,8 +317,9 @@ where
         if !self.packet.start() {
             return; // cancelled, or run by whoever waits for it
         }
-        let Some(func) = lock(&self.func).take() else {
-            return; // unreachable: only the starter takes the closure
+        // SAFETY: `start` moved the packet out of `Pending`: this thread won.
+        let Some(func) = (unsafe { self.take_func() }) else {
+            return; // unreachable: the closure is there until its winner takes it
         };
         self.packet
             .runner
@@ -306,11 +332,27 @@ where
     }
 
     fn cancel(&self) -> bool {
-        if !self.packet.finish(Err(JoinError::cancelled()), true) {
-            return false;
+        // The closure stays in place: the queued task drops it (`discard`).
+        self.packet.finish(Err(JoinError::cancelled()), true)
+    }
+}
+
+impl<T, F> Spawned<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    /// The queued task's end when it does not run the closure (it was
+    /// cancelled, or is dropped unrun): cancels it if it is still pending,
+    /// and drops the closure if the packet is finished without having run
+    /// it. A packet that is `Running` belongs to its runner.
+    fn discard(&self) {
+        self.cancel();
+        if self.packet.lock().phase == Phase::Finished {
+            // SAFETY: finished: a runner, if any, is done with the cell,
+            // and this is the one queued task.
+            drop(unsafe { self.take_func() });
         }
-        drop(lock(&self.func).take());
-        true
     }
 }
 
@@ -329,7 +371,7 @@ where
 {
     fn drop(&mut self) {
         if let Some(spawned) = self.0.take() {
-            spawned.cancel();
+            spawned.discard();
         }
     }
 }
@@ -342,6 +384,8 @@ where
     fn run(mut self) {
         if let Some(spawned) = self.0.take() {
             spawned.run();
+            // Cancelled before it started: the closure is dropped here.
+            spawned.discard();
         }
     }
 
@@ -372,7 +416,7 @@ where
             pool,
             runner: StdAtomicUsize::new(0),
         },
-        func: Mutex::new(Some(f)),
+        func: UnsafeCell::new(Some(f)),
     });
     (
         Queued(Some(spawned.clone())),
