@@ -17,6 +17,12 @@
 //!   finds the worker registered or its re-check finds the share);
 //! * before it waits retired, and when it exits (the inbox closes then:
 //!   a share posted to a closed inbox runs on the broadcaster's thread);
+//! * before a blocking wait (`WorkerContext::block`: a `JoinHandle::join`,
+//!   `block_in_place`, `install` into another pool). The inbox is marked
+//!   *away* until the wait ends, and a share posted to an away inbox runs
+//!   on the broadcaster's thread, as for a closed one: the worker runs
+//!   nothing while it waits, and the task it waits for may be the
+//!   broadcaster;
 //! * inside a wait: a `join` or `scope` waiting for a stolen piece, a
 //!   broadcast waiting for the other shares. Without that, a broadcast
 //!   made from a piece that another worker waits for (`pool.join(|| ..,
@@ -131,6 +137,9 @@ struct InboxShares {
     queue: VecDeque<Share>,
     /// The worker has exited: later shares run on their broadcaster.
     closed: bool,
+    /// The worker is in a blocking wait (`WorkerContext::block`): later
+    /// shares run on their broadcaster, as if it had exited.
+    away: bool,
 }
 
 impl Default for Inbox {
@@ -140,16 +149,17 @@ impl Default for Inbox {
             shares: Mutex::new(InboxShares {
                 queue: VecDeque::new(),
                 closed: false,
+                away: false,
             }),
         }
     }
 }
 
 impl Inbox {
-    /// Posts `share`; hands it back if the worker has exited.
+    /// Posts `share`; hands it back if the worker has exited or is away.
     fn post(&self, share: Share) -> Result<(), Share> {
         let mut shares = lock(&self.shares);
-        if shares.closed {
+        if shares.closed || shares.away {
             return Err(share);
         }
         shares.queue.push_back(share);
@@ -168,6 +178,13 @@ impl Inbox {
             self.pending.fetch_sub(1, Ordering::SeqCst);
         }
         share
+    }
+
+    /// Marks the worker away (in a blocking wait) or back; returns whether
+    /// it was away before. Shares posted before it went away stay queued:
+    /// the worker runs them before it blocks (`WorkerContext::block`).
+    pub(crate) fn set_away(&self, away: bool) -> bool {
+        std::mem::replace(&mut lock(&self.shares).away, away)
     }
 
     /// Closes the inbox (its worker exits) and returns what it held.
@@ -341,7 +358,7 @@ where
 /// A worker waits for the shares of its broadcast: blocked, with a spare
 /// standing in, running the shares posted to its own inbox meanwhile.
 fn wait_on_worker(worker: &WorkerContext, done: &Done) {
-    let _blocked = worker.block();
+    let _blocked = worker.block_running_shares();
     loop {
         if done.finished() {
             return;

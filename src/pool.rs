@@ -555,10 +555,12 @@ impl Pool {
     /// do not take part (one retired after the start still runs its
     /// share), nor do spare workers. Each worker runs its share when it
     /// next returns to its loop (at once if idle), or while it waits
-    /// inside a `join` or `scope`; a worker blocked in a blocking wait
+    /// inside a `join` or `scope`. A worker in a blocking wait
     /// (`JoinHandle::join`, [`block_in_place`](crate::block_in_place),
-    /// `install` into another pool) runs it once that wait ends, so a
-    /// broadcast from a task that such a worker waits for never finishes.
+    /// `install` into another pool, `wait_idle`) first runs the shares
+    /// already posted to it; a share posted while it waits runs on the
+    /// caller's thread instead (with that worker's index), so a broadcast
+    /// from a task such a worker waits for still finishes.
     ///
     /// A broadcast is internal work: it takes no slot of the bound and is
     /// never refused. Called from a worker of this pool, that worker runs
@@ -589,7 +591,9 @@ impl Pool {
 
     /// Runs `op` once on every active worker, as [`broadcast`](Pool::broadcast),
     /// without waiting (rayon's `spawn_broadcast`). A worker that calls it
-    /// runs its own share later, from its loop, like the others. A panic
+    /// runs its own share later, from its loop, like the others; the share
+    /// of a worker in a blocking wait runs on the caller's thread, before
+    /// `spawn_broadcast` returns. A panic
     /// in a share goes to the pool's panic handler, like a submitted
     /// task's.
     ///

@@ -623,10 +623,15 @@ impl Spares {
 /// A worker marked blocked (see `WorkerContext::block`); unmarks on drop.
 pub(crate) struct Blocked<'a> {
     shared: &'a Shared,
+    /// The inbox this wait marked away, to mark back on drop.
+    away: Option<&'a Inbox>,
 }
 
 impl Drop for Blocked<'_> {
     fn drop(&mut self) {
+        if let Some(inbox) = self.away {
+            inbox.set_away(false);
+        }
         // The spare of the highest rank retires after its current task.
         self.shared.blocked.fetch_sub(1, Ordering::SeqCst);
     }
@@ -1108,6 +1113,23 @@ impl WorkerContext {
     /// meanwhile, if one of the pool's spare slots is free (`crate::wait`,
     /// "Blocking waits").
     pub(crate) fn block(&self) -> Blocked<'_> {
+        let mut blocked = self.block_running_shares();
+        // Away, the worker runs no broadcast share until it returns, so a
+        // broadcast from a task it waits for would never finish: shares
+        // posted meanwhile run on their broadcaster (`crate::broadcast`),
+        // and the ones already queued run here, before the wait.
+        if let Some(inbox) = self.shared.inboxes.get(self.index) {
+            if !inbox.set_away(true) {
+                blocked.away = Some(inbox);
+                self.run_broadcasts_in_wait();
+            }
+        }
+        blocked
+    }
+
+    /// Like `block`, for a wait that runs this worker's broadcast shares
+    /// itself while it waits (a broadcaster waiting for the others).
+    pub(crate) fn block_running_shares(&self) -> Blocked<'_> {
         let shared = &*self.shared;
         self.return_held_slots();
         let rank = shared.blocked.fetch_add(1, Ordering::SeqCst);
@@ -1115,7 +1137,7 @@ impl WorkerContext {
         if index < shared.stealers.len() {
             self.start_spare(index);
         }
-        Blocked { shared }
+        Blocked { shared, away: None }
     }
 
     /// Starts the spare in slot `index`, or wakes it if it waits retired.
