@@ -52,8 +52,9 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 // and broadcasts are not modeled (`WorkerContext::broadcast_pending`).
 use std::sync::Arc as ShareArc;
 
+use crate::registry::{drop_payload, Shared};
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
-use crate::worker::{self, Shared, WorkerContext};
+use crate::worker::{self, WorkerContext};
 
 /// What a broadcast's closure is told about the worker it runs on: see
 /// [`Pool::broadcast`](crate::Pool::broadcast).
@@ -343,7 +344,7 @@ where
                 if first_panic.is_none() {
                     first_panic = Some(payload);
                 } else {
-                    worker::drop_payload(payload);
+                    drop_payload(payload);
                 }
             }
             None => unreachable!("every share of a finished broadcast ran"),
@@ -388,4 +389,63 @@ where
         }),
     });
     post(shared, targets, None, &job);
+}
+
+impl WorkerContext {
+    /// Whether a broadcast share waits in this worker's inbox.
+    #[inline]
+    pub(crate) fn broadcast_pending(&self) -> bool {
+        !crate::sync::IS_LOOM
+            && self
+                .shared
+                .inboxes
+                .get(self.index)
+                .is_some_and(|inbox| inbox.is_pending())
+    }
+
+    /// Runs every broadcast share in this worker's inbox; returns whether
+    /// it ran any. For the main loop (no wait open on this stack).
+    pub(crate) fn run_broadcasts(&self) -> bool {
+        let Some(inbox) = self.shared.inboxes.get(self.index) else {
+            return false;
+        };
+        let mut ran = false;
+        while let Some(share) = inbox.pop() {
+            share.run(self.index, &self.shared);
+            ran = true;
+        }
+        ran
+    }
+
+    /// Runs the broadcast shares in this worker's inbox from inside a wait
+    /// (a `join`, a `scope`, a broadcast, `block_in_place`): in a region of
+    /// their own, so that nothing they leave on the deque is taken for the
+    /// enclosing region's work; what they leave goes to the injector.
+    /// Returns whether it ran any.
+    pub(crate) fn run_broadcasts_in_wait(&self) -> bool {
+        if !self.broadcast_pending() {
+            return false;
+        }
+        let saved = self.enter_region();
+        let ran = self.run_broadcasts();
+        // `region_new` counts what the shares pushed and did not pop. It
+        // overcounts only if thieves took some of those tasks, and thieves
+        // take the oldest first: then nothing older is left below, so the
+        // pops below never reach the enclosing region's tasks.
+        let mut moved = false;
+        for _ in 0..self.region_new.replace(0) {
+            match self.local.pop() {
+                Some(task) => {
+                    self.shared.injector.push(task);
+                    moved = true;
+                }
+                None => break,
+            }
+        }
+        if moved {
+            self.shared.sleep.notify_work(|| true);
+        }
+        self.exit_region(saved);
+        ran
+    }
 }

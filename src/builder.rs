@@ -15,11 +15,12 @@ use crate::autoscale::{AutoscalePolicy, Autoscaler};
 use crate::error::BuildError;
 use crate::monitor::{self, FillCallback, FillEvent, FillTrigger, Monitor};
 use crate::pool::Pool;
+use crate::registry::{Hooks, PanicHandler, Shared, SharedConfig, WorkerHook};
 use crate::sleep::MAX_WORKERS;
 use crate::sync::{lock, thread, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
 use crate::task::Task;
 use crate::topology;
-use crate::worker::{Hooks, PanicHandler, Shared, SharedConfig, WorkerContext, WorkerHook};
+use crate::worker::WorkerContext;
 
 /// Default queue capacity per worker: see `docs/design.md` ("The default
 /// capacity") for the measurement behind it.

@@ -43,14 +43,15 @@
 //!
 //! The price: a thief that empties the deque while its owner is inside a
 //! long closure that makes no join waits for that closure to return.
-//! rayon offers every second closure at once. The frames live in
-//! `WorkerContext` (`worker.rs`: `open_join`, `close_join`).
+//! rayon offers every second closure at once. The frames are a field of
+//! `WorkerContext`; `open_join` and `close_join` are below.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::global::global;
 
 use crate::job::{JoinLatch, StackJob};
+use crate::task::{JobRef, Task};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
 
@@ -198,5 +199,67 @@ where
     match (result_a, result_b) {
         (Err(panic), _) | (Ok(_), Err(panic)) => resume_unwind(panic),
         (Ok(a), Ok(b)) => (a, b),
+    }
+}
+
+impl WorkerContext {
+    /// Opens a join frame for `job`, the second closure of a `join` about
+    /// to run its first; if this worker's deque is empty, offers the
+    /// oldest private frame (`crate::join`, "When the second closure is
+    /// offered").
+    #[inline]
+    pub(crate) fn open_join(&self, job: JobRef) {
+        // SAFETY: only this thread reaches `join_frames`, and this
+        // reference ends with the push, which runs no other code (see the
+        // field).
+        unsafe { (*self.join_frames.get()).push(job) };
+        if self.local.is_empty() {
+            self.offer_oldest_frame();
+        }
+    }
+
+    /// Pushes the oldest frame no other worker can see yet onto this
+    /// worker's deque, and wakes a sleeper if no one is searching (see
+    /// `Sleep::notify_join_work` for why this push may skip the fence that
+    /// `push` pays).
+    pub(crate) fn offer_oldest_frame(&self) {
+        let offered = self.offered_frames.get();
+        // SAFETY: as in `open_join`: one call on the `Vec`, on its thread.
+        let oldest = unsafe { (&*self.join_frames.get()).get(offered).copied() };
+        if let Some(job) = oldest {
+            self.offered_frames.set(offered + 1);
+            self.local.push(Task::stack(job, false));
+            self.region_new.set(self.region_new.get() + 1);
+            self.shared.sleep.notify_join_work();
+        }
+    }
+
+    /// Closes the newest join frame, `job`'s, once its first closure has
+    /// returned. Returns whether it was offered: if not, no other thread
+    /// can reach `job`, and the caller runs it inline (after offering the
+    /// oldest private frame left, if the deque is empty).
+    #[inline]
+    pub(crate) fn close_join(&self, job: &JobRef) -> bool {
+        let remaining = {
+            // SAFETY: as in `open_join`: this reference ends with this
+            // block, which calls only `Vec` methods.
+            let frames = unsafe { &mut *self.join_frames.get() };
+            let newest = frames.pop();
+            debug_assert!(newest.is_some_and(|newest| newest.same_job(job)));
+            frames.len()
+        };
+        // Offered frames are the oldest ones, so the newest was offered
+        // exactly when every frame was.
+        let offered_frames = self.offered_frames.get();
+        if offered_frames > remaining {
+            self.offered_frames.set(remaining);
+            return true;
+        }
+        // Keep one on offer while `job` runs inline, too: on its way back
+        // up a chain of joins a worker opens none.
+        if offered_frames < remaining && self.local.is_empty() {
+            self.offer_oldest_frame();
+        }
+        false
     }
 }

@@ -37,9 +37,10 @@
 //! ```
 //!
 //! How a task travels, from `submit` to the closure running: `pool.rs`
-//! (entry), `admission.rs` (the bound), `worker.rs` (finding and running);
-//! the sleep protocol is in `sleep.rs`. `docs/design.md` tells the story on
-//! one page.
+//! (entry), `admission.rs` (the bound), `worker.rs` (finding and running),
+//! with the pool's shared state in `registry.rs`; the sleep protocol is in
+//! `sleep.rs`, the wait protocol in `wait.rs`. `docs/design.md` tells the
+//! story on one page.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -51,6 +52,7 @@ mod broadcast;
 mod builder;
 mod current;
 mod error;
+mod fifo;
 mod global;
 mod job;
 mod join;
@@ -59,6 +61,7 @@ mod monitor;
 mod pool;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod registry;
 mod scope;
 mod sleep;
 mod spawn;

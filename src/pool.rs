@@ -18,11 +18,12 @@ use crate::builder::Builder;
 use crate::error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::job::{LockLatch, StackJob};
 use crate::metrics::MetricsSnapshot;
+use crate::registry::{nanos_between, Shared};
 use crate::scope::{self, Scope, ScopeFifo};
 use crate::spawn::{self, JoinHandle};
 use crate::sync::{thread, Arc, Instant};
 use crate::task::Task;
-use crate::worker::{self, Shared, WorkerContext};
+use crate::worker::{self, WorkerContext};
 
 /// A pool of long-lived worker threads, each pinned to a core, with a
 /// bounded queue for work submitted from outside.
@@ -1205,7 +1206,7 @@ impl Handle {
     /// is looking for work, one sleeping worker is woken.
     fn inject(&self, mut task: Task) {
         if let Some(epoch) = self.shared.latency_epoch {
-            task.set_enqueued_ns(worker::nanos_between(epoch, Instant::now()));
+            task.set_enqueued_ns(nanos_between(epoch, Instant::now()));
         }
         let injector = &self.shared.injector;
         injector.push(task);
