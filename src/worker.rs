@@ -34,7 +34,7 @@
 //! search found nothing, and every admitted task has started. Its own deque
 //! can only be filled by itself, so nothing is left behind.
 
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
@@ -155,21 +155,52 @@ pub(crate) struct WorkerContext {
     pub(crate) fifo_floor: Cell<u64>,
 }
 
-// The worker context of this thread, if it is a worker. (loom's
-// `thread_local!` does not take the `const { .. }` form.)
+// The context of the worker running on this thread; null on any other
+// thread. `WorkerContext::run` sets it from the `Rc` it holds and clears
+// it before that `Rc` drops (`ClearCurrent`). A plain pointer needs no
+// destructor: reading it is one load, and it still reads (null) while the
+// thread's locals are being destroyed. (loom's `thread_local!` does not
+// take the `const { .. }` form.)
 #[cfg(not(loom))]
 thread_local! {
-    static CURRENT: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
-    /// The same context, as a plain pointer, for `join` and the free
-    /// `submit`: a `Cell` of a pointer needs no destructor, so reading it
-    /// is one load from the thread's block, where the `RefCell` of an
-    /// `Rc` first checks its destructor's registration and its borrow flag.
-    static CURRENT_PTR: Cell<*const WorkerContext> = const { Cell::new(std::ptr::null()) };
+    static CURRENT: Cell<*const WorkerContext> = const { Cell::new(std::ptr::null()) };
 }
 #[cfg(loom)]
 thread_local! {
-    static CURRENT: RefCell<Option<Rc<WorkerContext>>> = RefCell::new(None);
-    static CURRENT_PTR: Cell<*const WorkerContext> = Cell::new(std::ptr::null());
+    static CURRENT: Cell<*const WorkerContext> = Cell::new(std::ptr::null());
+}
+
+/// Calls `f` with the worker running on this thread, of whichever pool,
+/// without cloning its context.
+///
+/// Like every access to corepool's thread-local, it degrades to "not
+/// inside a worker" once the thread's locals are being destroyed (a `Pool`
+/// kept in a user's `thread_local!` is dropped then), instead of panicking
+/// there, which would abort the process.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
+    let current = CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null());
+    // SAFETY: a non-null pointer is the context of the `Rc` that
+    // `WorkerContext::run` holds until after it clears the pointer, and all
+    // a worker runs runs inside `run`; `f` cannot keep the reference.
+    let current = unsafe { current.as_ref() };
+    f(current)
+}
+
+/// The worker running on this thread, of whichever pool.
+pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
+    let current = CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null());
+    if current.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer is `Rc::as_ptr` of the `Rc` that
+    // `WorkerContext::run` holds until after it clears the pointer, so it
+    // points into a live `Rc` allocation; taking one more count and making
+    // an `Rc` of it is a clone of that `Rc`.
+    unsafe {
+        Rc::increment_strong_count(current);
+        Some(Rc::from_raw(current))
+    }
 }
 
 /// The worker running on this thread, if it belongs to the pool that owns
@@ -177,54 +208,34 @@ thread_local! {
 ///
 /// The pool is recognized by identity, not by "some worker": a worker of
 /// another pool submitting here goes through the bound like anyone else.
-///
-/// Like every access to corepool's thread-locals, it degrades to "not
-/// inside a worker" once the thread's locals are being destroyed (a `Pool`
-/// kept in a user's `thread_local!` is dropped then), instead of panicking
-/// there, which would abort the process.
 pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
-    CURRENT
-        .try_with(|current| match &*current.borrow() {
-            Some(ctx) if Arc::ptr_eq(&ctx.shared, shared) => Some(ctx.clone()),
-            _ => None,
-        })
-        .unwrap_or(None)
-}
-
-/// Calls `f` with the worker running on this thread, of whichever pool,
-/// without cloning its context (the free `submit` and `spawn`).
-#[inline]
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&WorkerContext>) -> R) -> R {
-    let current = CURRENT_PTR.try_with(Cell::get).unwrap_or(std::ptr::null());
-    // SAFETY: `WorkerContext::run` sets the pointer from the `Rc` it holds
-    // and clears it before that `Rc` drops (`ClearCurrentPtr`), and all a
-    // worker runs runs inside `run`; `f` cannot keep the reference.
-    let current = unsafe { current.as_ref() };
-    f(current)
-}
-
-/// Clears `CURRENT_PTR` when `WorkerContext::run` ends, however it ends,
-/// before the context it points into is dropped.
-struct ClearCurrentPtr;
-
-impl Drop for ClearCurrentPtr {
-    fn drop(&mut self) {
-        let _ = CURRENT_PTR.try_with(|current| current.set(std::ptr::null()));
+    if is_inside(shared) {
+        current_any()
+    } else {
+        None
     }
 }
 
-/// The worker running on this thread, of whichever pool.
-pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
-    CURRENT
-        .try_with(|current| current.borrow().clone())
-        .unwrap_or(None)
+/// Whether this thread is a worker of the pool that owns `shared`.
+pub(crate) fn is_inside(shared: &Arc<Shared>) -> bool {
+    with_current(|current| current.is_some_and(|ctx| Arc::ptr_eq(&ctx.shared, shared)))
+}
+
+/// Clears `CURRENT` when `WorkerContext::run` ends, however it ends,
+/// before the context it points into is dropped.
+struct ClearCurrent;
+
+impl Drop for ClearCurrent {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|current| current.set(std::ptr::null()));
+    }
 }
 
 /// Counts a panic that a task caught itself (a `spawn` task delivers its
 /// panic to its `JoinHandle`, not to the panic handler).
 pub(crate) fn note_panic() {
-    let _ = CURRENT.try_with(|current| {
-        if let Some(ctx) = &*current.borrow() {
+    with_current(|current| {
+        if let Some(ctx) = current {
             bump(&ctx.shared.counters[ctx.index].panicked, 1);
         }
     });
@@ -244,15 +255,6 @@ pub(crate) fn in_piece<R>(region: usize, body: impl FnOnce() -> R) -> R {
         }
         None => body(),
     })
-}
-
-/// Whether this thread is a worker of the pool that owns `shared`.
-pub(crate) fn is_inside(shared: &Arc<Shared>) -> bool {
-    CURRENT
-        .try_with(
-            |current| matches!(&*current.borrow(), Some(ctx) if Arc::ptr_eq(&ctx.shared, shared)),
-        )
-        .unwrap_or(false)
 }
 
 impl WorkerContext {
@@ -320,10 +322,9 @@ impl WorkerContext {
     /// this worker has nothing left to run.
     pub(crate) fn run(self) {
         let ctx = Rc::new(self);
-        let _ = CURRENT.try_with(|current| *current.borrow_mut() = Some(ctx.clone()));
-        let _ = CURRENT_PTR.try_with(|current| current.set(Rc::as_ptr(&ctx)));
+        let _ = CURRENT.try_with(|current| current.set(Rc::as_ptr(&ctx)));
         // Declared after `ctx`, so dropped before it, even in an unwind.
-        let _clear_ptr = ClearCurrentPtr;
+        let _clear = ClearCurrent;
         if let Some(hook) = &ctx.shared.hooks.on_start {
             // A panicking hook must not take the worker down.
             call_guarded(|| hook(ctx.index));
@@ -345,8 +346,7 @@ impl WorkerContext {
         // This thread is no worker any more: a submission from the stop
         // hook must go through the bound and be refused (the pool is
         // closed), not land on a deque nobody will look at again.
-        let _ = CURRENT.try_with(|current| current.borrow_mut().take());
-        let _ = CURRENT_PTR.try_with(|current| current.set(std::ptr::null()));
+        let _ = CURRENT.try_with(|current| current.set(std::ptr::null()));
         if let Some(hook) = &ctx.shared.hooks.on_stop {
             call_guarded(|| hook(ctx.index));
         }
