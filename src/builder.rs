@@ -8,14 +8,13 @@
 //! joined before `build` returns the error.
 
 use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::admission::MAX_CAPACITY;
 use crate::autoscale::{AutoscalePolicy, Autoscaler};
 use crate::error::BuildError;
 use crate::monitor::{self, FillCallback, FillEvent, FillTrigger, Monitor};
 use crate::pool::Pool;
-use crate::registry::{Hooks, PanicHandler, Shared, SharedConfig, WorkerHook};
+use crate::registry::{Hooks, PanicHandler, Shared, SharedConfig, ThreadName, WorkerHook};
 use crate::sleep::MAX_WORKERS;
 use crate::sync::{lock, thread, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
 use crate::task::Task;
@@ -580,75 +579,6 @@ impl Builder {
             }
         }
         Ok(Pool::from_parts(shared, threads, worker_cores))
-    }
-
-    /// Builds the *global* pool with this configuration: the pool that
-    /// [`corepool::join`](crate::join), [`corepool::scope`](crate::scope),
-    /// [`corepool::spawn`](crate::spawn), [`corepool::submit`](crate::submit)
-    /// and [`corepool::current_num_threads`](crate::current_num_threads)
-    /// use when called off any pool's worker (rayon's
-    /// `ThreadPoolBuilder::build_global`). The global pool lives until the
-    /// process ends; it is never shut down.
-    ///
-    /// Call it once, early: if the global pool already exists (an earlier
-    /// `build_global`, or the first use of one of those functions, which
-    /// builds it with [`Builder::new`]'s defaults), it fails with
-    /// [`BuildError::GlobalPoolAlreadyInitialized`] and the existing pool
-    /// is kept. Any other error is `build`'s, and leaves the global pool
-    /// unbuilt.
-    ///
-    /// ```
-    /// corepool::Builder::new()
-    ///     .workers(2)
-    ///     .thread_name_fn(|i| format!("global-{i}"))
-    ///     .build_global()?;
-    /// assert_eq!(corepool::current_num_threads(), 2);
-    /// let (a, b) = corepool::join(|| 1, || 2); // runs on the global pool
-    /// assert_eq!(a + b, 3);
-    /// let again = corepool::Builder::new().build_global().unwrap_err();
-    /// assert!(matches!(again, corepool::BuildError::GlobalPoolAlreadyInitialized));
-    /// # Ok::<(), corepool::BuildError>(())
-    /// ```
-    pub fn build_global(self) -> Result<(), BuildError> {
-        crate::global::init(self)
-    }
-}
-
-/// How the pool's threads are named: `thread_name` or `thread_name_fn`.
-pub(crate) enum ThreadName {
-    /// Worker `i` is `{prefix}-{i}`, spare `k` is `{prefix}-spare-{k}`.
-    Prefix(String),
-    /// Every thread is named by the function, with its slot's index.
-    Fn(Box<dyn Fn(usize) -> String + Send + Sync + 'static>),
-}
-
-impl ThreadName {
-    /// The name of worker `index`.
-    fn worker(&self, index: usize) -> String {
-        match self {
-            ThreadName::Prefix(prefix) => format!("{prefix}-{index}"),
-            ThreadName::Fn(name) => name(index),
-        }
-    }
-
-    /// The name of the spare of rank `rank`, in slot `slot`; `None` (no
-    /// name) if the function panics or gives a name with a NUL byte: the
-    /// spare is started by a blocked worker, inside a task.
-    pub(crate) fn spare(&self, rank: usize, slot: usize) -> Option<String> {
-        match self {
-            ThreadName::Prefix(prefix) => Some(format!("{prefix}-spare-{rank}")),
-            ThreadName::Fn(name) => catch_unwind(AssertUnwindSafe(|| name(slot))).ok(),
-        }
-        .filter(|name| !name.contains('\0'))
-    }
-}
-
-impl std::fmt::Debug for ThreadName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ThreadName::Prefix(prefix) => write!(f, "{prefix:?}"),
-            ThreadName::Fn(_) => f.write_str("<thread_name_fn>"),
-        }
     }
 }
 

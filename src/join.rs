@@ -48,67 +48,10 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::global::global;
-
 use crate::job::{JoinLatch, StackJob};
 use crate::task::{JobRef, Task};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
-
-/// Runs `a` and `b`, potentially in parallel, and returns both results.
-///
-/// On a worker thread (of any corepool pool), `b` may be taken by another
-/// worker while the caller runs `a`. A worker keeps one piece of its joins
-/// on offer, the oldest `b` it holds, whenever its deque is otherwise
-/// empty, and runs the others itself, so that the many small joins at the
-/// bottom of a recursion cost no atomic operation. On any other thread,
-/// the join runs on the global pool (built with the defaults on first use
-/// unless [`Builder::build_global`](crate::Builder::build_global)
-/// configured it), as [`Pool::join`](crate::Pool::join) on it: both
-/// closures may run in parallel and the caller blocks until both are done
-/// (`rayon::join`). To join on a given pool from outside it, use
-/// `Pool::join`.
-///
-/// If either closure panics, the panic is re-raised after both have
-/// finished (the first closure's panic wins if both panic).
-///
-/// `a` must not wait for `b` by blocking (on a channel, a lock): `b` may
-/// run after `a`, on the same thread. It always does in a pool of one
-/// worker; in larger pools `b` is not offered at all while this worker's
-/// deque holds anything (an older `b` on offer, a spawned task), and
-/// offering it does not guarantee that a sleeping worker wakes for it (the
-/// push skips the fence that [`submit`](crate::submit) pays; the joining
-/// worker runs `b` itself if no one took it). rayon's `join` has the same
-/// rule.
-///
-/// ```
-/// fn fib(n: u64) -> u64 {
-///     if n < 15 {
-///         return if n < 2 { n } else { fib(n - 1) + fib(n - 2) };
-///     }
-///     let (a, b) = corepool::join(|| fib(n - 1), || fib(n - 2));
-///     a + b
-/// }
-/// let pool = corepool::Pool::builder().workers(2).build()?;
-/// assert_eq!(pool.install(|| fib(25)), 75_025);
-/// # Ok::<(), corepool::BuildError>(())
-/// ```
-pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
-where
-    A: FnOnce() -> RA + Send,
-    B: FnOnce() -> RB + Send,
-    RA: Send,
-    RB: Send,
-{
-    let off_worker = worker::with_current(|current| match current {
-        Some(worker) => Ok(join_on(worker, a, b)),
-        None => Err((a, b)),
-    });
-    match off_worker {
-        Ok(results) => results,
-        Err((a, b)) => global().join(a, b),
-    }
-}
 
 /// `join` where `Pool::join` runs it: on the worker (of any pool) running
 /// this thread, or, off any worker (the pool is shutting down and runs
@@ -136,7 +79,7 @@ where
     })
 }
 
-fn join_on<A, B, RA, RB>(worker: &WorkerContext, a: A, b: B) -> (RA, RB)
+pub(crate) fn join_on<A, B, RA, RB>(worker: &WorkerContext, a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
     B: FnOnce() -> RB + Send,

@@ -76,11 +76,10 @@ pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
 pub use broadcast::BroadcastContext;
 pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER, MIN_STACK_SIZE};
 pub use current::{
-    block_in_place, current_num_threads, current_thread_index, scope, spawn, spawn_fifo, submit,
-    yield_now, Yield,
+    block_in_place, current_num_threads, current_thread_index, join, scope, spawn, spawn_fifo,
+    submit, yield_now, Yield,
 };
 pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
-pub use join::join;
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS};
 pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};

@@ -13,8 +13,6 @@ use crossbeam_utils::CachePadded;
 
 use crate::admission::Admission;
 use crate::autoscale::{Autoscaler, LoadSample};
-use crate::broadcast::Inbox;
-use crate::builder::ThreadName;
 use crate::metrics::{
     bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
 };
@@ -26,7 +24,6 @@ use crate::sync::{
 };
 use crate::task::Task;
 use crate::topology;
-use crate::wait::Pieces;
 
 /// High bit of `Shared::control`.
 pub(crate) const ABORT: usize = 1 << (usize::BITS - 1);
@@ -549,4 +546,147 @@ pub(crate) fn call_guarded(f: impl FnOnce()) {
 /// Nanoseconds from `earlier` to `later` (zero if the clock went backwards).
 pub(crate) fn nanos_between(earlier: Instant, later: Instant) -> u64 {
     u64::try_from(later.saturating_duration_since(earlier).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How the pool's threads are named: `thread_name` or `thread_name_fn`.
+pub(crate) enum ThreadName {
+    /// Worker `i` is `{prefix}-{i}`, spare `k` is `{prefix}-spare-{k}`.
+    Prefix(String),
+    /// Every thread is named by the function, with its slot's index.
+    Fn(Box<dyn Fn(usize) -> String + Send + Sync + 'static>),
+}
+
+impl ThreadName {
+    /// The name of worker `index`.
+    pub(crate) fn worker(&self, index: usize) -> String {
+        match self {
+            ThreadName::Prefix(prefix) => format!("{prefix}-{index}"),
+            ThreadName::Fn(name) => name(index),
+        }
+    }
+
+    /// The name of the spare of rank `rank`, in slot `slot`; `None` (no
+    /// name) if the function panics or gives a name with a NUL byte: the
+    /// spare is started by a blocked worker, inside a task.
+    pub(crate) fn spare(&self, rank: usize, slot: usize) -> Option<String> {
+        match self {
+            ThreadName::Prefix(prefix) => Some(format!("{prefix}-spare-{rank}")),
+            ThreadName::Fn(name) => catch_unwind(AssertUnwindSafe(|| name(slot))).ok(),
+        }
+        .filter(|name| !name.contains('\0'))
+    }
+}
+
+impl std::fmt::Debug for ThreadName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThreadName::Prefix(prefix) => write!(f, "{prefix:?}"),
+            ThreadName::Fn(_) => f.write_str("<thread_name_fn>"),
+        }
+    }
+}
+
+/// How many nested pieces a worker publishes for leapfrogging; deeper
+/// ones are not published, and their waiters park instead of helping.
+/// Two workers leapfrogging into each other nest a piece per level of a
+/// fork-join tree: with 8, fib_join (fib(32), 2 workers) took 3.0-3.8 ms
+/// against 2.6-3.0 before the wait protocol; with 32, 2.6-2.8
+/// (docs/benchmarks.md, "Waiting inside a task").
+/// Under loom two: the models nest at most that deep, and every entry
+/// scanned is a branch point.
+pub(crate) const MAX_PUBLISHED_PIECES: usize = if crate::sync::IS_LOOM { 2 } else { 32 };
+
+/// The pieces one worker is running, innermost last (see `crate::wait`).
+#[derive(Default)]
+pub(crate) struct Pieces {
+    pub(crate) entries: [Piece; MAX_PUBLISHED_PIECES],
+}
+
+/// One published piece: the region it belongs to, and a generation that
+/// is odd while the piece runs and changes whenever the entry is reused.
+#[derive(Default)]
+pub(crate) struct Piece {
+    pub(crate) region: AtomicUsize,
+    pub(crate) generation: AtomicUsize,
+}
+
+/// One worker's share of a broadcast, as it waits in an inbox.
+pub(crate) type Share = std::sync::Arc<dyn RunShare>;
+
+/// A broadcast job, seen from the worker that runs one share of it.
+pub(crate) trait RunShare: Send + Sync {
+    /// Runs share `index` and counts it done. `shared` is the pool's, for
+    /// the panic handler.
+    fn run(self: std::sync::Arc<Self>, index: usize, shared: &Shared);
+}
+
+/// A core worker's broadcast shares still to run.
+pub(crate) struct Inbox {
+    /// How many shares `shares` holds: read without the lock on every
+    /// pass of the main loop.
+    pending: AtomicUsize,
+    shares: Mutex<InboxShares>,
+}
+
+struct InboxShares {
+    queue: VecDeque<Share>,
+    /// The worker has exited: later shares run on their broadcaster.
+    closed: bool,
+    /// The worker is in a blocking wait (`WorkerContext::block`): later
+    /// shares run on their broadcaster, as if it had exited.
+    away: bool,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Inbox {
+            pending: AtomicUsize::new(0),
+            shares: Mutex::new(InboxShares {
+                queue: VecDeque::new(),
+                closed: false,
+                away: false,
+            }),
+        }
+    }
+}
+
+impl Inbox {
+    /// Posts `share`; hands it back if the worker has exited or is away.
+    pub(crate) fn post(&self, share: Share) -> Result<(), Share> {
+        let mut shares = lock(&self.shares);
+        if shares.closed || shares.away {
+            return Err(share);
+        }
+        shares.queue.push_back(share);
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) != 0
+    }
+
+    pub(crate) fn pop(&self) -> Option<Share> {
+        let mut shares = lock(&self.shares);
+        let share = shares.queue.pop_front();
+        if share.is_some() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        share
+    }
+
+    /// Marks the worker away (in a blocking wait) or back; returns whether
+    /// it was away before. Shares posted before it went away stay queued:
+    /// the worker runs them before it blocks (`WorkerContext::block`).
+    pub(crate) fn set_away(&self, away: bool) -> bool {
+        std::mem::replace(&mut lock(&self.shares).away, away)
+    }
+
+    /// Closes the inbox (its worker exits) and returns what it held.
+    pub(crate) fn close(&self) -> Vec<Share> {
+        let mut shares = lock(&self.shares);
+        shares.closed = true;
+        self.pending.store(0, Ordering::SeqCst);
+        shares.queue.drain(..).collect()
+    }
 }

@@ -64,9 +64,8 @@
 
 use crossbeam_utils::Backoff;
 
-use crate::broadcast::Inbox;
-use crate::registry::Shared;
-use crate::sync::{lock, AtomicUsize, Ordering, Parker};
+use crate::registry::{Inbox, Shared, MAX_PUBLISHED_PIECES};
+use crate::sync::{lock, Ordering, Parker};
 use crate::task::{JobRef, Task};
 use crate::worker::{spawn_worker, WorkerContext};
 
@@ -126,28 +125,29 @@ impl Drop for Region<'_> {
     }
 }
 
-/// How many nested pieces a worker publishes for leapfrogging; deeper
-/// ones are not published, and their waiters park instead of helping.
-/// Two workers leapfrogging into each other nest a piece per level of a
-/// fork-join tree: with 8, fib_join (fib(32), 2 workers) took 3.0-3.8 ms
-/// against 2.6-3.0 before the wait protocol; with 32, 2.6-2.8
-/// (docs/benchmarks.md, "Waiting inside a task").
-/// Under loom two: the models nest at most that deep, and every entry
-/// scanned is a branch point.
-pub(crate) const MAX_PUBLISHED_PIECES: usize = if crate::sync::IS_LOOM { 2 } else { 32 };
-
-/// The pieces one worker is running, innermost last (see `crate::wait`).
-#[derive(Default)]
-pub(crate) struct Pieces {
-    pub(crate) entries: [Piece; MAX_PUBLISHED_PIECES],
+/// A worker marked blocked (see `WorkerContext::block`); unmarks on drop.
+pub(crate) struct Blocked<'a> {
+    pub(crate) shared: &'a Shared,
+    /// The inbox this wait marked away, to mark back on drop.
+    pub(crate) away: Option<&'a Inbox>,
 }
 
-/// One published piece: the region it belongs to, and a generation that
-/// is odd while the piece runs and changes whenever the entry is reused.
-#[derive(Default)]
-pub(crate) struct Piece {
-    pub(crate) region: AtomicUsize,
-    pub(crate) generation: AtomicUsize,
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        if let Some(inbox) = self.away {
+            inbox.set_away(false);
+        }
+        // The spare of the highest rank retires after its current task.
+        self.shared.blocked.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What `enter_region` saved of the enclosing region.
+pub(crate) struct SavedRegion {
+    pub(crate) frames: Vec<JobRef>,
+    pub(crate) offered: usize,
+    pub(crate) new: usize,
+    pub(crate) fifo_floor: u64,
 }
 
 impl WorkerContext {
@@ -319,29 +319,4 @@ impl WorkerContext {
         }
         None
     }
-}
-
-/// A worker marked blocked (see `WorkerContext::block`); unmarks on drop.
-pub(crate) struct Blocked<'a> {
-    pub(crate) shared: &'a Shared,
-    /// The inbox this wait marked away, to mark back on drop.
-    pub(crate) away: Option<&'a Inbox>,
-}
-
-impl Drop for Blocked<'_> {
-    fn drop(&mut self) {
-        if let Some(inbox) = self.away {
-            inbox.set_away(false);
-        }
-        // The spare of the highest rank retires after its current task.
-        self.shared.blocked.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// What `enter_region` saved of the enclosing region.
-pub(crate) struct SavedRegion {
-    pub(crate) frames: Vec<JobRef>,
-    pub(crate) offered: usize,
-    pub(crate) new: usize,
-    pub(crate) fifo_floor: u64,
 }

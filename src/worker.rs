@@ -372,11 +372,6 @@ impl WorkerContext {
         self.index
     }
 
-    /// A handle to this worker's pool.
-    pub(crate) fn handle(&self) -> crate::pool::Handle {
-        crate::pool::Handle::from_shared(self.shared.clone())
-    }
-
     /// The active workers of this worker's pool
     /// (`corepool::current_num_threads`).
     pub(crate) fn active_workers(&self) -> usize {
