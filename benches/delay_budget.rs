@@ -2,8 +2,9 @@
 //! (`Builder::queue_delay_budget`, `src/budget.rs`.)
 //!
 //! A pool of 2 workers (the default capacity, 512) runs tasks that each
-//! spin for `COST` (0.3 ms). First the capacity is measured: tasks/s with
-//! the queue never empty, the best of three runs. Then one outside thread offers tasks open-loop,
+//! spin for `COST` (0.3 ms). Before each run the capacity is measured:
+//! tasks/s run in 1 s with the queue kept full, the better of two tries. Then one
+//! outside thread offers tasks open-loop,
 //! Poisson arrivals at 0.5×, 1× and 2× that capacity, through `try_submit`
 //! with a budget of 10 ms (and, for contrast, without a budget at 2×).
 //! Just before each `try_submit` it reads `Handle::expected_queue_delay`,
@@ -16,7 +17,8 @@
 //!
 //! Then the cost: 200,000 empty tasks through `submit` with and without a
 //! budget (the budget adds one clock read per started task on the worker),
-//! alternated seven times; ns per task, median.
+//! alternated seven times; ns per task, median; and the cost of one
+//! `Instant::now()` (10 million calls).
 //!
 //! Run: `nice -n 19 cargo bench --bench delay_budget` (smoke test:
 //! `-- --test`). `COREPOOL_BUDGET_SECS` sets the seconds per run (default 4).
@@ -47,15 +49,33 @@ fn pool(budget: Option<Duration>) -> Pool {
     builder.build().expect("build the pool")
 }
 
-/// Tasks/s the pool sustains with its queue never empty.
-fn capacity(tasks: usize) -> f64 {
+/// Tasks/s the pool sustains with its queue never empty: the producer
+/// tops the queue up with `try_submit` and sleeps 200 µs between top-ups
+/// (a producer blocked in `submit` would yield its core in a loop and take
+/// CPU from the workers it measures); tasks run during `window`, after a
+/// warm-up of a fifth of it.
+fn capacity(window: Duration) -> f64 {
     let pool = pool(None);
+    let warm_up = window / 5;
     let start = Instant::now();
-    for _ in 0..tasks {
-        pool.submit(|| spin(COST)).expect("running");
+    let mut mark: Option<(Instant, u64)> = None;
+    loop {
+        while pool.try_submit(|| spin(COST)).is_ok() {}
+        thread::sleep(Duration::from_micros(200));
+        let elapsed = start.elapsed();
+        if mark.is_none() && elapsed >= warm_up {
+            mark = Some((Instant::now(), pool.metrics().executed));
+        }
+        if elapsed >= warm_up + window {
+            break;
+        }
     }
-    pool.wait_idle();
-    tasks as f64 / start.elapsed().as_secs_f64()
+    let executed = pool.metrics().executed;
+    let (since, before) = mark.expect("marked after the warm-up");
+    let rate = (executed - before) as f64 / since.elapsed().as_secs_f64();
+    // Hand the queued tasks back rather than run them.
+    drop(pool.shutdown_now());
+    rate
 }
 
 /// A small xorshift generator: reproducible arrivals, no dependency.
@@ -156,7 +176,7 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-fn report(run: &Run) {
+fn report(run: &Run, capacity: f64) {
     let mut actual: Vec<u64> = run.pairs.iter().map(|&(_, a)| a).collect();
     actual.sort_unstable();
     let mut predicted: Vec<u64> = run.pairs.iter().map(|&(p, _)| p).collect();
@@ -181,8 +201,9 @@ fn report(run: &Run) {
         .count();
     let mean = |v: &[u64]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64 / 1e6;
     println!(
-        "| {} | {} | {:.0} | {:.1} % | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:+.2} / {:+.2} / {:+.2} | {:.2} % |",
+        "| {} | {:.0} | {} | {:.0} | {:.1} % | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:+.2} / {:+.2} / {:+.2} | {:.2} % |",
         run.label,
+        capacity,
         run.offered,
         run.served_per_s,
         100.0 * (run.offered - run.admitted) as f64 / run.offered.max(1) as f64,
@@ -228,33 +249,32 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(4.0)
     };
-    // The best of three: on a shared machine a calibration that ran while
-    // something else held a core would make every load factor too low.
-    let calibration_tasks = if quick { 500 } else { 10_000 };
-    let capacity = (0..3)
-        .map(|_| capacity(calibration_tasks))
-        .fold(0.0, f64::max);
+    // On a shared machine the capacity moves within a minute, so it is
+    // measured again right before each run (the better of two tries: one
+    // that ran while something else held a core would make the load
+    // factor too low).
+    let calibration = Duration::from_secs_f64(if quick { 0.1 } else { 1.0 });
     println!(
-        "delay_budget: {WORKERS} workers, tasks spin {COST:?}, budget {BUDGET:?}, default capacity; \
-         measured capacity {capacity:.0} tasks/s (best of 3; {nominal:.0} if both workers had a core \
-         to themselves); {secs} s per run",
+        "delay_budget: {WORKERS} workers, tasks spin {COST:?}, budget {BUDGET:?}, default capacity \
+         ({nominal:.0} tasks/s if both workers had a core to themselves); {secs} s per run",
         nominal = WORKERS as f64 / COST.as_secs_f64()
     );
     println!();
     println!(
-        "| load | offered | served/s | refused | predicted mean (ms) | actual mean (ms) | \
+        "| load | capacity (tasks/s) | offered | served/s | refused | predicted mean (ms) | actual mean (ms) | \
          actual p50 (ms) | actual p99 (ms) | actual max (ms) | actual - predicted p1 / p50 / p99 (ms) | \
          admitted over budget |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (label, factor, budget) in [
         ("0.5x, budget", 0.5, Some(BUDGET)),
         ("1x, budget", 1.0, Some(BUDGET)),
         ("2x, budget", 2.0, Some(BUDGET)),
         ("2x, no budget", 2.0, None),
     ] {
+        let capacity = (0..2).map(|_| capacity(calibration)).fold(0.0, f64::max);
         let run = open_loop(label, capacity * factor, secs, budget);
-        report(&run);
+        report(&run, capacity);
     }
     let tasks = if quick { 2_000 } else { 200_000 };
     let mut without = Vec::new();
@@ -263,7 +283,15 @@ fn main() {
         without.push(cost_per_task(None, tasks));
         with.push(cost_per_task(Some(BUDGET), tasks));
     }
+    let calls = if quick { 10_000 } else { 10_000_000 };
+    let start = Instant::now();
+    let mut last = start;
+    for _ in 0..calls {
+        last = std::hint::black_box(Instant::now());
+    }
+    let clock_ns = last.duration_since(start).as_nanos() as f64 / calls as f64;
     println!();
+    println!("Instant::now(): {clock_ns:.1} ns per call ({calls} calls)");
     println!(
         "empty tasks through submit, {tasks} per run, median of 7, alternating: {:.0} ns/task without a budget, \
          {:.0} ns/task with one (runs: {:?} / {:?})",
