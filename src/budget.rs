@@ -64,7 +64,7 @@
 //! admitted are those that came while the estimate was low, so they wait
 //! longer than it said. At 2x overload on a busy 2-core machine, a weight
 //! of a quarter gave admitted tasks a mean wait 1.4x the prediction and
-//! 60 % of them over the budget; a sixteenth, 0.85x and 17-19 %
+//! 59-60 % of them over the budget; a sixteenth, 0.85-0.87x and 17-19 %
 //! (`docs/operations.md`, "Delay budget").
 //!
 //! Cold start: until the first sample the pool has no idea of `S`, and
