@@ -24,7 +24,8 @@ use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
 use corepool::{BuildError, Pool};
 
 const WORKERS: usize = 1;
-const CAPACITY: usize = 64;
+/// The default capacity (one worker): the size users get.
+const CAPACITY: usize = corepool::DEFAULT_CAPACITY_PER_WORKER * WORKERS;
 const BUDGET: Duration = Duration::from_millis(1);
 /// The cost of the one task the estimator observes (work inside a task,
 /// not synchronization): at least `20 * BUDGET`.
@@ -33,7 +34,6 @@ const OBSERVED: Duration = Duration::from_millis(20);
 fn pool(budget: Option<Duration>) -> Pool {
     let mut builder = Pool::builder()
         .workers(WORKERS)
-        .queue_capacity(CAPACITY)
         .pin_workers(false)
         // Panicking tasks below: keep the output clean.
         .panic_handler(|_| {});
