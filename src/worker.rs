@@ -40,6 +40,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::admission::Released;
+use crate::budget::{DelayBudget, Probe};
 use crate::metrics::bump;
 use crate::registry::{call_guarded, drop_payload, nanos_between, Shared};
 use crate::sleep::{Parked, Recheck};
@@ -153,6 +154,8 @@ pub(crate) struct WorkerContext {
     /// The number of the first `spawn_fifo` entry pushed inside the
     /// innermost wait region.
     pub(crate) fifo_floor: Cell<u64>,
+    /// This worker's samples for the delay budget (`crate::budget`).
+    pub(crate) budget_probe: Probe,
 }
 
 // The context of the worker running on this thread; null on any other
@@ -273,6 +276,7 @@ impl WorkerContext {
             wait_depth: Cell::new(0),
             fifo_seq: Cell::new(0),
             fifo_floor: Cell::new(0),
+            budget_probe: Probe::default(),
         }
     }
 
@@ -407,6 +411,7 @@ impl WorkerContext {
             }
             if self.should_leave() {
                 self.return_held_slots();
+                self.end_budget_interval();
                 if searching {
                     searching = false;
                     shared.sleep.stop_searching(work_visible);
@@ -433,6 +438,7 @@ impl WorkerContext {
             // Nothing close by: before looking further or sleeping, give
             // the bound back the slots of the tasks already started.
             self.return_held_slots();
+            self.end_budget_interval();
             if !searching {
                 searching = shared.sleep.try_start_searching();
             }
@@ -721,6 +727,14 @@ impl WorkerContext {
         }
     }
 
+    /// Drops the delay budget's open interval, if any: what follows is
+    /// looking for work or idling, no task's cost (`crate::budget`).
+    fn end_budget_interval(&self) {
+        if self.shared.delay_budget.is_some() {
+            DelayBudget::on_idle(&self.budget_probe);
+        }
+    }
+
     /// Runs one task: frees its slot of the bound first (or holds it back,
     /// to return it with the next few: `Admission::start`), then runs it,
     /// catching a panic.
@@ -738,6 +752,9 @@ impl WorkerContext {
                 // Idle workers may be parked waiting for this last admitted
                 // task; now they may exit.
                 shared.sleep.wake_all();
+            }
+            if let Some(budget) = &shared.delay_budget {
+                budget.on_admitted_start(&self.budget_probe);
             }
             if let Some(epoch) = shared.latency_epoch {
                 if let Some(enqueued) = task.enqueued_ns() {
