@@ -56,17 +56,20 @@ mod job;
 mod join;
 mod metrics;
 mod monitor;
+mod permit;
 mod pool;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod scope;
 mod sleep;
 mod spawn;
+mod submit_async;
 mod sync;
 mod sync_wrapper;
 mod task;
 mod topology;
 mod wait;
+mod waiters;
 mod worker;
 
 pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
@@ -80,9 +83,11 @@ pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySub
 pub use join::join;
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS};
+pub use permit::Permit;
 pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};
 pub use scope::{Scope, ScopeFifo};
 pub use spawn::{JoinError, JoinHandle};
+pub use submit_async::{ReserveAsync, SpawnAsync, SubmitAsync};
 pub use task::Task;
 
 /// `true` when this build of corepool uses loom's instrumented primitives
