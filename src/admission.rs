@@ -1,11 +1,13 @@
 //! The bound: how many externally submitted tasks may be accepted and not
-//! yet started, and the queue of producers blocked waiting for a slot.
+//! yet started, the slots reserved by permits, and the queue of producers
+//! (blocked threads and pending futures) waiting for a slot.
 //!
 //! # Protocol
 //!
 //! One atomic word, `state`, packs a `CLOSED` bit with the count of
-//! *admitted* tasks: accepted from outside the pool and not yet started,
-//! wherever they sit (the injector, or a worker's deque after a batch steal).
+//! *taken* slots: those of tasks accepted from outside the pool and not
+//! yet started, wherever they sit (the injector, or a worker's deque after
+//! a batch steal), and those of permits not yet used or dropped.
 //!
 //! * **Acquire** (a producer): one compare-and-swap from `n` to `n + 1`,
 //!   refused when `CLOSED` is set or `n == capacity`. Check and increment
@@ -15,40 +17,91 @@
 //!   (A producer that takes over a held-back slot, below, checked `CLOSED`
 //!   just before; the slot stays counted in the word, so its task is
 //!   drained too.)
-//! * **Release** (a worker, when it starts admitted tasks): one
-//!   `fetch_sub` for the slots of up to a few started tasks, which the
-//!   worker *holds back* in a counter of its own until then (see
-//!   [`Admission::start`]). It returns them at once when a producer waits,
-//!   and before it looks for work beyond its own deque or waits on
-//!   anything. A producer that finds the word full takes over a held-back
-//!   slot if there is one (a CAS on that worker's counter): the word
-//!   counts held-back slots, and admitted tasks are the word minus them,
-//!   so the bound stays exact. If producers are registered as waiting, the
-//!   worker wakes one of them per freed slot (no thundering herd). If the
-//!   word falls to `CLOSED | 0`, the last admitted task has started and the
-//!   caller wakes every idle worker so they can exit.
-//! * **Close**: `fetch_or(CLOSED)`, then every waiting producer is woken and
-//!   finds the pool closed.
+//! * **Release** (a worker, when it starts admitted tasks; a permit dropped
+//!   unused; a cancelled waiter's grant): the slots of up to a few started
+//!   tasks, which the worker *holds back* in a counter of its own until
+//!   then (see [`Admission::start`]). It returns them at once when a
+//!   producer waits, and before it looks for work beyond its own deque or
+//!   waits on anything. A producer that finds the word full takes over a
+//!   held-back slot if there is one (a CAS on that worker's counter): the
+//!   word counts held-back slots, and admitted tasks are the word minus
+//!   them, so the bound stays exact. While producers wait, a released slot
+//!   is *granted* to the head waiter instead of being subtracted (below).
+//!   Otherwise one `fetch_sub` frees them. If the word falls to
+//!   `CLOSED | 0`, the last admitted task has started and the caller wakes
+//!   every idle worker so they can exit.
+//! * **Close**: `fetch_or(CLOSED)`, then every waiting producer is woken
+//!   (without a grant) and finds the pool closed.
 //!
 //! A producer that finds the pool full first waits a few rounds (a slot
 //! usually frees that fast: it yields its core if the queue is deep,
-//! spins if it is small; see `acquire`), and only then queues.
+//! spins if it is small; see `acquire`), unless others already queue, and
+//! then queues.
 //!
-//! # Why a blocked producer never misses its slot
+//! # The waiters: one FIFO, slots granted in order
 //!
-//! A producer that finds the pool full registers (under the `waiters` lock,
-//! bumping `waiting`, a SeqCst read-modify-write), then tries to acquire once
-//! more before parking. A worker releases (SeqCst read-modify-write on
-//! `state`) and then reads `waiting` (SeqCst). Both pairs are ordered in the
-//! single SeqCst order: either the producer's second try sees the freed slot,
-//! or the worker sees `waiting > 0` and wakes someone. The parker keeps a
-//! token, so a wake that lands before the producer parks is not lost.
+//! Blocked threads and pending futures wait in one queue
+//! ([`crate::waiters`]), each entry woken by its own signal (a parker, or
+//! the `Waker` of its last poll). Every change to it happens under its
+//! lock. A *grant* pops the head entry, marks it granted and wakes it; the
+//! slot it gets stays counted in the word, now owned by that waiter, which
+//! returns `Ok` without touching the word again. A release that finds
+//! waiters (`len > 0`) grants its slots to them first, as long as the pool
+//! is not closed, and subtracts only what is left. So a slot freed while
+//! producers queue never passes through the word, and a producer that
+//! arrives later cannot take it ahead of them: queued producers are served
+//! in the order they queued, whatever their kind. (A producer that never
+//! queued may still take a slot that reached the word while nobody was
+//! queued: that barging keeps `try_submit` one CAS.)
 //!
-//! A woken producer may lose the slot to a producer that did not queue
-//! (barging keeps the fast path lock-free); it then queues again and the
-//! next release wakes it. A producer that was woken but gives up (its
-//! deadline passed) passes the wake-up on to the next waiter, so a freed
-//! slot never sits unclaimed behind a sleeping producer.
+//! # Why a waiting producer never misses its slot
+//!
+//! A producer that finds the pool full queues itself (under the lock,
+//! bumping `len`, a SeqCst read-modify-write), then tries to acquire once
+//! more. A release does its `fetch_sub` (SeqCst) on the word and then reads
+//! `len` (SeqCst). Both pairs are ordered in the single SeqCst order:
+//! either the producer's second try sees the freed slot, or the release
+//! sees `len > 0` and, under the lock, acquires on the head waiter's
+//! behalf and grants it (refused only if another producer took the slot
+//! first: its task will release it again later). If the producer's own
+//! try and such a grant both succeed, it holds two slots and releases one
+//! (`leave`), which grants it to the next waiter or frees it: never a
+//! leak. A grant sets the flag before it wakes, and the parker keeps a
+//! token, so a grant that lands before the thread parks is not lost. A
+//! future stores its new waker, then looks at the flag again, so a grant
+//! that woke the previous waker is not lost either.
+//!
+//! A waiter that stops waiting without its grant (a timeout, a close, a
+//! dropped future) leaves the queue under the lock; if it is no longer
+//! there, it was granted a slot or woken by the close, and the flag says
+//! which. A granted thread that timed out keeps the slot and succeeds; a
+//! dropped future that was granted releases the slot, which grants it to
+//! the next waiter (a cancelled waiter passes its wake-up on) or frees it.
+//! Its closure is dropped unrun, and nothing else is held.
+//!
+//! # Permits
+//!
+//! A permit is an acquired slot with no task yet. It stays counted in the
+//! word, so it counts against the bound, graceful shutdown (which waits
+//! for the word to reach `CLOSED | 0`) waits for it, and using it after
+//! the close is sound: its acquire was ordered before the close. `permits`
+//! counts the outstanding ones, and `admitted` leaves them out (they are
+//! not queued work). Dropped unused, a permit releases its slot as above.
+//!
+//! `shutdown_now` does not wait for permits: it sets `permits_aborted`,
+//! then the workers stop and `Shared::drain_unstarted` takes tasks until
+//! `admitted` reads 0. A permit being used first decrements `permits`,
+//! then reads the flag (both SeqCst); the drain's reads of the word and
+//! then `permits` come after the flag's store. If the permit's decrement
+//! comes first in the SeqCst order, the drain sees its slot as an admitted
+//! task and waits for it: the permit either reads the flag set and
+//! releases the slot itself, or pushes its task, which the drain then
+//! takes. Otherwise the permit's read of the flag comes after the store and
+//! sees it, so it drops the task and releases the slot without pushing.
+//! Either way no task is pushed after the drain ended. `admitted` reads
+//! the word before `permits`, and a permit leaving decrements `permits`
+//! before it releases, so a concurrent read can be too high (the drain
+//! looks once more), never too low.
 
 use std::task::{Context, Poll};
 
