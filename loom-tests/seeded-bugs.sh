@@ -31,6 +31,7 @@ declare -A patch_catchers=(
     [no_latch_wake]="join"
     [split_acquire]="try_submit_vs_shutdown blocked_producers shutdown_now"
     [no_reclaim]="held_slots"
+    [cancel_keeps_grant]="async_waiters"
 )
 seeds=("$@")
 if [ ${#seeds[@]} -eq 0 ]; then

@@ -516,7 +516,9 @@ impl Admission {
     pub(crate) fn release(&self, started: usize) -> Released {
         debug_assert!(started > 0);
         let mut freed = started;
-        if self.waiters.len() > 0 {
+        // A hint suffices here: a producer this look misses is seen by the
+        // SeqCst look after the `fetch_sub`.
+        if self.waiters.len_hint() > 0 {
             freed -= self
                 .waiters
                 .grant(started, || self.state.load(Ordering::SeqCst) & CLOSED == 0);
