@@ -1212,7 +1212,8 @@ impl Handle {
     /// Reserves one slot of the bound if one is free, without ever
     /// blocking: tokio's `Sender::try_reserve`. When the pool is full the
     /// error `is_full()`, and whatever the task would have captured is
-    /// still the caller's.
+    /// still the caller's. From a task of this pool, as `try_submit`
+    /// there, it is never refused for a full pool (see [`Permit`]).
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(1).build()?;
