@@ -343,3 +343,77 @@ fn many_async_and_blocking_producers_lose_nothing() {
     assert_eq!(report.executed, 2000);
     assert_eq!(ran.load(Ordering::SeqCst), 2000);
 }
+
+/// Counts its drops: every closure is dropped exactly once, run or not.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn futures_cancelled_by_timeouts_leak_no_slot_and_lose_nothing() {
+    let _watchdog = Watchdog::new("futures_cancelled_by_timeouts_leak_no_slot_and_lose_nothing");
+    let pool = Arc::new(pool(2, 2));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    const TASKS: usize = 400;
+    let accepted = runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let pool = pool.clone();
+                let ran = ran.clone();
+                let guard = Counted(dropped.clone());
+                tokio::spawn(async move {
+                    let job = move || {
+                        let _guard = guard;
+                        // Some work, so that the pool stays full for a while.
+                        std::hint::black_box((0..2_000u64).sum::<u64>());
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    };
+                    // Timeouts from 0 to 2 ms cancel futures at every stage:
+                    // before a slot, queued, and queued with a grant.
+                    let limit = std::time::Duration::from_micros((i % 50) as u64 * 40);
+                    match tokio::time::timeout(limit, pool.submit_async(job)).await {
+                        Ok(result) => {
+                            result.expect("the pool is running");
+                            1
+                        }
+                        Err(_elapsed) => 0,
+                    }
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task.await.expect("the task");
+        }
+        accepted
+    });
+    pool.wait_idle();
+    // No slot leaked: the whole capacity can be reserved again.
+    let permits: Vec<_> = (0..pool.capacity())
+        .map(|_| pool.try_reserve().expect("every slot is free again"))
+        .collect();
+    drop(permits);
+    assert_eq!(pool.queued(), 0);
+    let pool = Arc::into_inner(pool).expect("the only owner");
+    let report = pool.shutdown();
+    assert_eq!(
+        report.executed as usize, accepted,
+        "every accepted task ran"
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), accepted);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        TASKS,
+        "every closure dropped once"
+    );
+}
