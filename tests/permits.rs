@@ -285,3 +285,21 @@ fn reserve_from_inside_the_pool_never_waits() {
     assert_eq!(report.executed, 3);
     assert_eq!(handle_after.metrics().rejected_full, 0);
 }
+
+#[test]
+fn wait_idle_counts_an_outstanding_permit() {
+    let _watchdog = Watchdog::new("wait_idle_counts_an_outstanding_permit");
+    let pool = pool(1, 2);
+    let permit = pool.reserve().expect("room");
+    // Work was promised: not idle while the permit is out (cannot turn
+    // true however slow the machine).
+    assert!(!pool.wait_idle_timeout(Duration::from_millis(1)));
+    permit.submit(|| {});
+    assert!(pool.wait_idle_timeout(WATCHDOG));
+    let unused = pool.reserve().expect("room");
+    drop(unused);
+    assert!(
+        pool.wait_idle_timeout(WATCHDOG),
+        "a dropped permit promises nothing"
+    );
+}
