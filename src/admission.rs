@@ -107,7 +107,6 @@ use std::task::{Context, Poll};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
-use crate::monitor::FillTrigger;
 use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Instant, Ordering};
 use crate::waiters::{Waiter, Waiters};
 
@@ -161,8 +160,6 @@ pub(crate) struct Admission {
     permits: CachePadded<AtomicUsize>,
     /// Set by `shutdown_now`: a permit used from then on drops its task.
     permits_aborted: AtomicBool,
-    /// Queue-fill alert marks, if an alert is configured (`monitor.rs`).
-    pub(crate) fill_trigger: Option<FillTrigger>,
     /// Whether the queue is deep enough for a full-pool producer to yield.
     yield_while_full: bool,
     /// How many freed slots a worker may hold back (see `release_batch`).
@@ -174,22 +171,16 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    pub(crate) fn new(capacity: usize, workers: usize, fill_trigger: Option<FillTrigger>) -> Self {
+    pub(crate) fn new(capacity: usize, workers: usize) -> Self {
         debug_assert!(capacity > 0 && capacity <= MAX_CAPACITY);
-        let alerting = fill_trigger.is_some();
         Admission {
             state: CachePadded::new(AtomicUsize::new(0)),
             capacity,
             waiters: Waiters::new(),
             permits: CachePadded::new(AtomicUsize::new(0)),
             permits_aborted: AtomicBool::new(false),
-            fill_trigger,
             yield_while_full: capacity >= workers.saturating_mul(YIELD_CAPACITY_PER_WORKER),
-            // A fill alert watches the word land on its marks, which needs
-            // every slot returned as its task starts: no holding back then.
-            release_batch: if alerting {
-                1
-            } else if crate::sync::IS_LOOM {
+            release_batch: if crate::sync::IS_LOOM {
                 // Small enough for the models' capacities, so that they
                 // explore held slots and their reclaiming too.
                 capacity.min(2)
@@ -208,8 +199,7 @@ impl Admission {
     /// One `fetch_sub` per task on the word every producer CASes kept that
     /// line bouncing between the producer and the workers. Sized so that
     /// all workers together hold back less than an eighth of the capacity;
-    /// 1 (every slot returned at once) under 16 per worker, and when a
-    /// fill alert is configured.
+    /// 1 (every slot returned at once) under 16 per worker.
     pub(crate) fn start(&self, worker: usize) -> Released {
         if self.release_batch == 1 {
             return self.release(1);
@@ -254,12 +244,7 @@ impl Admission {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        if let Some(trigger) = &self.fill_trigger {
-                            trigger.poke();
-                        }
-                        return true;
-                    }
+                    Ok(_) => return true,
                     Err(actual) => current = actual,
                 }
             }
@@ -347,14 +332,7 @@ impl Admission {
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    if let Some(trigger) = &self.fill_trigger {
-                        if current + 1 == trigger.high {
-                            trigger.poke();
-                        }
-                    }
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(actual) => current = actual,
             }
         }
@@ -529,11 +507,6 @@ impl Admission {
         let previous = self.state.fetch_sub(freed, Ordering::SeqCst);
         let before = previous & !CLOSED;
         debug_assert!(before >= freed, "release without an admitted task");
-        if let Some(trigger) = &self.fill_trigger {
-            if before > trigger.low && before - freed <= trigger.low {
-                trigger.poke();
-            }
-        }
         if self.waiters.len() > 0 {
             // A producer queued after our first look: take the freed slots
             // back for the head waiters, as many as are still free.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::admission::MAX_CAPACITY;
 use crate::autoscale::{AutoscalePolicy, Autoscaler};
 use crate::error::BuildError;
-use crate::monitor::{self, FillCallback, FillEvent, FillTrigger, Monitor};
+use crate::monitor::{self, FillAlert, FillCallback, FillEvent, Monitor};
 use crate::pool::Pool;
 use crate::registry::{Hooks, PanicHandler, Shared, SharedConfig, ThreadName, WorkerHook};
 use crate::sleep::MAX_WORKERS;
@@ -452,7 +452,11 @@ impl Builder {
     /// reaches `threshold`, and again when it falls back
     /// [`FILL_HYSTERESIS`](crate::FILL_HYSTERESIS) below it: edge-triggered,
     /// once per crossing, on the pool's monitor thread (never on a
-    /// producer's or a worker's). `threshold` must be in `(0, 1]`.
+    /// producer's or a worker's). `threshold` must be in `(0, 1]`. The
+    /// monitor samples the fill every
+    /// [`FILL_SAMPLE_INTERVAL`](crate::FILL_SAMPLE_INTERVAL), so the
+    /// submission path pays nothing for the alert; a crossing that is
+    /// undone within one interval may go unreported.
     ///
     /// ```
     /// let pool = corepool::Pool::builder()
@@ -592,13 +596,9 @@ impl Builder {
                 .as_ref()
                 .is_some_and(|scaler| lock(scaler).policy().tick.is_some());
         let monitor_parker = needs_monitor.then(|| Arc::new(Parker::new()));
-        let (fill_trigger, fill_callback) = match (self.fill_alert, &monitor_parker) {
-            (Some((threshold, callback)), Some(parker)) => (
-                Some(FillTrigger::new(threshold, capacity, parker.clone())),
-                Some(callback),
-            ),
-            _ => (None, None),
-        };
+        let fill_alert = self
+            .fill_alert
+            .map(|(threshold, callback)| FillAlert::new(threshold, capacity, callback));
         let shared = Arc::new(Shared::new(SharedConfig {
             capacity,
             stealers,
@@ -611,7 +611,6 @@ impl Builder {
             },
             latency_epoch: self.track_latency.then(Instant::now),
             delay_budget: self.queue_delay_budget,
-            fill_trigger,
             monitor: monitor_parker.clone(),
             autoscaler: autoscaler.clone(),
             spare_deques,
@@ -622,7 +621,7 @@ impl Builder {
         if let Some(parker) = monitor_parker {
             let monitor = Monitor {
                 parker,
-                fill_callback,
+                fill_alert,
                 autoscaler,
             };
             match monitor::start(shared.clone(), monitor) {

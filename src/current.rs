@@ -25,7 +25,6 @@
 
 use crate::global::{global, NEVER_SHUTS_DOWN};
 use crate::join::join_on;
-use crate::pool::Handle;
 use crate::scope::{self, Scope};
 use crate::spawn::{self, JoinHandle};
 use crate::task::Task;
@@ -210,11 +209,7 @@ where
     R: Send,
 {
     let op = worker::with_current(|current| match current {
-        Some(worker) => Ok(scope::run_scope(
-            Some(worker),
-            &Handle::from_shared(worker.shared().clone()),
-            op,
-        )),
+        Some(worker) => Ok(scope::run_scope(Some(worker), worker.shared(), op)),
         None => Err(op),
     });
     match op {

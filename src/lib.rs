@@ -52,6 +52,7 @@ mod broadcast;
 mod budget;
 mod builder;
 mod current;
+mod entry;
 mod error;
 mod fifo;
 mod global;
@@ -85,7 +86,7 @@ pub use current::{
 };
 pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
-pub use monitor::{FillEvent, FILL_HYSTERESIS};
+pub use monitor::{FillEvent, FILL_HYSTERESIS, FILL_SAMPLE_INTERVAL};
 pub use permit::Permit;
 pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};
 pub use scope::{Scope, ScopeFifo};

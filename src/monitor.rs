@@ -3,15 +3,14 @@
 //!
 //! # Fill alerts
 //!
-//! The bound's counter moves one step at a time (one compare-and-swap per
-//! acquire, one subtraction per release), so it passes through every value.
-//! `admission.rs` compares the new count with two precomputed marks, the
-//! alert threshold and the bottom of its hysteresis band, and only when the
-//! count lands exactly on one of them does it poke the monitor (at most one
-//! poke in flight). The monitor then reads the fill and runs the edge
-//! state machine: `Above` once when fill reaches the threshold, `Below`
-//! once when it falls to the bottom of the band. The user's callback runs
-//! on the monitor thread, never on a producer's or a worker's.
+//! Every [`FILL_SAMPLE_INTERVAL`] the monitor reads the bound's count of
+//! queued tasks (one load; the bound's code knows nothing of alerts) and
+//! runs the edge state machine: `Above` once when the count reaches the
+//! threshold's mark, `Below` once when it falls to the bottom of the
+//! hysteresis band. The user's callback runs on the monitor thread, never
+//! on a producer's or a worker's. A sampler sees only what lasts: a
+//! crossing and its way back within one interval may go unreported, and
+//! an alert comes up to one interval late.
 //!
 //! # Autoscaling
 //!
@@ -20,7 +19,9 @@
 
 use crate::autoscale::Autoscaler;
 use crate::registry::{call_guarded, Shared};
-use crate::sync::{lock, thread, Arc, AtomicBool, Instant, Mutex, Ordering, Parker};
+use std::time::Duration;
+
+use crate::sync::{lock, thread, Arc, Instant, Mutex, Parker};
 
 /// A queue-fill alert, passed to the callback of
 /// [`Builder::on_queue_fill`](crate::Builder::on_queue_fill).
@@ -48,47 +49,41 @@ pub(crate) type FillCallback = dyn Fn(FillEvent) + Send + Sync + 'static;
 /// Width of the hysteresis band under the threshold, as a fill ratio.
 pub const FILL_HYSTERESIS: f64 = 0.1;
 
-/// The marks the bound's counter is compared with; shared with
-/// `admission.rs`.
-pub(crate) struct FillTrigger {
+/// How often the monitor samples the queue's fill when
+/// [`Builder::on_queue_fill`](crate::Builder::on_queue_fill) is set: often
+/// enough for an alert to matter before a queue that fills at a million
+/// tasks a second is full (the default capacity is 256 per worker), rarely
+/// enough that the sampling costs no measurable CPU (a wake-up costs a few
+/// microseconds).
+pub const FILL_SAMPLE_INTERVAL: Duration = Duration::from_millis(1);
+
+/// A fill alert: the two marks on the count of queued tasks, and the
+/// user's callback.
+pub(crate) struct FillAlert {
     /// Count at which fill reaches the threshold.
-    pub(crate) high: usize,
+    high: usize,
     /// Count at the bottom of the band.
-    pub(crate) low: usize,
-    poked: AtomicBool,
-    monitor: Arc<Parker>,
+    low: usize,
+    callback: Box<FillCallback>,
 }
 
-impl FillTrigger {
-    pub(crate) fn new(threshold: f64, capacity: usize, monitor: Arc<Parker>) -> Self {
+impl FillAlert {
+    pub(crate) fn new(threshold: f64, capacity: usize, callback: Box<FillCallback>) -> Self {
         let high = ((threshold * capacity as f64).ceil() as usize).clamp(1, capacity);
         let low_ratio = (threshold - FILL_HYSTERESIS).max(0.0);
         let low = ((low_ratio * capacity as f64).floor() as usize).min(high - 1);
-        FillTrigger {
+        FillAlert {
             high,
             low,
-            poked: AtomicBool::new(false),
-            monitor,
+            callback,
         }
-    }
-
-    /// The counter just landed on a mark: wake the monitor, unless a poke
-    /// is already on its way.
-    pub(crate) fn poke(&self) {
-        if !self.poked.swap(true, Ordering::AcqRel) {
-            self.monitor.unpark();
-        }
-    }
-
-    fn take_poke(&self) -> bool {
-        self.poked.swap(false, Ordering::AcqRel)
     }
 }
 
 /// What the monitor thread owns.
 pub(crate) struct Monitor {
     pub(crate) parker: Arc<Parker>,
-    pub(crate) fill_callback: Option<Box<FillCallback>>,
+    pub(crate) fill_alert: Option<FillAlert>,
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
 }
 
@@ -108,9 +103,14 @@ fn run(shared: &Shared, monitor: Monitor) {
         .as_ref()
         .and_then(|scaler| lock(scaler).policy().tick);
     let mut above = false;
-    let mut next_tick = tick.and_then(|tick| Instant::now().checked_add(tick));
+    let now = Instant::now();
+    let mut next_tick = tick.and_then(|tick| now.checked_add(tick));
+    let mut next_sample = monitor
+        .fill_alert
+        .as_ref()
+        .and_then(|_| now.checked_add(FILL_SAMPLE_INTERVAL));
     loop {
-        match next_tick {
+        match next_tick.into_iter().chain(next_sample).min() {
             Some(deadline) => {
                 monitor.parker.park_until(deadline);
             }
@@ -119,16 +119,15 @@ fn run(shared: &Shared, monitor: Monitor) {
         if shared.admission.is_closed() {
             return;
         }
-        if let (Some(callback), Some(trigger)) =
-            (&monitor.fill_callback, &shared.admission.fill_trigger)
-        {
-            if trigger.take_poke() {
+        let now = Instant::now();
+        if let Some(alert) = &monitor.fill_alert {
+            if next_sample.is_some_and(|deadline| now >= deadline) {
                 let queued = shared.admission.admitted();
                 let fill = queued as f64 / shared.admission.capacity() as f64;
-                let event = if !above && queued >= trigger.high {
+                let event = if !above && queued >= alert.high {
                     above = true;
                     Some(FillEvent::Above { fill })
-                } else if above && queued <= trigger.low {
+                } else if above && queued <= alert.low {
                     above = false;
                     Some(FillEvent::Below { fill })
                 } else {
@@ -137,12 +136,12 @@ fn run(shared: &Shared, monitor: Monitor) {
                 if let Some(event) = event {
                     // A panicking callback (even one whose payload panics
                     // when dropped) must not stop the monitor.
-                    call_guarded(|| callback(event));
+                    call_guarded(|| (alert.callback)(event));
                 }
+                next_sample = now.checked_add(FILL_SAMPLE_INTERVAL);
             }
         }
         if let (Some(scaler), Some(tick)) = (&monitor.autoscaler, tick) {
-            let now = Instant::now();
             if next_tick.is_some_and(|deadline| now >= deadline) {
                 // Nor a panic while deciding (the policy is the user's).
                 call_guarded(|| {

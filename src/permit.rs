@@ -8,7 +8,7 @@
 //! permit used while it drains, is in `crate::admission`.
 
 use crate::admission::Released;
-use crate::pool::Handle;
+use crate::registry::Shared;
 use crate::spawn::{self, JoinHandle};
 use crate::sync::Arc;
 use crate::task::Task;
@@ -54,7 +54,7 @@ use crate::task::Task;
 /// # Ok::<(), corepool::BuildError>(())
 /// ```
 pub struct Permit {
-    handle: Handle,
+    shared: Arc<Shared>,
     /// Set once the slot went to a task (or back, after `shutdown_now`).
     used: bool,
 }
@@ -67,11 +67,11 @@ const _: fn() = || {
 };
 
 impl Permit {
-    /// Wraps a slot just taken from `handle`'s bound.
-    pub(crate) fn new(handle: Handle) -> Permit {
-        handle.shared().admission.add_permit();
+    /// Wraps a slot just taken from the bound of `shared`'s pool.
+    pub(crate) fn new(shared: Arc<Shared>) -> Permit {
+        shared.admission.add_permit();
         Permit {
-            handle,
+            shared,
             used: false,
         }
     }
@@ -90,7 +90,7 @@ impl Permit {
     where
         F: FnOnce() + Send + 'static,
     {
-        let stamped = self.handle.shared().latency_epoch.is_some();
+        let stamped = self.shared.latency_epoch.is_some();
         self.use_slot(Task::new(f, true, stamped));
     }
 
@@ -109,7 +109,7 @@ impl Permit {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = self.handle.shared();
+        let shared = &self.shared;
         let (queued, join) = spawn::wrap(f, Arc::as_ptr(shared) as usize);
         let task = Task::claimable(queued, true, shared.latency_epoch.is_some());
         self.use_slot(task);
@@ -118,7 +118,7 @@ impl Permit {
 
     fn use_slot(&mut self, task: Task) {
         self.used = true;
-        let shared = self.handle.shared();
+        let shared = &self.shared;
         if shared.admission.use_permit() {
             // `shutdown_now` began: nothing may start any more. The slot
             // is freed before the task is dropped, in case its drop panics.
@@ -128,7 +128,7 @@ impl Permit {
             }
             drop(task);
         } else {
-            self.handle.inject(task);
+            self.shared.inject(task);
         }
     }
 }
@@ -136,7 +136,7 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.used {
-            let shared = self.handle.shared();
+            let shared = &self.shared;
             if shared.admission.drop_permit() == Released::LastAfterClose {
                 // The pool is closed and this was the last slot: idle
                 // workers may exit now.

@@ -1,4 +1,5 @@
-//! `Pool` and `Handle`: where a submitted task enters.
+//! `Pool` and `Handle`: the public face of a pool, where a submitted task
+//! enters (the routing itself is `crate::entry`'s).
 //!
 //! A submission from a worker of the same pool goes straight onto that
 //! worker's own deque (see [`crate::worker`]): it never blocks and is not
@@ -10,18 +11,17 @@
 
 use std::time::Duration;
 
-use std::rc::Rc;
-
 use crate::admission::Refused;
 use crate::broadcast::{self, BroadcastContext};
 use crate::builder::Builder;
+use crate::entry::Wait;
 use crate::error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::job::{LockLatch, StackJob};
 use crate::metrics::MetricsSnapshot;
 use crate::permit::Permit;
-use crate::registry::{nanos_between, Shared};
+use crate::registry::Shared;
 use crate::scope::{self, Scope, ScopeFifo};
-use crate::spawn::{self, JoinHandle};
+use crate::spawn::JoinHandle;
 use crate::submit_async::{ReserveAsync, SpawnAsync, SubmitAsync};
 use crate::sync::{thread, Arc, Instant};
 use crate::task::Task;
@@ -489,7 +489,7 @@ impl Pool {
         let handle = &self.handle;
         self.install(|| {
             let worker = worker::current(&handle.shared);
-            scope::run_scope(worker.as_deref(), handle, op)
+            scope::run_scope(worker.as_deref(), &handle.shared, op)
         })
     }
 
@@ -530,7 +530,7 @@ impl Pool {
     {
         let handle = &self.handle;
         let worker = worker::current(&handle.shared);
-        scope::run_scope(worker.as_deref(), handle, op)
+        scope::run_scope(worker.as_deref(), &handle.shared, op)
     }
 
     /// Blocks until the pool is idle: no task it accepted is queued or
@@ -633,7 +633,7 @@ impl Pool {
         let handle = &self.handle;
         self.install(|| {
             let worker = worker::current(&handle.shared);
-            scope::run_scope_fifo(worker.as_deref(), handle, op)
+            scope::run_scope_fifo(worker.as_deref(), &handle.shared, op)
         })
     }
 
@@ -1059,10 +1059,6 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
-        Handle { shared }
-    }
-
     /// Submits `f`, blocking while `capacity` externally submitted tasks
     /// are accepted and not yet started.
     ///
@@ -1090,9 +1086,9 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        match self.route(Wait::Forever) {
+        match self.shared.route(Wait::Forever) {
             Ok(route) => {
-                self.push(route, f);
+                self.shared.push(route, f);
                 Ok(())
             }
             Err(_) => Err(SubmitError::new(f)),
@@ -1116,9 +1112,9 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        match self.route(Wait::Never) {
+        match self.shared.route(Wait::Never) {
             Ok(route) => {
-                self.push(route, f);
+                self.shared.push(route, f);
                 Ok(())
             }
             Err(Refused::Full) => Err(TrySubmitError::full(f)),
@@ -1139,9 +1135,9 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        match self.route(Wait::For(timeout)) {
+        match self.shared.route(Wait::For(timeout)) {
             Ok(route) => {
-                self.push(route, f);
+                self.shared.push(route, f);
                 Ok(())
             }
             Err(Refused::Closed) => Err(SubmitTimeoutError::shutdown(f)),
@@ -1163,8 +1159,8 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.route(Wait::Forever) {
-            Ok(route) => Ok(self.push_spawned(route, f)),
+        match self.shared.route(Wait::Forever) {
+            Ok(route) => Ok(self.shared.push_spawned(route, f)),
             Err(_) => Err(SubmitError::new(f)),
         }
     }
@@ -1183,8 +1179,8 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match self.route(Wait::Never) {
-            Ok(route) => Ok(self.push_spawned(route, f)),
+        match self.shared.route(Wait::Never) {
+            Ok(route) => Ok(self.shared.push_spawned(route, f)),
             Err(Refused::Full) => Err(TrySubmitError::full(f)),
             Err(_) => Err(TrySubmitError::shutdown(f)),
         }
@@ -1208,8 +1204,8 @@ impl Handle {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn reserve(&self) -> Result<Permit, SubmitError<()>> {
-        match self.reserve_slot(Wait::Forever) {
-            Ok(()) => Ok(Permit::new(self.clone())),
+        match self.shared.reserve_slot(Wait::Forever) {
+            Ok(()) => Ok(Permit::new(self.shared.clone())),
             Err(_) => Err(SubmitError::new(())),
         }
     }
@@ -1233,8 +1229,8 @@ impl Handle {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn try_reserve(&self) -> Result<Permit, TrySubmitError<()>> {
-        match self.reserve_slot(Wait::Never) {
-            Ok(()) => Ok(Permit::new(self.clone())),
+        match self.shared.reserve_slot(Wait::Never) {
+            Ok(()) => Ok(Permit::new(self.shared.clone())),
             Err(Refused::Full) => Err(TrySubmitError::full(())),
             Err(_) => Err(TrySubmitError::shutdown(())),
         }
@@ -1252,8 +1248,8 @@ impl Handle {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn reserve_timeout(&self, timeout: Duration) -> Result<Permit, SubmitTimeoutError<()>> {
-        match self.reserve_slot(Wait::For(timeout)) {
-            Ok(()) => Ok(Permit::new(self.clone())),
+        match self.shared.reserve_slot(Wait::For(timeout)) {
+            Ok(()) => Ok(Permit::new(self.shared.clone())),
             Err(Refused::Closed) => Err(SubmitTimeoutError::shutdown(())),
             Err(_) => Err(SubmitTimeoutError::timeout(())),
         }
@@ -1278,7 +1274,7 @@ impl Handle {
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
     pub fn reserve_async(&self) -> ReserveAsync<'_> {
-        self.reserve_async_future()
+        ReserveAsync::new(&self.shared)
     }
 
     /// Submits `f`, waiting for room without blocking the thread: the
@@ -1308,7 +1304,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.submit_async_future(f)
+        SubmitAsync::new(&self.shared, f)
     }
 
     /// Like [`submit_async`](Handle::submit_async), for a closure with a
@@ -1330,47 +1326,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_async_future(f)
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    /// Takes a slot for a permit: waits like a submission from outside,
-    /// and never from inside the pool (see [`Permit`]).
-    fn reserve_slot(&self, wait: Wait) -> Result<(), Refused> {
-        if worker::current(&self.shared).is_some() {
-            let taken = self.shared.admission.acquire_unbounded();
-            return self.count_refusal(taken);
-        }
-        self.acquire_slot(wait)
-    }
-
-    /// Takes a slot of the bound, waiting as `wait` says; counts a refusal.
-    fn acquire_slot(&self, wait: Wait) -> Result<(), Refused> {
-        let admission = &self.shared.admission;
-        let acquired = match wait {
-            // The budget refuses like a full pool (counted apart, in
-            // `rejected_budget`).
-            Wait::Never if self.shared.over_delay_budget() => return Err(Refused::Full),
-            Wait::Never => admission.try_acquire(),
-            Wait::Forever => admission.acquire(None),
-            // A timeout too large to represent as a deadline waits forever.
-            Wait::For(timeout) => admission.acquire(Instant::now().checked_add(timeout)),
-        };
-        self.count_refusal(acquired)
-    }
-
-    fn count_refusal(&self, acquired: Result<(), Refused>) -> Result<(), Refused> {
-        if let Err(refused) = acquired {
-            match refused {
-                Refused::Full => self.shared.rejected_full.add(1),
-                Refused::Closed => self.shared.rejected_shutdown.add(1),
-                Refused::TimedOut => self.shared.timed_out.add(1),
-            }
-        }
-        acquired
+        SpawnAsync::new(&self.shared, f)
     }
 
     /// A snapshot of the pool's counters; see [`MetricsSnapshot`]. Works
@@ -1443,84 +1399,6 @@ impl Handle {
         self.shared.expected_queue_delay()
     }
 
-    /// Where a submission goes: onto the calling worker's own deque when
-    /// called from inside this pool (no slot needed), or into the injector
-    /// once a slot of the bound is taken.
-    fn route(&self, wait: Wait) -> Result<Route, Refused> {
-        if let Some(worker) = worker::current(&self.shared) {
-            return Ok(Route::Local(worker));
-        }
-        self.acquire_slot(wait)?;
-        Ok(Route::Injector)
-    }
-
-    fn push<F>(&self, route: Route, run: F)
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        self.push_task(route, |admitted, stamped| Task::new(run, admitted, stamped));
-    }
-
-    /// `make_task(admitted, stamped)` builds the task once the route is
-    /// known (only injected tasks are stamped, when latency is tracked).
-    fn push_task(&self, route: Route, make_task: impl FnOnce(bool, bool) -> Task) {
-        match route {
-            Route::Local(worker) => worker.push(make_task(false, false)),
-            Route::Injector => self.inject(make_task(true, self.shared.latency_epoch.is_some())),
-        }
-    }
-
-    fn push_spawned<F, T>(&self, route: Route, f: F) -> JoinHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let (queued, handle) = spawn::wrap(f, Arc::as_ptr(&self.shared) as usize);
-        self.push_task(route, |admitted, stamped| {
-            Task::claimable(queued, admitted, stamped)
-        });
-        handle
-    }
-
-    /// After a slot was taken: the task joins the injector and, if nobody
-    /// is looking for work, one sleeping worker is woken.
-    pub(crate) fn inject(&self, mut task: Task) {
-        if let Some(epoch) = self.shared.latency_epoch {
-            task.set_enqueued_ns(nanos_between(epoch, Instant::now()));
-        }
-        let injector = &self.shared.injector;
-        injector.push(task);
-        self.shared.sleep.notify_work(|| injector.len() > 1);
-    }
-
-    /// For fork-join pieces that must run whatever happens (a scope's
-    /// tasks): submitted like `submit`, or run right here if the pool is
-    /// shutting down, so that nothing a scope waits for is ever lost.
-    ///
-    /// # Safety
-    ///
-    /// Whatever `run` borrows must outlive its run (`Pool::scope` waits
-    /// for every task it spawned before its borrows end).
-    /// With `fifo`, a task pushed onto a worker's deque goes through its
-    /// FIFO queue (`WorkerContext::push_fifo`).
-    pub(crate) unsafe fn push_or_run_scoped<F>(&self, fifo: bool, run: F)
-    where
-        F: FnOnce() + Send,
-    {
-        match self.route(Wait::Forever) {
-            Ok(Route::Local(worker)) if fifo => {
-                // SAFETY: the caller's contract is `Task::new_unchecked`'s.
-                let task = unsafe { Task::new_unchecked(run, false, false) };
-                worker.push_fifo(task)
-            }
-            // SAFETY: the caller's contract is `Task::new_unchecked`'s.
-            Ok(route) => self.push_task(route, |admitted, stamped| unsafe {
-                Task::new_unchecked(run, admitted, stamped)
-            }),
-            Err(_) => run(),
-        }
-    }
-
     /// Runs `op` on a worker of this pool and returns its result; see
     /// [`Pool::install`].
     fn install<OP, R>(&self, op: OP) -> R
@@ -1541,7 +1419,7 @@ impl Handle {
         // right below and nothing between can unwind; `shutdown_now` runs a
         // stack job it collects (never hands it back), setting the latch.
         let job_ref = unsafe { job.as_job_ref() };
-        self.inject(Task::stack(job_ref, true));
+        self.shared.inject(Task::stack(job_ref, true));
         // On a worker of another pool, that pool has a spare run its queues
         // while this worker blocks (`crate::wait`).
         let caller = worker::current_any();
@@ -1549,20 +1427,4 @@ impl Handle {
         job.latch.wait();
         job.into_result()
     }
-}
-
-/// How long a submission may wait for room.
-#[derive(Clone, Copy)]
-enum Wait {
-    Never,
-    Forever,
-    For(Duration),
-}
-
-/// Where a submission goes.
-enum Route {
-    /// The calling worker's own deque (submitted from inside the pool).
-    Local(Rc<WorkerContext>),
-    /// The injector; a slot of the bound has been taken.
-    Injector,
 }

@@ -17,7 +17,6 @@ use crate::budget::DelayBudget;
 use crate::metrics::{
     bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
 };
-use crate::monitor::FillTrigger;
 use crate::sleep::Sleep;
 use crate::sync::{
     lock, thread, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering, Parker, Steal,
@@ -134,7 +133,6 @@ pub(crate) struct SharedConfig {
     pub(crate) hooks: Hooks,
     pub(crate) latency_epoch: Option<Instant>,
     pub(crate) delay_budget: Option<Duration>,
-    pub(crate) fill_trigger: Option<FillTrigger>,
     pub(crate) monitor: Option<Arc<Parker>>,
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
     /// Deques for the spare slots (their stealers end `stealers`).
@@ -152,7 +150,7 @@ impl Shared {
         let victims = topology::victim_orders(&cores);
         Shared {
             injector: Injector::new(),
-            admission: Admission::new(config.capacity, workers, config.fill_trigger),
+            admission: Admission::new(config.capacity, workers),
             sleep: Sleep::new(workers),
             stealers: config.stealers.into_boxed_slice(),
             victims: victims.into_boxed_slice(),

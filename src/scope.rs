@@ -14,7 +14,6 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::pool::Handle;
 use crate::registry::Shared;
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
 use crate::wait::Region;
@@ -37,7 +36,7 @@ use crate::worker::{self, WorkerContext};
 /// ```
 pub struct Scope<'scope> {
     state: Arc<ScopeState>,
-    handle: Handle,
+    shared: Arc<Shared>,
     /// Invariant in `'scope`, as in `std::thread::Scope`.
     _marker: PhantomData<&'scope mut &'scope ()>,
 }
@@ -157,14 +156,14 @@ impl<'scope> Scope<'scope> {
     {
         self.state.pending.fetch_add(1, Ordering::Relaxed);
         let completion = Completion(Some(self.state.clone()));
-        let handle = self.handle.clone();
+        let shared = self.shared.clone();
         let run = move || {
             let scope = Scope {
                 state: match &completion.0 {
                     Some(state) => state.clone(),
                     None => unreachable!("a scope task runs once"),
                 },
-                handle,
+                shared,
                 _marker: PhantomData,
             };
             let region = scope.state.region();
@@ -178,12 +177,12 @@ impl<'scope> Scope<'scope> {
         // SAFETY: `Pool::scope` returns only once `pending` is zero, after
         // this closure ran or was dropped, so what it borrows for `'scope`
         // is never used after `'scope` ends.
-        unsafe { self.handle.push_or_run_scoped(fifo, run) };
+        unsafe { self.shared.push_or_run_scoped(fifo, run) };
     }
 }
 
 /// The body of `Pool::scope` and `corepool::scope`, running on `worker`,
-/// a worker of `handle`'s pool; with `None`, the body of
+/// a worker of `shared`'s pool; with `None`, the body of
 /// `Pool::in_place_scope` called off the pool (or of `Pool::scope` while
 /// the pool shuts down), on the caller's thread, which parks until the
 /// scope's tasks are done (a worker of another pool counts itself blocked
@@ -239,7 +238,7 @@ impl<'scope> ScopeFifo<'scope> {
             let fifo = ScopeFifo {
                 scope: Scope {
                     state: scope.state.clone(),
-                    handle: scope.handle.clone(),
+                    shared: scope.shared.clone(),
                     _marker: PhantomData,
                 },
             };
@@ -251,17 +250,17 @@ impl<'scope> ScopeFifo<'scope> {
 /// The body of `Pool::scope_fifo`: `run_scope` with a `ScopeFifo`.
 pub(crate) fn run_scope_fifo<'scope, OP, R>(
     worker: Option<&WorkerContext>,
-    handle: &Handle,
+    shared: &Arc<Shared>,
     op: OP,
 ) -> R
 where
     OP: FnOnce(&ScopeFifo<'scope>) -> R,
 {
-    run_scope(worker, handle, |scope: &Scope<'scope>| {
+    run_scope(worker, shared, |scope: &Scope<'scope>| {
         let fifo = ScopeFifo {
             scope: Scope {
                 state: scope.state.clone(),
-                handle: scope.handle.clone(),
+                shared: scope.shared.clone(),
                 _marker: PhantomData,
             },
         };
@@ -271,7 +270,11 @@ where
 
 /// The body of `Pool::scope`, running on `worker` (or, while the pool
 /// shuts down, on the caller's thread).
-pub(crate) fn run_scope<'scope, OP, R>(worker: Option<&WorkerContext>, handle: &Handle, op: OP) -> R
+pub(crate) fn run_scope<'scope, OP, R>(
+    worker: Option<&WorkerContext>,
+    shared: &Arc<Shared>,
+    op: OP,
+) -> R
 where
     OP: FnOnce(&Scope<'scope>) -> R,
 {
@@ -287,7 +290,7 @@ where
             parker,
             panic: Mutex::new(None),
         }),
-        handle: handle.clone(),
+        shared: shared.clone(),
         _marker: PhantomData,
     };
     let state = &*scope.state;

@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use crate::admission::{Refused, Released};
 use crate::error::SubmitError;
 use crate::permit::Permit;
-use crate::pool::Handle;
+use crate::registry::Shared;
 use crate::spawn::{self, JoinHandle};
 use crate::sync::Arc;
 use crate::task::Task;
@@ -38,15 +38,15 @@ enum Slot {
 
 /// The waiting part shared by the three futures.
 struct Acquire<'a> {
-    handle: &'a Handle,
+    shared: &'a Arc<Shared>,
     /// Queued among the waiters (between a `Pending` and the slot).
     waiter: Option<Arc<Waiter>>,
 }
 
 impl<'a> Acquire<'a> {
-    fn new(handle: &'a Handle) -> Self {
+    fn new(shared: &'a Arc<Shared>) -> Self {
         Acquire {
-            handle,
+            shared,
             waiter: None,
         }
     }
@@ -54,7 +54,7 @@ impl<'a> Acquire<'a> {
     /// `unbounded_inside`: a permit reserved on a worker takes a slot
     /// anyway; a task submitted there goes to the worker's deque.
     fn poll(&mut self, cx: &mut Context<'_>, unbounded_inside: bool) -> Poll<Result<Slot, ()>> {
-        let shared = self.handle.shared();
+        let shared = self.shared;
         let admission = &shared.admission;
         if self.waiter.is_none() {
             if let Some(worker) = worker::current(shared) {
@@ -85,7 +85,7 @@ impl<'a> Acquire<'a> {
 impl Drop for Acquire<'_> {
     fn drop(&mut self) {
         if let Some(waiter) = self.waiter.take() {
-            let shared = self.handle.shared();
+            let shared = self.shared;
             if shared.admission.cancel(waiter) == Released::LastAfterClose {
                 // The slot granted to us was the last one of a closed pool.
                 shared.sleep.wake_all();
@@ -120,7 +120,7 @@ impl Future for ReserveAsync<'_> {
         let slot = std::task::ready!(this.acquire.poll(cx, true));
         this.done = true;
         Poll::Ready(match slot {
-            Ok(_) => Ok(Permit::new(this.acquire.handle.clone())),
+            Ok(_) => Ok(Permit::new(this.acquire.shared.clone())),
             Err(()) => Err(SubmitError::new(())),
         })
     }
@@ -163,9 +163,9 @@ where
                 Ok(())
             }
             Ok(Slot::Bound) => {
-                let handle = this.acquire.handle;
-                let stamped = handle.shared().latency_epoch.is_some();
-                handle.inject(Task::new(f, true, stamped));
+                let shared = this.acquire.shared;
+                let stamped = shared.latency_epoch.is_some();
+                shared.inject(Task::new(f, true, stamped));
                 Ok(())
             }
             Err(()) => Err(SubmitError::new(f)),
@@ -208,8 +208,7 @@ where
         let Some(f) = this.f.take() else {
             unreachable!("checked above")
         };
-        let handle = this.acquire.handle;
-        let shared = handle.shared();
+        let shared = this.acquire.shared;
         Poll::Ready(match slot {
             Ok(Slot::Local(worker)) => {
                 let (queued, join) = spawn::wrap(f, Arc::as_ptr(shared) as usize);
@@ -219,7 +218,7 @@ where
             Ok(Slot::Bound) => {
                 let (queued, join) = spawn::wrap(f, Arc::as_ptr(shared) as usize);
                 let stamped = shared.latency_epoch.is_some();
-                handle.inject(Task::claimable(queued, true, stamped));
+                shared.inject(Task::claimable(queued, true, stamped));
                 Ok(join)
             }
             Err(()) => Err(SubmitError::new(f)),
@@ -251,24 +250,28 @@ impl<F> std::fmt::Debug for SpawnAsync<'_, F> {
     }
 }
 
-impl Handle {
-    pub(crate) fn reserve_async_future(&self) -> ReserveAsync<'_> {
+impl<'a> ReserveAsync<'a> {
+    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
         ReserveAsync {
-            acquire: Acquire::new(self),
+            acquire: Acquire::new(shared),
             done: false,
         }
     }
+}
 
-    pub(crate) fn submit_async_future<F>(&self, f: F) -> SubmitAsync<'_, F> {
+impl<'a, F> SubmitAsync<'a, F> {
+    pub(crate) fn new(shared: &'a Arc<Shared>, f: F) -> Self {
         SubmitAsync {
-            acquire: Acquire::new(self),
+            acquire: Acquire::new(shared),
             f: Some(f),
         }
     }
+}
 
-    pub(crate) fn spawn_async_future<F>(&self, f: F) -> SpawnAsync<'_, F> {
+impl<'a, F> SpawnAsync<'a, F> {
+    pub(crate) fn new(shared: &'a Arc<Shared>, f: F) -> Self {
         SpawnAsync {
-            acquire: Acquire::new(self),
+            acquire: Acquire::new(shared),
             f: Some(f),
         }
     }

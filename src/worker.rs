@@ -211,7 +211,7 @@ pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
 ///
 /// The pool is recognized by identity, not by "some worker": a worker of
 /// another pool submitting here goes through the bound like anyone else.
-pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
+pub(crate) fn current(shared: &Shared) -> Option<Rc<WorkerContext>> {
     if is_inside(shared) {
         current_any()
     } else {
@@ -220,8 +220,8 @@ pub(crate) fn current(shared: &Arc<Shared>) -> Option<Rc<WorkerContext>> {
 }
 
 /// Whether this thread is a worker of the pool that owns `shared`.
-pub(crate) fn is_inside(shared: &Arc<Shared>) -> bool {
-    with_current(|current| current.is_some_and(|ctx| Arc::ptr_eq(&ctx.shared, shared)))
+pub(crate) fn is_inside(shared: &Shared) -> bool {
+    with_current(|current| current.is_some_and(|ctx| std::ptr::eq(&*ctx.shared, shared)))
 }
 
 /// Clears `CURRENT` when `WorkerContext::run` ends, however it ends,
