@@ -45,7 +45,7 @@ for seed in "${seeds[@]}"; do
     cd "$root"
     if [ -n "${patch_catchers[$seed]:-}" ]; then
         models="${patch_catchers[$seed]}"
-        export RUSTFLAGS="--cfg loom"
+        export RUSTFLAGS="--cfg corepool_loom"
         tree="$target_dir/tree"
         rm -rf "$tree"
         mkdir -p "$tree"
@@ -56,7 +56,7 @@ for seed in "${seeds[@]}"; do
         cd "$tree"
     else
         models="${catchers[$seed]:?unknown seeded bug: $seed}"
-        export RUSTFLAGS="--cfg loom --cfg corepool_seed_bug=\"$seed\""
+        export RUSTFLAGS="--cfg corepool_loom --cfg corepool_seed_bug=\"$seed\""
     fi
     tests=()
     for model in $models; do tests+=(--test "$model"); done

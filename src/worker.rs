@@ -86,7 +86,19 @@ const STEAL_BATCH: usize = 32;
 /// no pause, 1 µs took one producer's tiny tasks from 240 to 66 ns each,
 /// 2 µs to 55, 4 µs to 50 (docs/benchmarks.md, fourth round): 2 µs takes
 /// most of the gain, and a task that arrives meanwhile waits at most that.
-const INJECTOR_PACE: Duration = Duration::from_micros(2);
+/// Under loom zero: the models' pools are never fed by a producer faster
+/// than one task at a time, and time does not pass there.
+const INJECTOR_PACE: Duration = if cfg!(corepool_loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(2)
+};
+
+/// Broadcast inboxes per core slot: one. Under loom none: broadcasts are
+/// not modeled (a broadcast there panics on the missing inbox), and the
+/// main loop's read of an inbox on every pass would only multiply the
+/// interleavings.
+const INBOXES_PER_SLOT: usize = if cfg!(corepool_loom) { 0 } else { 1 };
 
 /// Rounds of searching (injector and every other worker) before parking,
 /// at least. Each round ends with a `sched_yield`, not a spin: a pinned
@@ -101,7 +113,7 @@ const INJECTOR_PACE: Duration = Duration::from_micros(2);
 /// slower: two workers yielding for that long take turns on the
 /// producer's core. Under loom one round: spinning only multiplies the
 /// interleavings.
-const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
+const SEARCH_ROUNDS: u32 = if cfg!(corepool_loom) { 1 } else { 16 };
 
 /// How long a searcher that is catching a stream from outside (its last
 /// search found a task in the injector) keeps searching before it parks,
@@ -126,7 +138,14 @@ const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
 /// the README load test (high load) its p50 fell from 37 to 21 µs; its
 /// p99 rose by an eighth in one A/B and not in later runs (the machine's
 /// noise is as large).
-const STREAM_WINDOW: Duration = Duration::from_micros(20);
+///
+/// Under loom zero, so a search lasts [`SEARCH_ROUNDS`]: time does not
+/// pass in a model.
+const STREAM_WINDOW: Duration = if cfg!(corepool_loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(20)
+};
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
@@ -278,7 +297,9 @@ impl Shared {
             idle_waiters: std::sync::atomic::AtomicUsize::new(0),
             idle_lock: std::sync::Mutex::new(()),
             idle_cvar: std::sync::Condvar::new(),
-            inboxes: (0..core_slots).map(|_| CachePadded::default()).collect(),
+            inboxes: (0..core_slots * INBOXES_PER_SLOT)
+                .map(|_| CachePadded::default())
+                .collect(),
             fifos: (0..workers)
                 .map(|_| CachePadded::new(Mutex::new(VecDeque::new())))
                 .collect(),
@@ -691,7 +712,7 @@ pub(crate) struct WorkerContext {
 /// (docs/benchmarks.md, "Waiting inside a task").
 /// Under loom two: the models nest at most that deep, and every entry
 /// scanned is a branch point.
-pub(crate) const MAX_PUBLISHED_PIECES: usize = if crate::sync::IS_LOOM { 2 } else { 32 };
+pub(crate) const MAX_PUBLISHED_PIECES: usize = if cfg!(corepool_loom) { 2 } else { 32 };
 
 /// The pieces one worker is running, innermost last (see `crate::wait`).
 #[derive(Default)]
@@ -709,7 +730,7 @@ struct Piece {
 
 // The worker context of this thread, if it is a worker. (loom's
 // `thread_local!` does not take the `const { .. }` form.)
-#[cfg(not(loom))]
+#[cfg(not(corepool_loom))]
 thread_local! {
     static CURRENT: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
     /// The same context, as a plain pointer, for `join` and the free
@@ -718,7 +739,7 @@ thread_local! {
     /// `Rc` first checks its destructor's registration and its borrow flag.
     static CURRENT_PTR: Cell<*const WorkerContext> = const { Cell::new(std::ptr::null()) };
 }
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 thread_local! {
     static CURRENT: RefCell<Option<Rc<WorkerContext>>> = RefCell::new(None);
     static CURRENT_PTR: Cell<*const WorkerContext> = Cell::new(std::ptr::null());
@@ -870,12 +891,10 @@ impl WorkerContext {
     /// Whether a broadcast share waits in this worker's inbox.
     #[inline]
     pub(crate) fn broadcast_pending(&self) -> bool {
-        !crate::sync::IS_LOOM
-            && self
-                .shared
-                .inboxes
-                .get(self.index)
-                .is_some_and(|inbox| inbox.is_pending())
+        self.shared
+            .inboxes
+            .get(self.index)
+            .is_some_and(|inbox| inbox.is_pending())
     }
 
     /// Runs every broadcast share in this worker's inbox; returns whether
@@ -1041,13 +1060,7 @@ impl WorkerContext {
         ctx.main_loop();
         // Shares posted before the inbox closes run here; later ones run on
         // their broadcaster's thread (`crate::broadcast`).
-        // (Not under loom: broadcasts are not modeled.)
-        if let Some(inbox) = ctx
-            .shared
-            .inboxes
-            .get(ctx.index)
-            .filter(|_| !crate::sync::IS_LOOM)
-        {
+        if let Some(inbox) = ctx.shared.inboxes.get(ctx.index) {
             for share in inbox.close() {
                 share.run(ctx.index, &ctx.shared);
             }
@@ -1469,7 +1482,7 @@ impl WorkerContext {
     /// one pause before it searches; a task arriving meanwhile waits at
     /// most that long.
     fn take_from_injector(&self) -> Option<Task> {
-        if self.took_single.get() && !crate::sync::IS_LOOM {
+        if self.took_single.get() {
             spin_for(INJECTOR_PACE);
         }
         let task = self.steal_from_injector();
@@ -1482,8 +1495,7 @@ impl WorkerContext {
     /// at least [`STREAM_WINDOW`] if the last search caught a task from
     /// outside.
     fn search(&self) -> Option<Task> {
-        let window_from =
-            (self.catching_stream.replace(false) && !crate::sync::IS_LOOM).then(Instant::now);
+        let window_from = self.catching_stream.replace(false).then(Instant::now);
         let mut round = 0;
         loop {
             if let Some(task) = self.steal_from_injector() {
@@ -1496,11 +1508,7 @@ impl WorkerContext {
             if self.shared.admission.is_closed_and_drained() {
                 return None;
             }
-            if crate::sync::IS_LOOM {
-                crate::sync::spin_hint();
-            } else {
-                thread::yield_now();
-            }
+            thread::yield_now();
             round += 1;
             if round >= SEARCH_ROUNDS
                 && window_from.is_none_or(|from| from.elapsed() >= STREAM_WINDOW)
@@ -1697,7 +1705,7 @@ enum FifoRule {
 
 /// Starts a thread that runs slot `index` as a worker; hands the deque
 /// back if no thread could be started.
-#[cfg(not(loom))]
+#[cfg(not(corepool_loom))]
 fn spawn_worker(
     builder: std::thread::Builder,
     index: usize,
@@ -1721,7 +1729,7 @@ fn spawn_worker(
 }
 
 /// Under loom no spare starts: loom's threads are the models' own.
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 fn spawn_worker(
     _builder: std::thread::Builder,
     _index: usize,

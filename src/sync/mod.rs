@@ -1,17 +1,17 @@
 //! The one place that names `std::sync` or `loom`.
 //!
 //! Every atomic, lock, thread and park/unpark that the pool's protocols use
-//! comes through here, so that building with `RUSTFLAGS="--cfg loom"` swaps
+//! comes through here, so that building with `RUSTFLAGS="--cfg corepool_loom"` swaps
 //! the whole crate onto loom's instrumented primitives and the models in
 //! `loom-tests/` check the real code, not a copy of it.
 //!
 //! crossbeam-deque is not loom-aware (its atomics are not instrumented), so
-//! under `cfg(loom)` the deque and the injector are replaced by a loom-visible
+//! under `cfg(corepool_loom)` the deque and the injector are replaced by a loom-visible
 //! stand-in with the same interface ([`deque`]). It never returns
 //! `Steal::Retry`. It follows that no park, wake, capacity or close decision
 //! may read a deque's length: those decisions read pool-owned atomics only.
 
-#[cfg(not(loom))]
+#[cfg(not(corepool_loom))]
 mod imp {
     pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
@@ -25,7 +25,7 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 mod imp {
     pub(crate) use super::deque::{Injector, Steal, Stealer, Worker};
     pub(crate) use super::seqcst::{fence, AtomicBool, AtomicUsize};
@@ -41,9 +41,9 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 pub(crate) mod deque;
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 mod seqcst;
 
 pub(crate) use imp::*;
@@ -68,14 +68,14 @@ pub(crate) use std::time::Instant;
 /// of a thread-local; under loom, whose threads share one OS thread, a
 /// hash of loom's thread id.
 pub(crate) fn thread_token() -> usize {
-    #[cfg(not(loom))]
+    #[cfg(not(corepool_loom))]
     {
         std::thread_local!(static TOKEN: u8 = const { 0 });
         TOKEN
             .try_with(|token| token as *const u8 as usize)
             .unwrap_or(0)
     }
-    #[cfg(loom)]
+    #[cfg(corepool_loom)]
     {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -84,8 +84,28 @@ pub(crate) fn thread_token() -> usize {
     }
 }
 
-/// `true` when the crate was built against loom's primitives (`--cfg loom`).
-pub(crate) const IS_LOOM: bool = cfg!(loom);
+/// The core ids in this process's affinity mask, as the OS lists them, or
+/// `None` where the platform cannot tell. Under loom always `None`: loom's
+/// threads all run on the model's one OS thread, so pinning a worker would
+/// pin the test itself.
+pub(crate) fn affinity_mask() -> Option<Vec<usize>> {
+    #[cfg(not(corepool_loom))]
+    {
+        Some(
+            core_affinity::get_core_ids()?
+                .into_iter()
+                .map(|core| core.id)
+                .collect(),
+        )
+    }
+    #[cfg(corepool_loom)]
+    {
+        None
+    }
+}
+
+/// `true` when the crate was built against loom's primitives (`--cfg corepool_loom`).
+pub(crate) const IS_LOOM: bool = cfg!(corepool_loom);
 
 /// Locks a mutex, ignoring poisoning: no critical section in this crate runs
 /// user code, so a poisoned lock still guards consistent data.
@@ -130,14 +150,14 @@ impl Parker {
     /// yielded: loom then explores the timeout firing at every point of the
     /// other threads' execution, deterministically.
     pub(crate) fn park_until(&self, deadline: Instant) -> bool {
-        #[cfg(loom)]
+        #[cfg(corepool_loom)]
         {
             let _ = deadline;
             loom::thread::yield_now();
             let mut notified = lock(&self.notified);
             std::mem::replace(&mut *notified, false)
         }
-        #[cfg(not(loom))]
+        #[cfg(not(corepool_loom))]
         {
             let mut notified = lock(&self.notified);
             while !*notified {
