@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds corepool with each seeded bug and runs the loom models that must
 # catch it. A seed is either a cfg (--cfg corepool_seed_bug="...", see
-# src/admission.rs and src/sleep.rs) or a patch in loom-tests/seeds/,
+# src/admission.rs) or a patch in loom-tests/seeds/,
 # applied to a scratch copy of the tree (target-loom/seed-<name>/tree), so
 # the bug never lives in src/. Every listed model must FAIL; the script fails if any of them
 # passes, that is, if a seeded bug goes undetected. Each model runs in its
@@ -23,18 +23,18 @@ export LOOM_MAX_DURATION="${LOOM_MAX_DURATION:-300}"
 
 # seed -> the models that must catch it
 declare -A catchers=(
-    [skip_recheck]="no_lost_wakeup steal"
     [split_acquire]="try_submit_vs_shutdown blocked_producers shutdown_now"
-    [drop_fence]="no_lost_wakeup steal"
     [no_reclaim]="held_slots"
 )
 # patch seed -> the models that must catch it
 declare -A patch_catchers=(
     [no_latch_wake]="join"
+    [skip_recheck]="no_lost_wakeup steal"
+    [drop_fence]="no_lost_wakeup steal"
 )
 seeds=("$@")
 if [ ${#seeds[@]} -eq 0 ]; then
-    seeds=(skip_recheck split_acquire drop_fence no_reclaim "${!patch_catchers[@]}")
+    seeds=(split_acquire no_reclaim "${!patch_catchers[@]}")
 fi
 root=$(pwd)
 

@@ -142,13 +142,8 @@ impl Sleep {
     /// that a push does not read the consumers' end of its queue, a cache
     /// line they write on every steal.
     pub(crate) fn notify_work(&self, backlog: impl FnOnce() -> bool) {
-        #[cfg(not(corepool_seed_bug = "drop_fence"))]
         fence(Ordering::SeqCst);
-        #[cfg(corepool_seed_bug = "drop_fence")]
-        let order = Ordering::Relaxed;
-        #[cfg(not(corepool_seed_bug = "drop_fence"))]
-        let order = Ordering::SeqCst;
-        let state = self.state.load(order);
+        let state = self.state.load(Ordering::SeqCst);
         if sleeping(state) > 0 && (searching(state) == 0 || backlog()) {
             self.wake_one();
         }
@@ -250,18 +245,8 @@ impl Sleep {
             };
             self.state.fetch_add(delta, Ordering::SeqCst);
         }
-        #[cfg(not(corepool_seed_bug = "drop_fence"))]
         fence(Ordering::SeqCst);
-
-        #[cfg(corepool_seed_bug = "skip_recheck")]
-        let found: Recheck<T> = {
-            let _ = recheck;
-            Recheck::Nothing
-        };
-        #[cfg(not(corepool_seed_bug = "skip_recheck"))]
-        let found = recheck();
-
-        match found {
+        match recheck() {
             Recheck::Nothing => {
                 self.parkers[index].park();
                 Parked::Woken
