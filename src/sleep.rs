@@ -305,3 +305,102 @@ impl Sleep {
         searching(self.state.load(Ordering::Relaxed))
     }
 }
+
+/// Component models of `Sleep` alone, without a pool: a queue is one
+/// counter, and a lost wake-up is a worker parked for good, which loom
+/// reports as a deadlock. Run by `loom-tests/run.sh` before the whole-pool
+/// models (see docs/verification.md).
+#[cfg(all(test, corepool_loom))]
+mod loom_tests {
+    use super::{Parked, Recheck, Sleep};
+    use crate::sync::{thread, Arc, AtomicUsize, Ordering};
+
+    /// Takes one task off `queue`, if it holds one.
+    fn take(queue: &AtomicUsize) -> bool {
+        queue
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Worker `index` goes through the park protocol until it takes a task
+    /// from `queue`, then stops searching as the main loop does.
+    fn run_until_one_task(sleep: &Sleep, index: usize, queue: &AtomicUsize) {
+        let mut searching = false;
+        loop {
+            if take(queue) {
+                break;
+            }
+            let parked = sleep.park(
+                index,
+                searching,
+                || {
+                    if take(queue) {
+                        Recheck::Work(())
+                    } else {
+                        Recheck::Nothing
+                    }
+                },
+                || queue.load(Ordering::Acquire) > 0,
+            );
+            match parked {
+                Parked::Woken => searching = true,
+                Parked::Found { searching: now, .. } => {
+                    searching = now;
+                    break;
+                }
+                Parked::Exit => unreachable!("the re-check never asks to exit"),
+            }
+        }
+        if searching {
+            sleep.stop_searching(|| queue.load(Ordering::Acquire) > 0);
+        }
+    }
+
+    /// Rules 1 and 5: a worker parking while a producer pushes and
+    /// notifies either sees the task in its re-check or is woken.
+    #[test]
+    fn loom_park_vs_notify() {
+        loom::model(|| {
+            let sleep = Arc::new(Sleep::new(1));
+            let queue = Arc::new(AtomicUsize::new(0));
+            let producer = {
+                let (sleep, queue) = (sleep.clone(), queue.clone());
+                thread::spawn(move || {
+                    queue.fetch_add(1, Ordering::Release);
+                    sleep.notify_work(|| false);
+                })
+            };
+            run_until_one_task(&sleep, 0, &queue);
+            producer.join().expect("the producer does not panic");
+            assert_eq!(sleep.searching(), 0);
+        });
+    }
+
+    /// Rules 2 and 4: two tasks, two workers going to sleep; the producer's
+    /// notifies may be suppressed while one worker searches, so that one
+    /// must hand the wake-up on when it stops. Each worker takes one task.
+    #[test]
+    fn loom_two_workers_hand_on() {
+        loom::model(|| {
+            let sleep = Arc::new(Sleep::new(2));
+            let queue = Arc::new(AtomicUsize::new(0));
+            let other = {
+                let (sleep, queue) = (sleep.clone(), queue.clone());
+                thread::spawn(move || run_until_one_task(&sleep, 1, &queue))
+            };
+            let producer = {
+                let (sleep, queue) = (sleep.clone(), queue.clone());
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        queue.fetch_add(1, Ordering::Release);
+                        sleep.notify_work(|| false);
+                    }
+                })
+            };
+            run_until_one_task(&sleep, 0, &queue);
+            producer.join().expect("the producer does not panic");
+            other.join().expect("the other worker does not panic");
+            assert_eq!(queue.load(Ordering::Relaxed), 0);
+        });
+    }
+}
