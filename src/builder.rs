@@ -16,7 +16,7 @@ use crate::error::BuildError;
 use crate::monitor::{self, FillCallback, FillEvent, FillTrigger, Monitor};
 use crate::pool::Pool;
 use crate::sleep::MAX_WORKERS;
-use crate::sync::{lock, thread, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
+use crate::sync::{lock, thread, wait, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
 use crate::task::Task;
 use crate::topology;
 use crate::worker::{Hooks, PanicHandler, Shared, SharedConfig, WorkerContext, WorkerHook};
@@ -718,15 +718,5 @@ impl Startup {
             }
             state = wait(&self.changed, state);
         }
-    }
-}
-
-fn wait<'a, T>(
-    cvar: &Condvar,
-    guard: crate::sync::MutexGuard<'a, T>,
-) -> crate::sync::MutexGuard<'a, T> {
-    match cvar.wait(guard) {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

@@ -53,8 +53,8 @@ use crate::metrics::{
 use crate::monitor::FillTrigger;
 use crate::sleep::{Parked, Recheck, Sleep};
 use crate::sync::{
-    lock, thread, thread_local, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
-    Parker, Steal, Stealer, Worker,
+    lock, thread, thread_local, wait, wait_deadline, Arc, AtomicUsize, Condvar, Injector, Instant,
+    Mutex, Ordering, Parker, Steal, Stealer, Worker,
 };
 use crate::task::{JobRef, Task};
 use crate::topology;
@@ -190,13 +190,13 @@ pub(crate) struct Shared {
     /// The spare slots' deques not yet given to a thread, and the spare
     /// threads started.
     spares: Mutex<Spares>,
-    /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`). Plain std
-    /// primitives in every build, as the statistics counters it reads:
-    /// no loom model waits until idle, so loom need not explore the
-    /// fence and load that every park pays for it.
+    /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`). A plain std
+    /// atomic in every build, as the statistics counters it reads: no loom
+    /// model waits until idle, so loom need not explore the fence and load
+    /// that every park pays for it (and the lock below is then never taken).
     idle_waiters: std::sync::atomic::AtomicUsize,
-    idle_lock: std::sync::Mutex<()>,
-    idle_cvar: std::sync::Condvar,
+    idle_lock: Mutex<()>,
+    idle_cvar: Condvar,
     /// For each core slot, the broadcast shares it has yet to run
     /// (`crate::broadcast`).
     pub(crate) inboxes: Box<[CachePadded<Inbox>]>,
@@ -278,8 +278,8 @@ impl Shared {
                 stack_size: config.stack_size,
             }),
             idle_waiters: std::sync::atomic::AtomicUsize::new(0),
-            idle_lock: std::sync::Mutex::new(()),
-            idle_cvar: std::sync::Condvar::new(),
+            idle_lock: Mutex::new(()),
+            idle_cvar: Condvar::new(),
             inboxes: (0..core_slots * INBOXES_PER_SLOT)
                 .map(|_| CachePadded::default())
                 .collect(),
@@ -429,7 +429,7 @@ impl Shared {
     pub(crate) fn notify_idle_waiters(&self) {
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.idle_waiters.load(Ordering::SeqCst) != 0 {
-            let _guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = lock(&self.idle_lock);
             self.idle_cvar.notify_all();
         }
     }
@@ -439,27 +439,18 @@ impl Shared {
     /// a condition variable that workers signal when they go idle
     /// (`notify_idle_waiters`).
     pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
-        let mut guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = lock(&self.idle_lock);
         self.idle_waiters.fetch_add(1, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         let idle = loop {
             if self.is_idle() {
                 break true;
             }
-            guard = match deadline {
-                None => match self.idle_cvar.wait(guard) {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                },
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break false;
-                    }
-                    match self.idle_cvar.wait_timeout(guard, deadline - now) {
-                        Ok((guard, _)) => guard,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    }
+            guard = match wait_deadline(&self.idle_cvar, guard, deadline) {
+                Ok(guard) => guard,
+                Err(timed_out) => {
+                    guard = timed_out;
+                    break false;
                 }
             };
         };
@@ -529,20 +520,11 @@ impl Shared {
         // cannot miss one.
         let workers = || self.core_slots + lock(&self.spares).threads_started();
         while *exited < workers() {
-            exited = match deadline {
-                None => match self.exited_cvar.wait(exited) {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                },
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    match self.exited_cvar.wait_timeout(exited, deadline - now) {
-                        Ok((guard, _)) => guard,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    }
+            exited = match wait_deadline(&self.exited_cvar, exited, deadline) {
+                Ok(guard) => guard,
+                Err(timed_out) => {
+                    exited = timed_out;
+                    break;
                 }
             };
         }
@@ -1421,10 +1403,7 @@ impl WorkerContext {
             {
                 return;
             }
-            guard = match shared.resize_cvar.wait(guard) {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            guard = wait(&shared.resize_cvar, guard);
         }
     }
 

@@ -45,6 +45,9 @@ mod imp {
 pub(crate) mod deque;
 #[cfg(corepool_loom)]
 mod seqcst;
+mod signal;
+
+pub(crate) use signal::{Parker, Signal};
 
 pub(crate) use imp::*;
 
@@ -110,79 +113,34 @@ pub(crate) const IS_LOOM: bool = cfg!(corepool_loom);
 /// Locks a mutex, ignoring poisoning: no critical section in this crate runs
 /// user code, so a poisoned lock still guards consistent data.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A one-token parker: `unpark` before `park` is remembered, so a wake-up
-/// that arrives while its target is still deciding to sleep is never lost.
-pub(crate) struct Parker {
-    notified: Mutex<bool>,
-    cvar: Condvar,
+/// Waits on `cvar`, ignoring poisoning (see [`lock`]).
+pub(crate) fn wait<'a, T>(cvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    cvar.wait(guard)
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Parker {
-    pub(crate) fn new() -> Self {
-        Parker {
-            notified: Mutex::new(false),
-            cvar: Condvar::new(),
-        }
+/// Waits on `cvar` until notified, ignoring poisoning, or until `deadline`
+/// if there is one: `Err` hands the guard back once the deadline has
+/// passed, without waiting. Callers loop on their own condition, so a
+/// spurious or early return costs one more look.
+pub(crate) fn wait_deadline<'a, T>(
+    cvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+) -> Result<MutexGuard<'a, T>, MutexGuard<'a, T>> {
+    let Some(deadline) = deadline else {
+        return Ok(wait(cvar, guard));
+    };
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(guard);
     }
-
-    /// Blocks until a token is available, then consumes it.
-    pub(crate) fn park(&self) {
-        let mut notified = lock(&self.notified);
-        while !*notified {
-            notified = match self.cvar.wait(notified) {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-        }
-        *notified = false;
-    }
-
-    /// Blocks until a token is available or `deadline` passes. Returns
-    /// whether a token was consumed.
-    ///
-    /// Under loom the deadline is treated as already due once the thread has
-    /// yielded: loom then explores the timeout firing at every point of the
-    /// other threads' execution, deterministically.
-    pub(crate) fn park_until(&self, deadline: Instant) -> bool {
-        #[cfg(corepool_loom)]
-        {
-            let _ = deadline;
-            loom::thread::yield_now();
-            let mut notified = lock(&self.notified);
-            std::mem::replace(&mut *notified, false)
-        }
-        #[cfg(not(corepool_loom))]
-        {
-            let mut notified = lock(&self.notified);
-            while !*notified {
-                let now = Instant::now();
-                if now >= deadline {
-                    return false;
-                }
-                notified = match self.cvar.wait_timeout(notified, deadline - now) {
-                    Ok((guard, _)) => guard,
-                    Err(poisoned) => poisoned.into_inner().0,
-                };
-            }
-            *notified = false;
-            true
-        }
-    }
-
-    /// Makes a token available and wakes the parked thread, if any.
-    pub(crate) fn unpark(&self) {
-        *lock(&self.notified) = true;
-        self.cvar.notify_one();
-    }
-
-    /// Discards a token that is known to be stale.
-    pub(crate) fn clear(&self) {
-        *lock(&self.notified) = false;
-    }
+    Ok(cvar
+        .wait_timeout(guard, deadline - now)
+        .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard))
 }
