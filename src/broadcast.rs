@@ -17,6 +17,12 @@
 //!   finds the worker registered or its re-check finds the share);
 //! * before it waits retired, and when it exits (the inbox closes then:
 //!   a share posted to a closed inbox runs on the broadcaster's thread);
+//! * before a blocking wait (`WorkerContext::block`: a `JoinHandle::join`,
+//!   `block_in_place`, `install` into another pool). The inbox is marked
+//!   *away* until the wait ends, and a share posted to an away inbox runs
+//!   on the broadcaster's thread, as for a closed one: the worker runs
+//!   nothing while it waits, and the task it waits for may be the
+//!   broadcaster;
 //! * inside a wait: a `join` or `scope` waiting for a stolen piece, a
 //!   broadcast waiting for the other shares. Without that, a broadcast
 //!   made from a piece that another worker waits for (`pool.join(|| ..,
@@ -37,7 +43,6 @@
 //! elsewhere it parks on a parker of the broadcast's own.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -46,8 +51,9 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 // and broadcasts are not modeled (`WorkerContext::broadcast_pending`).
 use std::sync::Arc as ShareArc;
 
+use crate::registry::{drop_payload, RunShare, Share, Shared};
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
-use crate::worker::{self, Shared, WorkerContext};
+use crate::worker::{self, WorkerContext};
 
 /// What a broadcast's closure is told about the worker it runs on: see
 /// [`Pool::broadcast`](crate::Pool::broadcast).
@@ -106,76 +112,6 @@ impl std::fmt::Debug for BroadcastContext<'_> {
             .field("index", &self.index)
             .field("num_threads", &self.num_threads)
             .finish()
-    }
-}
-
-/// One worker's share of a broadcast, as it waits in an inbox.
-pub(crate) type Share = ShareArc<dyn RunShare>;
-
-/// A broadcast job, seen from the worker that runs one share of it.
-pub(crate) trait RunShare: Send + Sync {
-    /// Runs share `index` and counts it done. `shared` is the pool's, for
-    /// the panic handler.
-    fn run(self: ShareArc<Self>, index: usize, shared: &Shared);
-}
-
-/// A core worker's broadcast shares still to run.
-pub(crate) struct Inbox {
-    /// How many shares `shares` holds: read without the lock on every
-    /// pass of the main loop.
-    pending: AtomicUsize,
-    shares: Mutex<InboxShares>,
-}
-
-struct InboxShares {
-    queue: VecDeque<Share>,
-    /// The worker has exited: later shares run on their broadcaster.
-    closed: bool,
-}
-
-impl Default for Inbox {
-    fn default() -> Self {
-        Inbox {
-            pending: AtomicUsize::new(0),
-            shares: Mutex::new(InboxShares {
-                queue: VecDeque::new(),
-                closed: false,
-            }),
-        }
-    }
-}
-
-impl Inbox {
-    /// Posts `share`; hands it back if the worker has exited.
-    fn post(&self, share: Share) -> Result<(), Share> {
-        let mut shares = lock(&self.shares);
-        if shares.closed {
-            return Err(share);
-        }
-        shares.queue.push_back(share);
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    pub(crate) fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::SeqCst) != 0
-    }
-
-    pub(crate) fn pop(&self) -> Option<Share> {
-        let mut shares = lock(&self.shares);
-        let share = shares.queue.pop_front();
-        if share.is_some() {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-        }
-        share
-    }
-
-    /// Closes the inbox (its worker exits) and returns what it held.
-    pub(crate) fn close(&self) -> Vec<Share> {
-        let mut shares = lock(&self.shares);
-        shares.closed = true;
-        self.pending.store(0, Ordering::SeqCst);
-        shares.queue.drain(..).collect()
     }
 }
 
@@ -326,7 +262,7 @@ where
                 if first_panic.is_none() {
                     first_panic = Some(payload);
                 } else {
-                    worker::drop_payload(payload);
+                    drop_payload(payload);
                 }
             }
             None => unreachable!("every share of a finished broadcast ran"),
@@ -341,7 +277,7 @@ where
 /// A worker waits for the shares of its broadcast: blocked, with a spare
 /// standing in, running the shares posted to its own inbox meanwhile.
 fn wait_on_worker(worker: &WorkerContext, done: &Done) {
-    let _blocked = worker.block();
+    let _blocked = worker.block_running_shares();
     loop {
         if done.finished() {
             return;
@@ -371,4 +307,61 @@ where
         }),
     });
     post(shared, targets, None, &job);
+}
+
+impl WorkerContext {
+    /// Whether a broadcast share waits in this worker's inbox.
+    #[inline]
+    pub(crate) fn broadcast_pending(&self) -> bool {
+        self.shared
+            .inboxes
+            .get(self.index)
+            .is_some_and(|inbox| inbox.is_pending())
+    }
+
+    /// Runs every broadcast share in this worker's inbox; returns whether
+    /// it ran any. For the main loop (no wait open on this stack).
+    pub(crate) fn run_broadcasts(&self) -> bool {
+        let Some(inbox) = self.shared.inboxes.get(self.index) else {
+            return false;
+        };
+        let mut ran = false;
+        while let Some(share) = inbox.pop() {
+            share.run(self.index, &self.shared);
+            ran = true;
+        }
+        ran
+    }
+
+    /// Runs the broadcast shares in this worker's inbox from inside a wait
+    /// (a `join`, a `scope`, a broadcast, `block_in_place`): in a region of
+    /// their own, so that nothing they leave on the deque is taken for the
+    /// enclosing region's work; what they leave goes to the injector.
+    /// Returns whether it ran any.
+    pub(crate) fn run_broadcasts_in_wait(&self) -> bool {
+        if !self.broadcast_pending() {
+            return false;
+        }
+        let saved = self.enter_region();
+        let ran = self.run_broadcasts();
+        // `region_new` counts what the shares pushed and did not pop. It
+        // overcounts only if thieves took some of those tasks, and thieves
+        // take the oldest first: then nothing older is left below, so the
+        // pops below never reach the enclosing region's tasks.
+        let mut moved = false;
+        for _ in 0..self.region_new.replace(0) {
+            match self.local.pop() {
+                Some(task) => {
+                    self.shared.injector.push(task);
+                    moved = true;
+                }
+                None => break,
+            }
+        }
+        if moved {
+            self.shared.sleep.notify_work(|| true);
+        }
+        self.exit_region(saved);
+        ran
+    }
 }

@@ -1,6 +1,7 @@
-//! The free functions that find their pool by themselves: [`submit`] and
-//! [`spawn`] (the counterparts of `rayon::spawn` and `tokio::spawn`),
-//! [`scope`] (`rayon::scope`), and where a task runs:
+//! The free functions that find their pool by themselves: [`join`]
+//! (`rayon::join`), [`submit`] and [`spawn`] (the counterparts of
+//! `rayon::spawn` and `tokio::spawn`), [`scope`] (`rayon::scope`), and
+//! where a task runs:
 //! [`current_thread_index`] and [`current_num_threads`].
 //!
 //! On a worker thread they use that worker's pool. A task that spawns
@@ -23,10 +24,67 @@
 //! from the pool).
 
 use crate::global::{global, NEVER_SHUTS_DOWN};
+use crate::join::join_on;
+use crate::pool::Handle;
 use crate::scope::{self, Scope};
 use crate::spawn::{self, JoinHandle};
 use crate::task::Task;
 use crate::worker::{self, WorkerContext};
+
+/// Runs `a` and `b`, potentially in parallel, and returns both results.
+///
+/// On a worker thread (of any corepool pool), `b` may be taken by another
+/// worker while the caller runs `a`. A worker keeps one piece of its joins
+/// on offer, the oldest `b` it holds, whenever its deque is otherwise
+/// empty, and runs the others itself, so that the many small joins at the
+/// bottom of a recursion cost no atomic operation. On any other thread,
+/// the join runs on the global pool (built with the defaults on first use
+/// unless [`Builder::build_global`](crate::Builder::build_global)
+/// configured it), as [`Pool::join`](crate::Pool::join) on it: both
+/// closures may run in parallel and the caller blocks until both are done
+/// (`rayon::join`). To join on a given pool from outside it, use
+/// `Pool::join`.
+///
+/// If either closure panics, the panic is re-raised after both have
+/// finished (the first closure's panic wins if both panic).
+///
+/// `a` must not wait for `b` by blocking (on a channel, a lock): `b` may
+/// run after `a`, on the same thread. It always does in a pool of one
+/// worker; in larger pools `b` is not offered at all while this worker's
+/// deque holds anything (an older `b` on offer, a spawned task), and
+/// offering it does not guarantee that a sleeping worker wakes for it (the
+/// push skips the fence that [`submit`](crate::submit) pays; the joining
+/// worker runs `b` itself if no one took it). rayon's `join` has the same
+/// rule.
+///
+/// ```
+/// fn fib(n: u64) -> u64 {
+///     if n < 15 {
+///         return if n < 2 { n } else { fib(n - 1) + fib(n - 2) };
+///     }
+///     let (a, b) = corepool::join(|| fib(n - 1), || fib(n - 2));
+///     a + b
+/// }
+/// let pool = corepool::Pool::builder().workers(2).build()?;
+/// assert_eq!(pool.install(|| fib(25)), 75_025);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let off_worker = worker::with_current(|current| match current {
+        Some(worker) => Ok(join_on(worker, a, b)),
+        None => Err((a, b)),
+    });
+    match off_worker {
+        Ok(results) => results,
+        Err((a, b)) => global().join(a, b),
+    }
+}
 
 /// Submits `f` to the pool whose worker is running the calling task,
 /// onto that worker's own deque (idle workers steal from there); called
@@ -152,7 +210,11 @@ where
     R: Send,
 {
     let op = worker::with_current(|current| match current {
-        Some(worker) => Ok(scope::run_scope(Some(worker), &worker.handle(), op)),
+        Some(worker) => Ok(scope::run_scope(
+            Some(worker),
+            &Handle::from_shared(worker.shared().clone()),
+            op,
+        )),
         None => Err(op),
     });
     match op {

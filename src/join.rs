@@ -43,71 +43,15 @@
 //!
 //! The price: a thief that empties the deque while its owner is inside a
 //! long closure that makes no join waits for that closure to return.
-//! rayon offers every second closure at once. The frames live in
-//! `WorkerContext` (`worker.rs`: `open_join`, `close_join`).
+//! rayon offers every second closure at once. The frames are a field of
+//! `WorkerContext`; `open_join` and `close_join` are below.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::global::global;
-
 use crate::job::{JoinLatch, StackJob};
+use crate::task::{JobRef, Task};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
-
-/// Runs `a` and `b`, potentially in parallel, and returns both results.
-///
-/// On a worker thread (of any corepool pool), `b` may be taken by another
-/// worker while the caller runs `a`. A worker keeps one piece of its joins
-/// on offer, the oldest `b` it holds, whenever its deque is otherwise
-/// empty, and runs the others itself, so that the many small joins at the
-/// bottom of a recursion cost no atomic operation. On any other thread,
-/// the join runs on the global pool (built with the defaults on first use
-/// unless [`Builder::build_global`](crate::Builder::build_global)
-/// configured it), as [`Pool::join`](crate::Pool::join) on it: both
-/// closures may run in parallel and the caller blocks until both are done
-/// (`rayon::join`). To join on a given pool from outside it, use
-/// `Pool::join`.
-///
-/// If either closure panics, the panic is re-raised after both have
-/// finished (the first closure's panic wins if both panic).
-///
-/// `a` must not wait for `b` by blocking (on a channel, a lock): `b` may
-/// run after `a`, on the same thread. It always does in a pool of one
-/// worker; in larger pools `b` is not offered at all while this worker's
-/// deque holds anything (an older `b` on offer, a spawned task), and
-/// offering it does not guarantee that a sleeping worker wakes for it (the
-/// push skips the fence that [`submit`](crate::submit) pays; the joining
-/// worker runs `b` itself if no one took it). rayon's `join` has the same
-/// rule.
-///
-/// ```
-/// fn fib(n: u64) -> u64 {
-///     if n < 15 {
-///         return if n < 2 { n } else { fib(n - 1) + fib(n - 2) };
-///     }
-///     let (a, b) = corepool::join(|| fib(n - 1), || fib(n - 2));
-///     a + b
-/// }
-/// let pool = corepool::Pool::builder().workers(2).build()?;
-/// assert_eq!(pool.install(|| fib(25)), 75_025);
-/// # Ok::<(), corepool::BuildError>(())
-/// ```
-pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
-where
-    A: FnOnce() -> RA + Send,
-    B: FnOnce() -> RB + Send,
-    RA: Send,
-    RB: Send,
-{
-    let off_worker = worker::with_current(|current| match current {
-        Some(worker) => Ok(join_on(worker, a, b)),
-        None => Err((a, b)),
-    });
-    match off_worker {
-        Ok(results) => results,
-        Err((a, b)) => global().join(a, b),
-    }
-}
 
 /// `join` where `Pool::join` runs it: on the worker (of any pool) running
 /// this thread, or, off any worker (the pool is shutting down and runs
@@ -135,7 +79,7 @@ where
     })
 }
 
-fn join_on<A, B, RA, RB>(worker: &WorkerContext, a: A, b: B) -> (RA, RB)
+pub(crate) fn join_on<A, B, RA, RB>(worker: &WorkerContext, a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
     B: FnOnce() -> RB + Send,
@@ -198,5 +142,67 @@ where
     match (result_a, result_b) {
         (Err(panic), _) | (Ok(_), Err(panic)) => resume_unwind(panic),
         (Ok(a), Ok(b)) => (a, b),
+    }
+}
+
+impl WorkerContext {
+    /// Opens a join frame for `job`, the second closure of a `join` about
+    /// to run its first; if this worker's deque is empty, offers the
+    /// oldest private frame (`crate::join`, "When the second closure is
+    /// offered").
+    #[inline]
+    pub(crate) fn open_join(&self, job: JobRef) {
+        // SAFETY: only this thread reaches `join_frames`, and this
+        // reference ends with the push, which runs no other code (see the
+        // field).
+        unsafe { (*self.join_frames.get()).push(job) };
+        if self.local.is_empty() {
+            self.offer_oldest_frame();
+        }
+    }
+
+    /// Pushes the oldest frame no other worker can see yet onto this
+    /// worker's deque, and wakes a sleeper if no one is searching (see
+    /// `Sleep::notify_join_work` for why this push may skip the fence that
+    /// `push` pays).
+    pub(crate) fn offer_oldest_frame(&self) {
+        let offered = self.offered_frames.get();
+        // SAFETY: as in `open_join`: one call on the `Vec`, on its thread.
+        let oldest = unsafe { (&*self.join_frames.get()).get(offered).copied() };
+        if let Some(job) = oldest {
+            self.offered_frames.set(offered + 1);
+            self.local.push(Task::stack(job, false));
+            self.region_new.set(self.region_new.get() + 1);
+            self.shared.sleep.notify_join_work();
+        }
+    }
+
+    /// Closes the newest join frame, `job`'s, once its first closure has
+    /// returned. Returns whether it was offered: if not, no other thread
+    /// can reach `job`, and the caller runs it inline (after offering the
+    /// oldest private frame left, if the deque is empty).
+    #[inline]
+    pub(crate) fn close_join(&self, job: &JobRef) -> bool {
+        let remaining = {
+            // SAFETY: as in `open_join`: this reference ends with this
+            // block, which calls only `Vec` methods.
+            let frames = unsafe { &mut *self.join_frames.get() };
+            let newest = frames.pop();
+            debug_assert!(newest.is_some_and(|newest| newest.same_job(job)));
+            frames.len()
+        };
+        // Offered frames are the oldest ones, so the newest was offered
+        // exactly when every frame was.
+        let offered_frames = self.offered_frames.get();
+        if offered_frames > remaining {
+            self.offered_frames.set(remaining);
+            return true;
+        }
+        // Keep one on offer while `job` runs inline, too: on its way back
+        // up a chain of joins a worker opens none.
+        if offered_frames < remaining && self.local.is_empty() {
+            self.offer_oldest_frame();
+        }
+        false
     }
 }

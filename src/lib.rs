@@ -37,9 +37,10 @@
 //! ```
 //!
 //! How a task travels, from `submit` to the closure running: `pool.rs`
-//! (entry), `admission.rs` (the bound), `worker.rs` (finding and running);
-//! the sleep protocol is in `sleep.rs`. `docs/design.md` tells the story on
-//! one page.
+//! (entry), `admission.rs` (the bound), `worker.rs` (finding and running),
+//! with the pool's shared state in `registry.rs`; the sleep protocol is in
+//! `sleep.rs`, the wait protocol in `wait.rs`. `docs/design.md` tells the
+//! story on one page.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -48,9 +49,11 @@
 mod admission;
 mod autoscale;
 mod broadcast;
+mod budget;
 mod builder;
 mod current;
 mod error;
+mod fifo;
 mod global;
 mod job;
 mod join;
@@ -59,6 +62,7 @@ mod monitor;
 mod pool;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod registry;
 mod scope;
 mod sleep;
 mod spawn;
@@ -73,11 +77,10 @@ pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
 pub use broadcast::BroadcastContext;
 pub use builder::{Builder, DEFAULT_CAPACITY_PER_WORKER, MIN_STACK_SIZE};
 pub use current::{
-    block_in_place, current_num_threads, current_thread_index, scope, spawn, spawn_fifo, submit,
-    yield_now, Yield,
+    block_in_place, current_num_threads, current_thread_index, join, scope, spawn, spawn_fifo,
+    submit, yield_now, Yield,
 };
 pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
-pub use join::join;
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS};
 pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};

@@ -19,8 +19,8 @@
 //! applies what the [`Autoscaler`] decides.
 
 use crate::autoscale::Autoscaler;
+use crate::registry::{call_guarded, Shared};
 use crate::sync::{lock, thread, Arc, AtomicBool, Instant, Mutex, Ordering, Parker};
-use crate::worker::{call_guarded, Shared};
 
 /// A queue-fill alert, passed to the callback of
 /// [`Builder::on_queue_fill`](crate::Builder::on_queue_fill).

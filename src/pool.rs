@@ -18,11 +18,12 @@ use crate::builder::Builder;
 use crate::error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::job::{LockLatch, StackJob};
 use crate::metrics::MetricsSnapshot;
+use crate::registry::{nanos_between, Shared};
 use crate::scope::{self, Scope, ScopeFifo};
 use crate::spawn::{self, JoinHandle};
 use crate::sync::{thread, Arc, Instant};
 use crate::task::Task;
-use crate::worker::{self, Shared, WorkerContext};
+use crate::worker::{self, WorkerContext};
 
 /// A pool of long-lived worker threads, each pinned to a core, with a
 /// bounded queue for work submitted from outside.
@@ -555,10 +556,12 @@ impl Pool {
     /// do not take part (one retired after the start still runs its
     /// share), nor do spare workers. Each worker runs its share when it
     /// next returns to its loop (at once if idle), or while it waits
-    /// inside a `join` or `scope`; a worker blocked in a blocking wait
+    /// inside a `join` or `scope`. A worker in a blocking wait
     /// (`JoinHandle::join`, [`block_in_place`](crate::block_in_place),
-    /// `install` into another pool) runs it once that wait ends, so a
-    /// broadcast from a task that such a worker waits for never finishes.
+    /// `install` into another pool, `wait_idle`) first runs the shares
+    /// already posted to it; a share posted while it waits runs on the
+    /// caller's thread instead (with that worker's index), so a broadcast
+    /// from a task such a worker waits for still finishes.
     ///
     /// A broadcast is internal work: it takes no slot of the bound and is
     /// never refused. Called from a worker of this pool, that worker runs
@@ -589,7 +592,9 @@ impl Pool {
 
     /// Runs `op` once on every active worker, as [`broadcast`](Pool::broadcast),
     /// without waiting (rayon's `spawn_broadcast`). A worker that calls it
-    /// runs its own share later, from its loop, like the others. A panic
+    /// runs its own share later, from its loop, like the others; the share
+    /// of a worker in a blocking wait runs on the caller's thread, before
+    /// `spawn_broadcast` returns. A panic
     /// in a share goes to the pool's panic handler, like a submitted
     /// task's.
     ///
@@ -1142,6 +1147,25 @@ impl Handle {
         self.shared.admission.admitted()
     }
 
+    /// The [delay budget](crate::Builder::queue_delay_budget)'s estimate
+    /// of how long a task submitted now would wait before it starts, the
+    /// figure `try_submit` compares with the budget. A few loads, no lock:
+    /// cheap enough to read per request (say, to log it beside a refusal).
+    /// `None` without a budget, or before any task was observed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(1)
+    ///     .queue_delay_budget(Duration::from_millis(10))
+    ///     .build()?;
+    /// assert_eq!(pool.handle().expected_queue_delay(), None); // nothing observed yet
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn expected_queue_delay(&self) -> Option<Duration> {
+        self.shared.expected_queue_delay()
+    }
+
     /// Where a submission goes: onto the calling worker's own deque when
     /// called from inside this pool (no slot needed), or into the injector
     /// once a slot of the bound is taken.
@@ -1151,6 +1175,9 @@ impl Handle {
         }
         let admission = &self.shared.admission;
         let acquired = match wait {
+            // The budget refuses like a full pool (counted apart, in
+            // `rejected_budget`).
+            Wait::Never if self.shared.over_delay_budget() => return Err(Refused::Full),
             Wait::Never => admission.try_acquire(),
             Wait::Forever => admission.acquire(None),
             // A timeout too large to represent as a deadline waits forever.
@@ -1201,7 +1228,7 @@ impl Handle {
     /// is looking for work, one sleeping worker is woken.
     fn inject(&self, mut task: Task) {
         if let Some(epoch) = self.shared.latency_epoch {
-            task.set_enqueued_ns(worker::nanos_between(epoch, Instant::now()));
+            task.set_enqueued_ns(nanos_between(epoch, Instant::now()));
         }
         let injector = &self.shared.injector;
         injector.push(task);

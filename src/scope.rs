@@ -15,9 +15,10 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::pool::Handle;
+use crate::registry::Shared;
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering, Parker};
 use crate::wait::Region;
-use crate::worker::{self, Shared, WorkerContext};
+use crate::worker::{self, WorkerContext};
 
 /// A fork-join scope, created by [`Pool::scope`](crate::Pool::scope),
 /// [`Pool::in_place_scope`](crate::Pool::in_place_scope) or

@@ -64,7 +64,10 @@
 
 use crossbeam_utils::Backoff;
 
-use crate::worker::{SavedRegion, WorkerContext};
+use crate::registry::{Inbox, Shared, MAX_PUBLISHED_PIECES};
+use crate::sync::{lock, Ordering, Parker};
+use crate::task::{JobRef, Task};
+use crate::worker::{spawn_worker, WorkerContext};
 
 /// How many times a waiter with nothing to run snoozes (crossbeam's
 /// `Backoff`: 7 spins, then 4 yields) before it parks: long enough to catch
@@ -129,5 +132,201 @@ impl Drop for Region<'_> {
         if let Some(saved) = self.saved.take() {
             self.worker.exit_region(saved);
         }
+    }
+}
+
+/// A worker marked blocked (see `WorkerContext::block`); unmarks on drop.
+pub(crate) struct Blocked<'a> {
+    pub(crate) shared: &'a Shared,
+    /// The inbox this wait marked away, to mark back on drop.
+    pub(crate) away: Option<&'a Inbox>,
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        if let Some(inbox) = self.away {
+            inbox.set_away(false);
+        }
+        // The spare of the highest rank retires after its current task.
+        self.shared.blocked.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What `enter_region` saved of the enclosing region.
+pub(crate) struct SavedRegion {
+    pub(crate) frames: Vec<JobRef>,
+    pub(crate) offered: usize,
+    pub(crate) new: usize,
+    pub(crate) fifo_floor: u64,
+}
+
+impl WorkerContext {
+    /// Marks this worker blocked until the guard drops: it gives back its
+    /// held slots of the bound, and a spare worker runs the pool's queues
+    /// meanwhile, if one of the pool's spare slots is free (`crate::wait`,
+    /// "Blocking waits").
+    pub(crate) fn block(&self) -> Blocked<'_> {
+        let mut blocked = self.block_running_shares();
+        // Away, the worker runs no broadcast share until it returns, so a
+        // broadcast from a task it waits for would never finish: shares
+        // posted meanwhile run on their broadcaster (`crate::broadcast`),
+        // and the ones already queued run here, before the wait.
+        if let Some(inbox) = self.shared.inboxes.get(self.index) {
+            if !inbox.set_away(true) {
+                blocked.away = Some(inbox);
+                self.run_broadcasts_in_wait();
+            }
+        }
+        blocked
+    }
+
+    /// Like `block`, for a wait that runs this worker's broadcast shares
+    /// itself while it waits (a broadcaster waiting for the others).
+    pub(crate) fn block_running_shares(&self) -> Blocked<'_> {
+        let shared = &*self.shared;
+        self.return_held_slots();
+        let rank = shared.blocked.fetch_add(1, Ordering::SeqCst);
+        let index = shared.core_slots + rank;
+        if index < shared.stealers.len() {
+            self.start_spare(index);
+        }
+        Blocked { shared, away: None }
+    }
+
+    /// Starts the spare in slot `index`, or wakes it if it waits retired.
+    pub(crate) fn start_spare(&self, index: usize) {
+        let shared = &*self.shared;
+        let rank = index - shared.core_slots;
+        let mut spares = lock(&shared.spares);
+        if let Some(deque) = spares.deques[rank].take() {
+            let mut builder = std::thread::Builder::new();
+            if let Some(name) = spares.thread_name.spare(rank, index) {
+                builder = builder.name(name);
+            }
+            if let Some(size) = spares.stack_size {
+                builder = builder.stack_size(size);
+            }
+            // Counted as started before `wait_for_exit` can look again.
+            let _exited = lock(&shared.exited);
+            match spawn_worker(builder, index, self.shared.clone(), deque) {
+                Ok(thread) => spares.threads.push(thread),
+                // No thread to be had: the pool runs one worker short
+                // until this one returns, as with no spare slot left.
+                Err(deque) => spares.deques[rank] = Some(deque),
+            }
+            return;
+        }
+        drop(spares);
+        shared.wait_parkers[index].unpark();
+    }
+
+    /// Where this worker parks while it waits inside a task.
+    pub(crate) fn wait_parker(&self) -> &Parker {
+        &self.shared.wait_parkers[self.index]
+    }
+
+    /// Opens a wait region (see `crate::wait`): until `exit_region`, no
+    /// join frame opened before it is offered, and `pop_region_task`
+    /// returns only tasks pushed inside it.
+    pub(crate) fn enter_region(&self) -> SavedRegion {
+        // SAFETY: as in `open_join`: one call on the `Vec`, on its thread.
+        let frames = unsafe { std::mem::take(&mut *self.join_frames.get()) };
+        self.wait_depth.set(self.wait_depth.get() + 1);
+        SavedRegion {
+            frames,
+            offered: self.offered_frames.replace(0),
+            new: self.region_new.replace(0),
+            fifo_floor: self.fifo_floor.replace(self.fifo_seq.get()),
+        }
+    }
+
+    /// Closes the region `enter_region` opened. Every join opened inside
+    /// has closed, so its frame stack is empty; the tasks pushed inside and
+    /// still queued count as new for the enclosing region too.
+    pub(crate) fn exit_region(&self, saved: SavedRegion) {
+        // SAFETY: as in `open_join`.
+        let inner = unsafe { std::mem::replace(&mut *self.join_frames.get(), saved.frames) };
+        debug_assert!(inner.is_empty());
+        self.offered_frames.set(saved.offered);
+        self.region_new
+            .set(saved.new.saturating_add(self.region_new.get()));
+        self.fifo_floor.set(saved.fifo_floor);
+        self.wait_depth.set(self.wait_depth.get() - 1);
+    }
+
+    /// The newest task of this worker's deque if it was pushed inside the
+    /// innermost region. `region_new` bounds those tasks from above, and
+    /// thieves take from the other end: so while it is not zero the
+    /// newest task, if any, is one of them (if thieves took some of them,
+    /// they took every older task first).
+    pub(crate) fn pop_region_task(&self) -> Option<Task> {
+        if self.region_new.get() == 0 {
+            return None;
+        }
+        self.pop_local()
+    }
+
+    /// Publishes that this worker starts a piece of `region`, if its deque
+    /// is empty: from now until `exit_piece`, every task on its deque
+    /// descends from that piece. Returns the entry to clear.
+    pub(crate) fn enter_piece(&self, region: usize) -> Option<usize> {
+        let depth = self.piece_depth.get();
+        if depth >= MAX_PUBLISHED_PIECES || !self.local.is_empty() {
+            return None;
+        }
+        let piece = &self.shared.pieces[self.index].entries[depth];
+        piece.region.store(region, Ordering::Relaxed);
+        // Odd: running. Release: a leapfrogger that reads this generation
+        // reads the region stored above.
+        piece.generation.fetch_add(1, Ordering::Release);
+        self.piece_depth.set(depth + 1);
+        Some(depth)
+    }
+
+    /// Ends a piece `enter_piece` published.
+    pub(crate) fn exit_piece(&self, depth: Option<usize>) {
+        if let Some(depth) = depth {
+            let piece = &self.shared.pieces[self.index].entries[depth];
+            // Even: ended. Release: whatever this worker pushes from now on
+            // is ordered after it, so a leapfrogger that steals such a task
+            // sees the generation change (see `leapfrog`).
+            piece.generation.fetch_add(1, Ordering::Release);
+            self.piece_depth.set(depth);
+        }
+    }
+
+    /// Leapfrogging: steals the oldest task of a worker that is running a
+    /// piece of `region`, if that piece is still running after the steal,
+    /// so the task descends from it. A task stolen just after the piece
+    /// ended may be anyone's: it goes to the injector, not to the waiter.
+    pub(crate) fn leapfrog(&self, region: usize) -> Option<Task> {
+        let shared = &*self.shared;
+        for (victim, pieces) in shared.pieces.iter().enumerate() {
+            if victim == self.index {
+                continue;
+            }
+            for piece in &pieces.entries {
+                let generation = piece.generation.load(Ordering::Acquire);
+                if generation % 2 == 0 {
+                    // Entries are a stack: none above an ended one runs.
+                    break;
+                }
+                if piece.region.load(Ordering::Relaxed) != region {
+                    continue;
+                }
+                let Some(task) = self.steal_from(victim) else {
+                    break;
+                };
+                // The steal synchronizes with the push of `task`: if the
+                // piece had ended before that push, this load sees it.
+                if piece.generation.load(Ordering::Acquire) == generation {
+                    return Some(task);
+                }
+                shared.injector.push(task);
+                shared.sleep.notify_work(|| true);
+                return None;
+            }
+        }
+        None
     }
 }

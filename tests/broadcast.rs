@@ -161,6 +161,71 @@ fn concurrent_broadcasts_from_two_workers() {
     });
 }
 
+// A worker in a blocking wait runs no share until the wait ends, so a
+// broadcast from a task it waits for runs that worker's share on the
+// broadcaster instead. Each test hangs (the watchdog fails it) otherwise.
+
+#[test]
+fn broadcast_from_a_task_a_worker_joins_by_handle() {
+    within("broadcast from a joined task", || {
+        let pool = pool(2);
+        for _ in 0..50 {
+            let inner = pool.clone();
+            let outer = pool.spawn(move || {
+                let (started_tx, started_rx) = mpsc::channel();
+                let broadcaster = inner.clone();
+                let handle = inner
+                    .spawn(move || {
+                        started_tx.send(()).expect("the joiner waits");
+                        broadcaster.broadcast(|ctx| ctx.index())
+                    })
+                    .expect("spawn");
+                // The other worker has started it, so `join` blocks
+                // rather than running the task here.
+                started_rx.recv().expect("the task starts");
+                handle.join().expect("no panic")
+            });
+            assert_eq!(outer.expect("spawn").join().expect("no panic"), [0, 1]);
+        }
+    });
+}
+
+#[test]
+fn broadcast_from_a_task_a_worker_waits_for_in_block_in_place() {
+    within("broadcast during block_in_place", || {
+        let pool = pool(2);
+        for _ in 0..50 {
+            let inner = pool.clone();
+            let outer = pool.spawn(move || {
+                let (done_tx, done_rx) = mpsc::channel();
+                let broadcaster = inner.clone();
+                let submitted = inner.submit(move || {
+                    let seen = broadcaster.broadcast(|ctx| ctx.index());
+                    done_tx.send(seen).expect("the waiter waits");
+                });
+                assert!(submitted.is_ok(), "a worker's submit is never refused");
+                corepool::block_in_place(|| done_rx.recv().expect("the broadcast ends"))
+            });
+            assert_eq!(outer.expect("spawn").join().expect("no panic"), [0, 1]);
+        }
+    });
+}
+
+#[test]
+fn broadcast_from_another_pool_that_a_worker_installs_into() {
+    within("broadcast from an installed pool", || {
+        let other = pool(1);
+        let pool = pool(2);
+        for _ in 0..50 {
+            let target = pool.clone();
+            let via = other.clone();
+            let seen =
+                pool.install(move || via.install(move || target.broadcast(|ctx| ctx.index())));
+            assert_eq!(seen, [0, 1]);
+        }
+    });
+}
+
 #[test]
 fn broadcast_re_raises_a_panic_after_every_share_ended() {
     within("panicking share", || {
