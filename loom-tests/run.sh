@@ -7,6 +7,7 @@
 #
 #   loom-tests/run.sh                          # every model, preemption bound 2
 #   loom-tests/run.sh steal no_lost_wakeup     # only these whole-pool models
+#   loom-tests/run.sh async_waiters            # the waiter queue with futures
 #   LOOM_MAX_PREEMPTIONS=3 loom-tests/run.sh   # bound 3: much slower
 #   LOOM_JOBS=1 loom-tests/run.sh              # one model at a time
 #

@@ -1,11 +1,13 @@
 //! The bound: how many externally submitted tasks may be accepted and not
-//! yet started, and the queue of producers blocked waiting for a slot.
+//! yet started, the slots reserved by permits, and the queue of producers
+//! (blocked threads and pending futures) waiting for a slot.
 //!
 //! # Protocol
 //!
 //! One atomic word, `state`, packs a `CLOSED` bit with the count of
-//! *admitted* tasks: accepted from outside the pool and not yet started,
-//! wherever they sit (the injector, or a worker's deque after a batch steal).
+//! *taken* slots: those of tasks accepted from outside the pool and not
+//! yet started, wherever they sit (the injector, or a worker's deque after
+//! a batch steal), and those of permits not yet used or dropped.
 //!
 //! * **Acquire** (a producer): one compare-and-swap from `n` to `n + 1`,
 //!   refused when `CLOSED` is set or `n == capacity`. Check and increment
@@ -15,47 +17,99 @@
 //!   (A producer that takes over a held-back slot, below, checked `CLOSED`
 //!   just before; the slot stays counted in the word, so its task is
 //!   drained too.)
-//! * **Release** (a worker, when it starts admitted tasks): one
-//!   `fetch_sub` for the slots of up to a few started tasks, which the
-//!   worker *holds back* in a counter of its own until then (see
-//!   [`Admission::start`]). It returns them at once when a producer waits,
-//!   and before it looks for work beyond its own deque or waits on
-//!   anything. A producer that finds the word full takes over a held-back
-//!   slot if there is one (a CAS on that worker's counter): the word
-//!   counts held-back slots, and admitted tasks are the word minus them,
-//!   so the bound stays exact. If producers are registered as waiting, the
-//!   worker wakes one of them per freed slot (no thundering herd). If the
-//!   word falls to `CLOSED | 0`, the last admitted task has started and the
-//!   caller wakes every idle worker so they can exit.
-//! * **Close**: `fetch_or(CLOSED)`, then every waiting producer is woken and
-//!   finds the pool closed.
+//! * **Release** (a worker, when it starts admitted tasks; a permit dropped
+//!   unused; a cancelled waiter's grant): the slots of up to a few started
+//!   tasks, which the worker *holds back* in a counter of its own until
+//!   then (see [`Admission::start`]). It returns them at once when a
+//!   producer waits, and before it looks for work beyond its own deque or
+//!   waits on anything. A producer that finds the word full takes over a
+//!   held-back slot if there is one (a CAS on that worker's counter): the
+//!   word counts held-back slots, and admitted tasks are the word minus
+//!   them, so the bound stays exact. While producers wait, a released slot
+//!   is *granted* to the head waiter instead of being subtracted (below).
+//!   Otherwise one `fetch_sub` frees them. If the word falls to
+//!   `CLOSED | 0`, the last admitted task has started and the caller wakes
+//!   every idle worker so they can exit.
+//! * **Close**: `fetch_or(CLOSED)`, then every waiting producer is woken
+//!   (without a grant) and finds the pool closed.
 //!
 //! A producer that finds the pool full first waits a few rounds (a slot
 //! usually frees that fast: it yields its core if the queue is deep,
-//! spins if it is small; see `acquire`), and only then queues.
+//! spins if it is small; see `acquire`), unless others already queue, and
+//! then queues.
 //!
-//! # Why a blocked producer never misses its slot
+//! # The waiters: one FIFO, slots granted in order
 //!
-//! A producer that finds the pool full registers (under the `waiters` lock,
-//! bumping `waiting`, a SeqCst read-modify-write), then tries to acquire once
-//! more before parking. A worker releases (SeqCst read-modify-write on
-//! `state`) and then reads `waiting` (SeqCst). Both pairs are ordered in the
-//! single SeqCst order: either the producer's second try sees the freed slot,
-//! or the worker sees `waiting > 0` and wakes someone. The parker keeps a
-//! token, so a wake that lands before the producer parks is not lost.
+//! Blocked threads and pending futures wait in one queue
+//! ([`crate::waiters`]), each entry woken by its own signal (a parker, or
+//! the `Waker` of its last poll). Every change to it happens under its
+//! lock. A *grant* pops the head entry, marks it granted and wakes it; the
+//! slot it gets stays counted in the word, now owned by that waiter, which
+//! returns `Ok` without touching the word again. A release that finds
+//! waiters (`len > 0`) grants its slots to them first, as long as the pool
+//! is not closed, and subtracts only what is left. So a slot freed while
+//! producers queue never passes through the word, and a producer that
+//! arrives later cannot take it ahead of them: queued producers are served
+//! in the order they queued, whatever their kind. (A producer that never
+//! queued may still take a slot that reached the word while nobody was
+//! queued: that barging keeps `try_submit` one CAS.)
 //!
-//! A woken producer may lose the slot to a producer that did not queue
-//! (barging keeps the fast path lock-free); it then queues again and the
-//! next release wakes it. A producer that was woken but gives up (its
-//! deadline passed) passes the wake-up on to the next waiter, so a freed
-//! slot never sits unclaimed behind a sleeping producer.
+//! # Why a waiting producer never misses its slot
+//!
+//! A producer that finds the pool full queues itself (under the lock,
+//! bumping `len`, a SeqCst read-modify-write), then tries to acquire once
+//! more. A release does its `fetch_sub` (SeqCst) on the word and then reads
+//! `len` (SeqCst). Both pairs are ordered in the single SeqCst order:
+//! either the producer's second try sees the freed slot, or the release
+//! sees `len > 0` and, under the lock, acquires on the head waiter's
+//! behalf and grants it (refused only if another producer took the slot
+//! first: its task will release it again later). If the producer's own
+//! try and such a grant both succeed, it holds two slots and releases one
+//! (`leave`), which grants it to the next waiter or frees it: never a
+//! leak. A grant sets the flag before it wakes, and the parker keeps a
+//! token, so a grant that lands before the thread parks is not lost. A
+//! future stores its new waker, then looks at the flag again, so a grant
+//! that woke the previous waker is not lost either.
+//!
+//! A waiter that stops waiting without its grant (a timeout, a close, a
+//! dropped future) leaves the queue under the lock; if it is no longer
+//! there, it was granted a slot or woken by the close, and the flag says
+//! which. A granted thread that timed out keeps the slot and succeeds; a
+//! dropped future that was granted releases the slot, which grants it to
+//! the next waiter (a cancelled waiter passes its wake-up on) or frees it.
+//! Its closure is dropped unrun, and nothing else is held.
+//!
+//! # Permits
+//!
+//! A permit is an acquired slot with no task yet. It stays counted in the
+//! word, so it counts against the bound, graceful shutdown (which waits
+//! for the word to reach `CLOSED | 0`) waits for it, and using it after
+//! the close is sound: its acquire was ordered before the close. `permits`
+//! counts the outstanding ones, and `admitted` leaves them out (they are
+//! not queued work). Dropped unused, a permit releases its slot as above.
+//!
+//! `shutdown_now` does not wait for permits: it sets `permits_aborted`,
+//! then the workers stop and `Shared::drain_unstarted` takes tasks until
+//! `admitted` reads 0. A permit being used first decrements `permits`,
+//! then reads the flag (both SeqCst); the drain's reads of the word and
+//! then `permits` come after the flag's store. If the permit's decrement
+//! comes first in the SeqCst order, the drain sees its slot as an admitted
+//! task and waits for it: the permit either reads the flag set and
+//! releases the slot itself, or pushes its task, which the drain then
+//! takes. Otherwise the permit's read of the flag comes after the store and
+//! sees it, so it drops the task and releases the slot without pushing.
+//! Either way no task is pushed after the drain ended. `admitted` reads
+//! the word before `permits`, and a permit leaving decrements `permits`
+//! before it releases, so a concurrent read can be too high (the drain
+//! looks once more), never too low.
 
-use std::collections::VecDeque;
+use std::task::{Context, Poll};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::monitor::FillTrigger;
-use crate::sync::{fence, lock, Arc, AtomicUsize, Instant, Mutex, Ordering, Parker};
+use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Instant, Ordering};
+use crate::waiters::{Waiter, Waiters};
 
 /// High bit of `state`: the pool accepts no more external tasks.
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -100,10 +154,13 @@ pub(crate) struct Admission {
     /// `CLOSED` bit | admitted count.
     state: CachePadded<AtomicUsize>,
     capacity: usize,
-    /// Number of producers in `waiters`; read on every release, written
-    /// only on the slow path.
-    waiting: CachePadded<AtomicUsize>,
-    waiters: Mutex<VecDeque<Arc<Parker>>>,
+    /// Producers (threads and futures) waiting for a slot, in order.
+    waiters: Waiters,
+    /// Permits granted and not yet used or dropped: their slots are
+    /// counted in the word, not in `admitted`.
+    permits: CachePadded<AtomicUsize>,
+    /// Set by `shutdown_now`: a permit used from then on drops its task.
+    permits_aborted: AtomicBool,
     /// Queue-fill alert marks, if an alert is configured (`monitor.rs`).
     pub(crate) fill_trigger: Option<FillTrigger>,
     /// Whether the queue is deep enough for a full-pool producer to yield.
@@ -123,8 +180,9 @@ impl Admission {
         Admission {
             state: CachePadded::new(AtomicUsize::new(0)),
             capacity,
-            waiting: CachePadded::new(AtomicUsize::new(0)),
-            waiters: Mutex::new(VecDeque::new()),
+            waiters: Waiters::new(),
+            permits: CachePadded::new(AtomicUsize::new(0)),
+            permits_aborted: AtomicBool::new(false),
             fill_trigger,
             yield_while_full: capacity >= workers.saturating_mul(YIELD_CAPACITY_PER_WORKER),
             // A fill alert watches the word land on its marks, which needs
@@ -159,9 +217,9 @@ impl Admission {
         // The held-back counters only count: every access is a
         // read-modify-write of one location, whose total order is all the
         // bound needs, and nothing is published through them (the word's
-        // SeqCst RMWs pair with `waiting`). Relaxed suffices.
+        // SeqCst RMWs pair with the waiters' count). Relaxed suffices.
         let held = self.held[worker].fetch_add(1, Ordering::Relaxed) + 1;
-        if held >= self.release_batch || self.waiting.load(Ordering::Relaxed) > 0 {
+        if held >= self.release_batch || self.waiters.len_hint() > 0 {
             self.return_held(worker)
         } else {
             Released::Open
@@ -187,11 +245,6 @@ impl Admission {
     /// worker returns one slot less. Without this, held-back slots would
     /// make the bound stricter while their worker runs a long task.
     fn reclaim_held(&self) -> bool {
-        // SEEDED BUG (verification only): held-back slots are never taken
-        // over, so the bound is stricter than `capacity` while they are held.
-        #[cfg(corepool_seed_bug = "no_reclaim")]
-        return false;
-        #[cfg_attr(corepool_seed_bug = "no_reclaim", allow(unreachable_code))]
         for held in self.held.iter() {
             let mut current = held.load(Ordering::Relaxed);
             while current > 0 {
@@ -219,10 +272,15 @@ impl Admission {
     }
 
     /// Admitted tasks not yet started (a statistic: slots held back are
-    /// read one by one, not in one instant).
+    /// read one by one, not in one instant). Slots held by unused permits
+    /// are not counted: read after the word, so that a permit leaving
+    /// while this reads can only make it too high, never too low (which
+    /// `Shared::drain_unstarted` relies on).
     pub(crate) fn admitted(&self) -> usize {
+        let word = self.state.load(Ordering::SeqCst) & !CLOSED;
         let held: usize = self.held.iter().map(|h| h.load(Ordering::Relaxed)).sum();
-        (self.state.load(Ordering::Relaxed) & !CLOSED).saturating_sub(held)
+        let permits = self.permits.load(Ordering::SeqCst);
+        word.saturating_sub(held).saturating_sub(permits)
     }
 
     /// The admission word's count: admitted tasks not yet started, plus
@@ -243,8 +301,33 @@ impl Admission {
         self.state.load(Ordering::SeqCst) == CLOSED
     }
 
+    /// Takes a slot even when the pool is full, refused only once it is
+    /// closed: a permit reserved from inside the pool, which must never
+    /// wait (the workers it would wait for include the caller). The word
+    /// may then exceed `capacity` by the permits so reserved, as a
+    /// worker's own deque is not bounded either.
+    pub(crate) fn acquire_unbounded(&self) -> Result<(), Refused> {
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            if current & CLOSED != 0 {
+                return Err(Refused::Closed);
+            }
+            if current + 1 >= CLOSED {
+                return Err(Refused::Full);
+            }
+            match self.state.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     /// Takes a slot without waiting.
-    #[cfg(not(corepool_seed_bug = "split_acquire"))]
     pub(crate) fn try_acquire(&self) -> Result<(), Refused> {
         let mut current = self.state.load(Ordering::Relaxed);
         loop {
@@ -277,20 +360,6 @@ impl Admission {
         }
     }
 
-    /// SEEDED BUG (verification only): check, then increment, as two steps.
-    #[cfg(corepool_seed_bug = "split_acquire")]
-    pub(crate) fn try_acquire(&self) -> Result<(), Refused> {
-        let current = self.state.load(Ordering::SeqCst);
-        if current & CLOSED != 0 {
-            return Err(Refused::Closed);
-        }
-        if current >= self.capacity {
-            return Err(Refused::Full);
-        }
-        self.state.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
     /// Takes a slot, blocking while the pool is full, until `deadline` if
     /// one is given.
     pub(crate) fn acquire(&self, deadline: Option<Instant>) -> Result<(), Refused> {
@@ -312,8 +381,9 @@ impl Admission {
         // yield, went to sleep, and the run took 2.8x the time, so small
         // queues only spin. See docs/benchmarks.md ("The producer's wait on
         // a full queue"). Not under loom, where waiting would only multiply
-        // the interleavings.
-        if !crate::sync::IS_LOOM {
+        // the interleavings. Not when others already queue either: freed
+        // slots go to them, not to the word.
+        if !crate::sync::IS_LOOM && self.waiters.len_hint() == 0 {
             let backoff = Backoff::new();
             for _ in 0..PRODUCER_WAIT_ROUNDS {
                 if self.yield_while_full {
@@ -330,27 +400,11 @@ impl Admission {
                 }
             }
         }
-        let me = Arc::new(Parker::new());
+        let me = Waiter::thread();
+        if let Some(done) = self.register(&me) {
+            return done;
+        }
         loop {
-            {
-                let mut waiters = lock(&self.waiters);
-                waiters.push_back(me.clone());
-                self.waiting.fetch_add(1, Ordering::SeqCst);
-            }
-            // Pairs with the release's `fetch_sub` then `waiting` load: one
-            // of the two sides sees the other (see the module docs).
-            fence(Ordering::SeqCst);
-            match self.try_acquire() {
-                Err(Refused::Full) => {}
-                done => {
-                    if !self.dequeue(&me) {
-                        // We were woken for a slot as well; whatever we got,
-                        // pass the wake-up on rather than swallow it.
-                        self.wake_one();
-                    }
-                    return done;
-                }
-            }
             let woken = match deadline {
                 None => {
                     me.park();
@@ -358,94 +412,172 @@ impl Admission {
                 }
                 Some(deadline) => me.park_until(deadline),
             };
+            if me.is_granted() {
+                return Ok(());
+            }
+            if self.is_closed() {
+                return self.leave(&me, Err(Refused::Closed));
+            }
             if !woken {
                 // Timed out. One last try: the slot may have freed just now.
-                let last_try = self.try_acquire();
-                if !self.dequeue(&me) {
-                    // Woken concurrently with the timeout: the token is ours
-                    // but we are leaving, so the next waiter gets it.
-                    me.clear();
-                    self.wake_one();
-                }
-                return match last_try {
+                let last_try = match self.try_acquire() {
                     Err(Refused::Full) => Err(Refused::TimedOut),
                     done => done,
                 };
+                return self.leave(&me, last_try);
             }
+            // Woken for nothing (a stale parker token): still queued, in
+            // the same place.
+        }
+    }
+
+    /// Queues `me`, then tries once more (see the module docs for why).
+    /// `Some` when that settled it: `me` has left the queue.
+    fn register(&self, me: &Arc<Waiter>) -> Option<Result<(), Refused>> {
+        self.waiters.push(me);
+        // Pairs with the release's `fetch_sub` then `len` load: one of the
+        // two sides sees the other (see the module docs).
+        fence(Ordering::SeqCst);
+        match self.try_acquire() {
+            Err(Refused::Full) => None,
+            done => Some(self.leave(me, done)),
+        }
+    }
+
+    /// `me` stops waiting with `outcome`. If a slot was granted to it
+    /// meanwhile, that slot is not lost: it is the outcome when `me` has
+    /// none, and handed on to the next waiter when `me` took one itself.
+    fn leave(&self, me: &Arc<Waiter>, outcome: Result<(), Refused>) -> Result<(), Refused> {
+        if self.waiters.remove(me) || !me.is_granted() {
+            return outcome;
+        }
+        if outcome.is_ok() {
+            // Two slots: ours stays counted, the other goes on. Not the
+            // last one after a close (ours is still counted).
+            let released = self.release(1);
+            debug_assert_eq!(released, Released::Open);
+        }
+        Ok(())
+    }
+
+    /// One poll of an asynchronous acquire: `waiter` is `None` before the
+    /// first poll and while not queued. `Pending` leaves `waiter` queued,
+    /// to be woken through `cx`'s waker; a ready result leaves it `None`.
+    pub(crate) fn poll_acquire(
+        &self,
+        waiter: &mut Option<Arc<Waiter>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Refused>> {
+        let Some(me) = waiter.take() else {
             match self.try_acquire() {
-                Err(Refused::Full) => {} // lost the slot to a barging producer: queue again
-                done => return done,
+                Err(Refused::Full) => {}
+                done => return Poll::Ready(done),
             }
-        }
-    }
-
-    /// Removes `me` from the waiters. Returns `false` when it was already
-    /// removed, that is, when a waker chose it.
-    fn dequeue(&self, me: &Arc<Parker>) -> bool {
-        let mut waiters = lock(&self.waiters);
-        match waiters.iter().position(|w| Arc::ptr_eq(w, me)) {
-            Some(index) => {
-                waiters.remove(index);
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn wake_one(&self) {
-        self.wake(1);
-    }
-
-    /// Wakes up to `slots` waiting producers, one per freed slot.
-    fn wake(&self, slots: usize) {
-        let mut waiters = lock(&self.waiters);
-        for _ in 0..slots {
-            let Some(waiter) = waiters.pop_front() else {
-                break;
+            let me = Waiter::task(cx.waker());
+            return match self.register(&me) {
+                Some(done) => Poll::Ready(done),
+                None => {
+                    *waiter = Some(me);
+                    Poll::Pending
+                }
             };
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            // Unpark under the lock: a waiter that finds itself dequeued
-            // (in `dequeue`) then knows its token is already set.
-            waiter.unpark();
+        };
+        if !me.is_granted() && !self.is_closed() {
+            me.set_waker(cx.waker());
+            // A grant or close between the look above and the new waker
+            // woke the old one: look again.
+            if !me.is_granted() && !self.is_closed() {
+                *waiter = Some(me);
+                return Poll::Pending;
+            }
         }
+        if me.is_granted() {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Ready(self.leave(&me, Err(Refused::Closed)))
     }
 
-    fn wake_all(&self) {
-        let mut waiters = lock(&self.waiters);
-        for waiter in waiters.drain(..) {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            waiter.unpark();
+    /// An asynchronous acquire is dropped while queued: it gives up its
+    /// place, and a slot already granted to it goes to the next waiter
+    /// (or back to the word). The caller wakes idle workers on
+    /// `LastAfterClose`.
+    pub(crate) fn cancel(&self, waiter: Arc<Waiter>) -> Released {
+        if !self.waiters.remove(&waiter) && waiter.is_granted() {
+            self.release(1)
+        } else {
+            Released::Open
         }
     }
 
     /// Frees the slots of `started` admitted tasks that have started (or
-    /// are about to).
+    /// are about to), or of permits dropped unused. While producers queue,
+    /// each slot goes straight to the next of them (it stays counted in the
+    /// word, now theirs), so that newcomers cannot take it first.
     pub(crate) fn release(&self, started: usize) -> Released {
         debug_assert!(started > 0);
-        let previous = self.state.fetch_sub(started, Ordering::SeqCst);
+        let mut freed = started;
+        // A hint suffices here: a producer this look misses is seen by the
+        // SeqCst look after the `fetch_sub`.
+        if self.waiters.len_hint() > 0 {
+            freed -= self
+                .waiters
+                .grant(started, || self.state.load(Ordering::SeqCst) & CLOSED == 0);
+            if freed == 0 {
+                return Released::Open;
+            }
+        }
+        let previous = self.state.fetch_sub(freed, Ordering::SeqCst);
         let before = previous & !CLOSED;
-        debug_assert!(before >= started, "release without an admitted task");
+        debug_assert!(before >= freed, "release without an admitted task");
         if let Some(trigger) = &self.fill_trigger {
-            if before > trigger.low && before - started <= trigger.low {
+            if before > trigger.low && before - freed <= trigger.low {
                 trigger.poke();
             }
         }
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.wake(started);
+        if self.waiters.len() > 0 {
+            // A producer queued after our first look: take the freed slots
+            // back for the head waiters, as many as are still free.
+            self.waiters.grant(freed, || self.try_acquire().is_ok());
         }
-        if previous == CLOSED | started {
+        if previous == CLOSED | freed {
             Released::LastAfterClose
         } else {
             Released::Open
         }
     }
 
-    /// Refuses every later acquire and wakes every blocked producer.
+    /// Refuses every later acquire and wakes every waiting producer.
     /// Returns `true` when nothing admitted is left to start.
     pub(crate) fn close(&self) -> bool {
         let previous = self.state.fetch_or(CLOSED, Ordering::SeqCst);
-        self.wake_all();
+        self.waiters.wake_all();
         previous & !CLOSED == 0
+    }
+
+    /// A permit was granted: its slot, taken by an acquire, is now held by
+    /// the permit (counted in the word, not in `admitted`).
+    pub(crate) fn add_permit(&self) {
+        self.permits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A permit is used: its slot becomes an ordinary admitted slot, whose
+    /// task the caller pushes, unless `shutdown_now` began (`true`): then
+    /// the caller drops the task and releases the slot.
+    pub(crate) fn use_permit(&self) -> bool {
+        // Decrement, then look: pairs with `abort_permits` then the drain's
+        // `admitted` (see the module docs).
+        self.permits.fetch_sub(1, Ordering::SeqCst);
+        self.permits_aborted.load(Ordering::SeqCst)
+    }
+
+    /// A permit is dropped unused: its slot is freed.
+    pub(crate) fn drop_permit(&self) -> Released {
+        self.permits.fetch_sub(1, Ordering::SeqCst);
+        self.release(1)
+    }
+
+    /// `shutdown_now` began: a permit used from now on drops its task.
+    pub(crate) fn abort_permits(&self) {
+        self.permits_aborted.store(true, Ordering::SeqCst);
     }
 }

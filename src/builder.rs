@@ -375,7 +375,8 @@ impl Builder {
 
     /// Bounds the *expected queue wait* as well as the queue's length:
     /// [`try_submit`](crate::Handle::try_submit) and
-    /// [`try_spawn`](crate::Handle::try_spawn) also refuse, with their
+    /// [`try_spawn`](crate::Handle::try_spawn) (and
+    /// [`try_reserve`](crate::Handle::try_reserve)) also refuse, with their
     /// usual `Full` error that hands the closure back, a task expected to
     /// wait longer than `budget` before it starts. The wait is estimated
     /// from what the pool observes: the tasks queued ahead, times the
@@ -384,7 +385,8 @@ impl Builder {
     /// is admitted.
     ///
     /// The count bound ([`queue_capacity`](Builder::queue_capacity)) still
-    /// holds. Blocking submissions (`submit`, `spawn`, `submit_timeout`)
+    /// holds. Blocking and awaitable submissions (`submit`, `spawn`,
+    /// `submit_timeout`, `reserve`, `submit_async`, ...)
     /// never consult the budget, and tasks submitted from inside the pool
     /// are never refused. Refusals by the budget are counted in
     /// [`MetricsSnapshot::rejected_budget`](crate::MetricsSnapshot::rejected_budget),

@@ -59,6 +59,7 @@ mod job;
 mod join;
 mod metrics;
 mod monitor;
+mod permit;
 mod pool;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
@@ -66,11 +67,13 @@ mod registry;
 mod scope;
 mod sleep;
 mod spawn;
+mod submit_async;
 mod sync;
 mod sync_wrapper;
 mod task;
 mod topology;
 mod wait;
+mod waiters;
 mod worker;
 
 pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
@@ -83,7 +86,9 @@ pub use current::{
 pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS};
+pub use permit::Permit;
 pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};
 pub use scope::{Scope, ScopeFifo};
 pub use spawn::{JoinError, JoinHandle};
+pub use submit_async::{ReserveAsync, SpawnAsync, SubmitAsync};
 pub use task::Task;

@@ -18,9 +18,11 @@ use crate::builder::Builder;
 use crate::error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::job::{LockLatch, StackJob};
 use crate::metrics::MetricsSnapshot;
+use crate::permit::Permit;
 use crate::registry::{nanos_between, Shared};
 use crate::scope::{self, Scope, ScopeFifo};
 use crate::spawn::{self, JoinHandle};
+use crate::submit_async::{ReserveAsync, SpawnAsync, SubmitAsync};
 use crate::sync::{thread, Arc, Instant};
 use crate::task::Task;
 use crate::worker::{self, WorkerContext};
@@ -322,6 +324,94 @@ impl Pool {
         T: Send + 'static,
     {
         self.handle.try_spawn(f)
+    }
+
+    /// Reserves a slot of the bound, blocking while the pool is full. See
+    /// [`Handle::reserve`].
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let permit = pool.reserve().unwrap();
+    /// permit.submit(|| {});
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn reserve(&self) -> Result<Permit, SubmitError<()>> {
+        self.handle.reserve()
+    }
+
+    /// Reserves a slot of the bound if one is free, without blocking. See
+    /// [`Handle::try_reserve`].
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).queue_capacity(1).build()?;
+    /// let permit = pool.try_reserve().unwrap();
+    /// assert!(pool.try_reserve().unwrap_err().is_full()); // the one slot is ours
+    /// drop(permit);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn try_reserve(&self) -> Result<Permit, TrySubmitError<()>> {
+        self.handle.try_reserve()
+    }
+
+    /// Reserves a slot of the bound, waiting at most `timeout`. See
+    /// [`Handle::reserve_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let permit = pool.reserve_timeout(Duration::from_millis(10)).unwrap();
+    /// permit.submit(|| {});
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn reserve_timeout(&self, timeout: Duration) -> Result<Permit, SubmitTimeoutError<()>> {
+        self.handle.reserve_timeout(timeout)
+    }
+
+    /// Reserves a slot of the bound, waiting without blocking the thread.
+    /// See [`Handle::reserve_async`].
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let permit = futures::executor::block_on(pool.reserve_async()).unwrap();
+    /// permit.submit(|| {});
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn reserve_async(&self) -> ReserveAsync<'_> {
+        self.handle.reserve_async()
+    }
+
+    /// Submits `f`, waiting for room without blocking the thread. See
+    /// [`Handle::submit_async`].
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// futures::executor::block_on(pool.submit_async(|| println!("ran"))).unwrap();
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn submit_async<F>(&self, f: F) -> SubmitAsync<'_, F>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.handle.submit_async(f)
+    }
+
+    /// Like [`submit_async`](Pool::submit_async), for a closure with a
+    /// result. See [`Handle::spawn_async`].
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let four = futures::executor::block_on(async {
+    ///     pool.spawn_async(|| 2 + 2).await.unwrap().await
+    /// });
+    /// assert_eq!(four.unwrap(), 4);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn spawn_async<F, T>(&self, f: F) -> SpawnAsync<'_, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle.spawn_async(f)
     }
 
     /// Runs `op` on a worker of this pool, waits for it, and returns its
@@ -685,7 +775,9 @@ impl Pool {
     ///
     /// A `join` or `scope` already running completes its own pieces, and a
     /// `Pool::join`/`install`/`scope` waiting to start is run here rather
-    /// than handed back (its caller is blocked on it).
+    /// than handed back (its caller is blocked on it). Outstanding
+    /// [`Permit`]s are not waited for: one used afterwards drops its
+    /// closure unrun, counted as handed back (see [`Permit`]).
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(1).build()?;
@@ -708,6 +800,8 @@ impl Pool {
     /// ```
     pub fn shutdown_now(mut self) -> ShutdownReport {
         let shared = self.handle.shared.clone();
+        // Before the drain: a permit used from now on drops its task.
+        shared.admission.abort_permits();
         shared.abort();
         self.close_and_join();
         let mut unstarted = Vec::new();
@@ -1096,6 +1190,189 @@ impl Handle {
         }
     }
 
+    /// Reserves one slot of the bound, blocking while the pool is full,
+    /// and returns it as a [`Permit`]: submitting through the permit then
+    /// cannot fail. Waits in line with blocked [`submit`](Handle::submit)s
+    /// and pending [`submit_async`](Handle::submit_async)s, first come
+    /// first served. Fails only once the pool is shutting down.
+    ///
+    /// From a task running on this pool it never blocks: the permit takes
+    /// a slot even above the capacity (see [`Permit`]).
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.handle();
+    /// let permit = handle.reserve().expect("the pool is running");
+    /// let job = permit.spawn(|| "ran");
+    /// assert_eq!(job.join().unwrap(), "ran");
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn reserve(&self) -> Result<Permit, SubmitError<()>> {
+        match self.reserve_slot(Wait::Forever) {
+            Ok(()) => Ok(Permit::new(self.clone())),
+            Err(_) => Err(SubmitError::new(())),
+        }
+    }
+
+    /// Reserves one slot of the bound if one is free, without ever
+    /// blocking: tokio's `Sender::try_reserve`. When the pool is full the
+    /// error `is_full()`, and whatever the task would have captured is
+    /// still the caller's; with [`Builder::queue_delay_budget`] it is also
+    /// refused (`is_full()`) when a task submitted now is expected to wait
+    /// longer than the budget. From a task of this pool, as `try_submit`
+    /// there, it is never refused for a full pool (see [`Permit`]).
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let request = vec![1u8, 2, 3];
+    /// match pool.handle().try_reserve() {
+    ///     Ok(permit) => permit.submit(move || drop(request)),
+    ///     Err(err) if err.is_full() => drop(request), // answer "busy" with it
+    ///     Err(_) => unreachable!("the pool is running"),
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn try_reserve(&self) -> Result<Permit, TrySubmitError<()>> {
+        match self.reserve_slot(Wait::Never) {
+            Ok(()) => Ok(Permit::new(self.clone())),
+            Err(Refused::Full) => Err(TrySubmitError::full(())),
+            Err(_) => Err(TrySubmitError::shutdown(())),
+        }
+    }
+
+    /// Reserves one slot of the bound, waiting at most `timeout` for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// match pool.handle().reserve_timeout(Duration::from_millis(50)) {
+    ///     Ok(permit) => permit.submit(|| {}),
+    ///     Err(err) => assert!(err.is_timeout()),
+    /// }
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn reserve_timeout(&self, timeout: Duration) -> Result<Permit, SubmitTimeoutError<()>> {
+        match self.reserve_slot(Wait::For(timeout)) {
+            Ok(()) => Ok(Permit::new(self.clone())),
+            Err(Refused::Closed) => Err(SubmitTimeoutError::shutdown(())),
+            Err(_) => Err(SubmitTimeoutError::timeout(())),
+        }
+    }
+
+    /// Reserves one slot of the bound, waiting for it without blocking the
+    /// thread: the future resolves to a [`Permit`], or to an error once
+    /// the pool shuts down. It waits in the same line as blocked
+    /// producers, first come first served. Cancel-safe: dropped while it
+    /// waits, it gives up its place and no slot is taken. On a worker of
+    /// this pool it is ready at once (see [`reserve`](Handle::reserve)).
+    /// Works with any executor (std `Waker`s only).
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.handle();
+    /// let answer = futures::executor::block_on(async {
+    ///     let permit = handle.reserve_async().await.expect("the pool is running");
+    ///     permit.spawn(|| 40 + 2).await
+    /// });
+    /// assert_eq!(answer.unwrap(), 42);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn reserve_async(&self) -> ReserveAsync<'_> {
+        self.reserve_async_future()
+    }
+
+    /// Submits `f`, waiting for room without blocking the thread: the
+    /// async counterpart of [`submit`](Handle::submit), for callers on an
+    /// async runtime. It waits in the same line as blocked producers,
+    /// first come first served, and fails only once the pool shuts down,
+    /// handing `f` back. Cancel-safe: dropped while it waits, it gives up
+    /// its place and drops `f` unrun; nothing else is lost. From a task
+    /// of this pool, `f` goes onto the worker's own deque at the first
+    /// poll, as with `submit`.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).queue_capacity(4).build()?;
+    /// let handle = pool.handle();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// futures::executor::block_on(async {
+    ///     for i in 0..10 {
+    ///         let tx = tx.clone();
+    ///         // Waits for a slot whenever four are queued.
+    ///         handle.submit_async(move || tx.send(i).unwrap()).await.unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(rx.iter().take(10).count(), 10);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn submit_async<F>(&self, f: F) -> SubmitAsync<'_, F>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.submit_async_future(f)
+    }
+
+    /// Like [`submit_async`](Handle::submit_async), for a closure with a
+    /// result: resolves to the task's [`JoinHandle`], itself a future of
+    /// the result.
+    ///
+    /// ```
+    /// let pool = corepool::Pool::builder().workers(1).build()?;
+    /// let handle = pool.handle();
+    /// let sum = futures::executor::block_on(async {
+    ///     let job = handle.spawn_async(|| (1..=10).sum::<u32>()).await.unwrap();
+    ///     job.await.unwrap()
+    /// });
+    /// assert_eq!(sum, 55);
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn spawn_async<F, T>(&self, f: F) -> SpawnAsync<'_, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_async_future(f)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Takes a slot for a permit: waits like a submission from outside,
+    /// and never from inside the pool (see [`Permit`]).
+    fn reserve_slot(&self, wait: Wait) -> Result<(), Refused> {
+        if worker::current(&self.shared).is_some() {
+            let taken = self.shared.admission.acquire_unbounded();
+            return self.count_refusal(taken);
+        }
+        self.acquire_slot(wait)
+    }
+
+    /// Takes a slot of the bound, waiting as `wait` says; counts a refusal.
+    fn acquire_slot(&self, wait: Wait) -> Result<(), Refused> {
+        let admission = &self.shared.admission;
+        let acquired = match wait {
+            // The budget refuses like a full pool (counted apart, in
+            // `rejected_budget`).
+            Wait::Never if self.shared.over_delay_budget() => return Err(Refused::Full),
+            Wait::Never => admission.try_acquire(),
+            Wait::Forever => admission.acquire(None),
+            // A timeout too large to represent as a deadline waits forever.
+            Wait::For(timeout) => admission.acquire(Instant::now().checked_add(timeout)),
+        };
+        self.count_refusal(acquired)
+    }
+
+    fn count_refusal(&self, acquired: Result<(), Refused>) -> Result<(), Refused> {
+        if let Err(refused) = acquired {
+            match refused {
+                Refused::Full => self.shared.rejected_full.add(1),
+                Refused::Closed => self.shared.rejected_shutdown.add(1),
+                Refused::TimedOut => self.shared.timed_out.add(1),
+            }
+        }
+        acquired
+    }
+
     /// A snapshot of the pool's counters; see [`MetricsSnapshot`]. Works
     /// after the pool is gone too (the counters are final then).
     ///
@@ -1173,27 +1450,8 @@ impl Handle {
         if let Some(worker) = worker::current(&self.shared) {
             return Ok(Route::Local(worker));
         }
-        let admission = &self.shared.admission;
-        let acquired = match wait {
-            // The budget refuses like a full pool (counted apart, in
-            // `rejected_budget`).
-            Wait::Never if self.shared.over_delay_budget() => return Err(Refused::Full),
-            Wait::Never => admission.try_acquire(),
-            Wait::Forever => admission.acquire(None),
-            // A timeout too large to represent as a deadline waits forever.
-            Wait::For(timeout) => admission.acquire(Instant::now().checked_add(timeout)),
-        };
-        match acquired {
-            Ok(()) => Ok(Route::Injector),
-            Err(refused) => {
-                match refused {
-                    Refused::Full => self.shared.rejected_full.add(1),
-                    Refused::Closed => self.shared.rejected_shutdown.add(1),
-                    Refused::TimedOut => self.shared.timed_out.add(1),
-                }
-                Err(refused)
-            }
-        }
+        self.acquire_slot(wait)?;
+        Ok(Route::Injector)
     }
 
     fn push<F>(&self, route: Route, run: F)
@@ -1226,7 +1484,7 @@ impl Handle {
 
     /// After a slot was taken: the task joins the injector and, if nobody
     /// is looking for work, one sleeping worker is woken.
-    fn inject(&self, mut task: Task) {
+    pub(crate) fn inject(&self, mut task: Task) {
         if let Some(epoch) = self.shared.latency_epoch {
             task.set_enqueued_ns(nanos_between(epoch, Instant::now()));
         }

@@ -121,8 +121,14 @@ fn try_submit_over_budget_is_refused_full_with_the_closure_back() {
     assert!(err.is_full());
     assert_eq!(err.into_inner()(), 42);
 
+    let err = pool.try_reserve().expect_err("over the budget");
+    assert!(err.is_full(), "try_reserve is refused by the budget too");
+    // A blocking reservation is not; its slot comes back when dropped.
+    drop(pool.reserve().expect("reserve is not refused"));
+    assert_eq!(pool.queued(), 1);
+
     let m = pool.metrics();
-    assert_eq!(m.rejected_budget, 2);
+    assert_eq!(m.rejected_budget, 3);
     assert_eq!(m.rejected_full, 0, "budget refusals are counted apart");
     let expected = m.expected_queue_delay.expect("a task was observed");
     assert!(expected > BUDGET, "{expected:?}");
@@ -150,7 +156,7 @@ fn try_submit_over_budget_is_refused_full_with_the_closure_back() {
         .expect("ran");
     pool.wait_idle();
     assert_eq!(runs.load(Ordering::SeqCst), 5);
-    assert_eq!(pool.metrics().rejected_budget, 2);
+    assert_eq!(pool.metrics().rejected_budget, 3);
 }
 
 #[test]
