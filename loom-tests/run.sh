@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs corepool's loom models (loom-tests/tests/*.rs) against the real crate
-# built with RUSTFLAGS="--cfg loom", optimized, in its own target directory
-# (target-loom/ at the repository root), the test binaries in parallel.
+# Runs corepool's loom models against the real crate built with
+# RUSTFLAGS="--cfg corepool_loom", optimized, in its own target directory
+# (target-loom/ at the repository root): first the component models inside
+# the crate (`mod loom_tests`, one component each, seconds), then the
+# whole-pool models (loom-tests/tests/*.rs), the test binaries in parallel.
 #
 #   loom-tests/run.sh                          # every model, preemption bound 2
-#   loom-tests/run.sh steal no_lost_wakeup     # only these models (file names)
+#   loom-tests/run.sh steal no_lost_wakeup     # only these whole-pool models
 #   loom-tests/run.sh async_waiters            # the waiter queue with futures
 #   LOOM_MAX_PREEMPTIONS=3 loom-tests/run.sh   # bound 3: much slower
 #   LOOM_JOBS=1 loom-tests/run.sh              # one model at a time
@@ -15,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export RUSTFLAGS="--cfg loom"
+export RUSTFLAGS="--cfg corepool_loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 # Optimized, but with corepool's debug assertions and overflow checks on.
 export CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true
@@ -26,7 +28,12 @@ jobs="${LOOM_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 started=$(date +%s)
 tests=()
 for name in "$@"; do tests+=(--test "$name"); done
-if [ ${#tests[@]} -eq 0 ]; then tests=(--tests); fi
+if [ ${#tests[@]} -eq 0 ]; then
+    tests=(--tests)
+    # The component models first: a broken component fails in seconds.
+    cargo test -p corepool --lib --release --target-dir "$target_dir" loom_ \
+        -- --test-threads 1
+fi
 
 # Build once; collect the model binaries (integration tests of loom-tests).
 binaries=$(cargo test -p loom-tests --release --target-dir "$target_dir" "${tests[@]}" \

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Builds corepool with each seeded bug and runs the loom models that must
-# catch it. A seed is either a cfg (--cfg corepool_seed_bug="...", see
-# src/sleep.rs) or a patch in loom-tests/seeds/,
-# applied to a scratch copy of the tree (target-loom/seed-<name>/tree), so
-# the bug never lives in src/. Every listed model must FAIL; the script fails if any of them
+# catch it. A seed is a patch in loom-tests/seeds/, applied to a scratch
+# copy of the tree (target-loom/seed-<name>/tree), so the bug never lives
+# in src/. Every listed model must FAIL; the script fails if any of them
 # passes, that is, if a seeded bug goes undetected. Each model runs in its
 # own process (a loom deadlock aborts the test binary). Each seed builds in
 # its own target directory (target-loom/seed-<name>), so reruns are
@@ -21,21 +20,18 @@ cd "$(dirname "$0")/.."
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export LOOM_MAX_DURATION="${LOOM_MAX_DURATION:-300}"
 
-# seed -> the models that must catch it
-declare -A catchers=(
-    [skip_recheck]="no_lost_wakeup steal"
-    [drop_fence]="no_lost_wakeup steal"
-)
-# patch seed -> the models that must catch it
+# seed (loom-tests/seeds/<seed>.patch) -> the models that must catch it
 declare -A patch_catchers=(
     [no_latch_wake]="join"
+    [skip_recheck]="no_lost_wakeup steal"
+    [drop_fence]="no_lost_wakeup steal"
     [split_acquire]="try_submit_vs_shutdown blocked_producers shutdown_now"
     [no_reclaim]="held_slots"
     [cancel_keeps_grant]="async_waiters"
 )
 seeds=("$@")
 if [ ${#seeds[@]} -eq 0 ]; then
-    seeds=(skip_recheck drop_fence "${!patch_catchers[@]}")
+    seeds=("${!patch_catchers[@]}")
 fi
 root=$(pwd)
 
@@ -44,21 +40,16 @@ undetected=0
 for seed in "${seeds[@]}"; do
     target_dir="$root/target-loom/seed-$seed"
     cd "$root"
-    if [ -n "${patch_catchers[$seed]:-}" ]; then
-        models="${patch_catchers[$seed]}"
-        export RUSTFLAGS="--cfg loom"
-        tree="$target_dir/tree"
-        rm -rf "$tree"
-        mkdir -p "$tree"
-        git ls-files -z | xargs -0 cp --parents -t "$tree"
-        # The patch must apply: a seed that no longer matches the code is
-        # a failure, not a detection.
-        patch -d "$tree" -p1 --quiet <"loom-tests/seeds/$seed.patch"
-        cd "$tree"
-    else
-        models="${catchers[$seed]:?unknown seeded bug: $seed}"
-        export RUSTFLAGS="--cfg loom --cfg corepool_seed_bug=\"$seed\""
-    fi
+    models="${patch_catchers[$seed]:?unknown seeded bug: $seed}"
+    export RUSTFLAGS="--cfg corepool_loom"
+    tree="$target_dir/tree"
+    rm -rf "$tree"
+    mkdir -p "$tree"
+    git ls-files -z | xargs -0 cp --parents -t "$tree"
+    # The patch must apply: a seed that no longer matches the code is
+    # a failure, not a detection.
+    patch -d "$tree" -p1 --quiet <"loom-tests/seeds/$seed.patch"
+    cd "$tree"
     tests=()
     for model in $models; do tests+=(--test "$model"); done
     # The build must succeed: a compile error is not a detection.

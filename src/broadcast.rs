@@ -313,12 +313,10 @@ impl WorkerContext {
     /// Whether a broadcast share waits in this worker's inbox.
     #[inline]
     pub(crate) fn broadcast_pending(&self) -> bool {
-        !crate::sync::IS_LOOM
-            && self
-                .shared
-                .inboxes
-                .get(self.index)
-                .is_some_and(|inbox| inbox.is_pending())
+        self.shared
+            .inboxes
+            .get(self.index)
+            .is_some_and(|inbox| inbox.is_pending())
     }
 
     /// Runs every broadcast share in this worker's inbox; returns whether

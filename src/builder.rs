@@ -17,7 +17,7 @@ use crate::monitor::{self, FillAlert, FillCallback, FillEvent, Monitor};
 use crate::pool::Pool;
 use crate::registry::{Hooks, PanicHandler, Shared, SharedConfig, ThreadName, WorkerHook};
 use crate::sleep::MAX_WORKERS;
-use crate::sync::{lock, thread, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
+use crate::sync::{lock, thread, wait, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
 use crate::task::Task;
 use crate::topology;
 use crate::worker::WorkerContext;
@@ -32,6 +32,12 @@ pub const DEFAULT_CAPACITY_PER_WORKER: usize = 256;
 /// task runs, and a stack overflow aborts the whole process, so a smaller
 /// stack is refused at `build` rather than failing on the first task.
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
+
+/// Spare slots per worker when `max_spare_threads` is not set: one, so
+/// every worker may block at once and the pool keeps its parallelism.
+/// Under loom none: no spare can start there (`worker::spawn_worker`),
+/// and each empty slot would only be one more deque the models scan.
+const DEFAULT_SPARES_PER_WORKER: usize = if cfg!(corepool_loom) { 0 } else { 1 };
 
 /// Configures and builds a [`Pool`].
 ///
@@ -580,9 +586,7 @@ impl Builder {
             }
         }
         let (mut stealers, worker_cores) = startup.wait_for_reports();
-        // Under loom no spare can start (`worker::spawn_worker`), so the
-        // models' pools get no spare slots to scan.
-        let default_spares = if crate::sync::IS_LOOM { 0 } else { workers };
+        let default_spares = workers * DEFAULT_SPARES_PER_WORKER;
         let spare_deques: Vec<Worker<Task>> = (0..self.max_spare_threads.unwrap_or(default_spares))
             .map(|_| Worker::new_lifo())
             .collect();
@@ -704,15 +708,5 @@ impl Startup {
             }
             state = wait(&self.changed, state);
         }
-    }
-}
-
-fn wait<'a, T>(
-    cvar: &Condvar,
-    guard: crate::sync::MutexGuard<'a, T>,
-) -> crate::sync::MutexGuard<'a, T> {
-    match cvar.wait(guard) {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

@@ -12,7 +12,7 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::sync::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering, Parker};
+use crate::sync::{Arc, AtomicUsize, Ordering, Parker, Signal};
 use crate::task::{Action, JobHeader, JobRef, Slot, TaskKind};
 
 /// Something a job's owner waits on.
@@ -106,25 +106,18 @@ impl Latch for JoinLatch {
 /// `Arc`, so the setter keeps it alive through the final unlock and notify
 /// even if the owner returns the moment it sees the flag.
 pub(crate) struct LockLatch {
-    inner: Arc<(Mutex<bool>, Condvar)>,
+    inner: Arc<Signal>,
 }
 
 impl LockLatch {
     pub(crate) fn new() -> Self {
         LockLatch {
-            inner: Arc::new((Mutex::new(false), Condvar::new())),
+            inner: Arc::new(Signal::new()),
         }
     }
 
     pub(crate) fn wait(&self) {
-        let (done, cvar) = &*self.inner;
-        let mut done = lock(done);
-        while !*done {
-            done = match cvar.wait(done) {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-        }
+        self.inner.wait(false);
     }
 }
 
@@ -134,9 +127,7 @@ impl Latch for LockLatch {
         // state alive through the unlock and notify below, after which the
         // owner may free the latch.
         let inner = unsafe { (*this).inner.clone() };
-        let (done, cvar) = &*inner;
-        *lock(done) = true;
-        cvar.notify_all();
+        inner.set();
     }
 }
 

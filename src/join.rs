@@ -38,8 +38,8 @@
 //! closure recursing, each second doing the work) opens every join before
 //! it runs any second closure, and opens none on its way back up. Offering
 //! only at opens, thieves got nothing from such a chain once the pieces
-//! offered on the way down were gone (a chain of 1,000 joins ran at half
-//! the speed of two workers: docs/benchmarks.md, sixth round).
+//! offered on the way down were gone, and a chain of joins ran on one
+//! worker (docs/benchmarks.md, "fork-join").
 //!
 //! The price: a thief that empties the deque while its owner is inside a
 //! long closure that makes no join waits for that closure to return.

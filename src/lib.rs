@@ -93,12 +93,3 @@ pub use scope::{Scope, ScopeFifo};
 pub use spawn::{JoinError, JoinHandle};
 pub use submit_async::{ReserveAsync, SpawnAsync, SubmitAsync};
 pub use task::Task;
-
-/// `true` when this build of corepool uses loom's instrumented primitives
-/// (built with `RUSTFLAGS="--cfg loom"`). The loom models assert it, so a
-/// model can never silently run against the real `std` primitives.
-///
-/// ```
-/// assert!(!corepool::BUILT_WITH_LOOM);
-/// ```
-pub const BUILT_WITH_LOOM: bool = sync::IS_LOOM;

@@ -19,14 +19,20 @@ use crate::metrics::{
 };
 use crate::sleep::Sleep;
 use crate::sync::{
-    lock, thread, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering, Parker, Steal,
-    Stealer, Worker,
+    lock, thread, wait_deadline, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
+    Parker, Steal, Stealer, Worker,
 };
 use crate::task::Task;
 use crate::topology;
 
 /// High bit of `Shared::control`.
 pub(crate) const ABORT: usize = 1 << (usize::BITS - 1);
+
+/// Broadcast inboxes per core slot: one. Under loom none: broadcasts are
+/// not modeled (a broadcast there panics on the missing inbox), and the
+/// main loop's read of an inbox on every pass would only multiply the
+/// interleavings.
+const INBOXES_PER_SLOT: usize = if cfg!(corepool_loom) { 0 } else { 1 };
 
 pub(crate) type PanicHandler = dyn Fn(Box<dyn Any + Send>) + Send + Sync + 'static;
 pub(crate) type WorkerHook = dyn Fn(usize) + Send + Sync + 'static;
@@ -92,13 +98,13 @@ pub(crate) struct Shared {
     /// The spare slots' deques not yet given to a thread, and the spare
     /// threads started.
     pub(crate) spares: Mutex<Spares>,
-    /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`). Plain std
-    /// primitives in every build, as the statistics counters it reads:
-    /// no loom model waits until idle, so loom need not explore the
-    /// fence and load that every park pays for it.
+    /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`). A plain std
+    /// atomic in every build, as the statistics counters it reads: no loom
+    /// model waits until idle, so loom need not explore the fence and load
+    /// that every park pays for it (and the lock below is then never taken).
     pub(crate) idle_waiters: std::sync::atomic::AtomicUsize,
-    pub(crate) idle_lock: std::sync::Mutex<()>,
-    pub(crate) idle_cvar: std::sync::Condvar,
+    pub(crate) idle_lock: Mutex<()>,
+    pub(crate) idle_cvar: Condvar,
     /// For each core slot, the broadcast shares it has yet to run
     /// (`crate::broadcast`).
     pub(crate) inboxes: Box<[CachePadded<Inbox>]>,
@@ -182,9 +188,11 @@ impl Shared {
                 stack_size: config.stack_size,
             }),
             idle_waiters: std::sync::atomic::AtomicUsize::new(0),
-            idle_lock: std::sync::Mutex::new(()),
-            idle_cvar: std::sync::Condvar::new(),
-            inboxes: (0..core_slots).map(|_| CachePadded::default()).collect(),
+            idle_lock: Mutex::new(()),
+            idle_cvar: Condvar::new(),
+            inboxes: (0..core_slots * INBOXES_PER_SLOT)
+                .map(|_| CachePadded::default())
+                .collect(),
             fifos: (0..workers)
                 .map(|_| CachePadded::new(Mutex::new(VecDeque::new())))
                 .collect(),
@@ -333,7 +341,7 @@ impl Shared {
     pub(crate) fn notify_idle_waiters(&self) {
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.idle_waiters.load(Ordering::SeqCst) != 0 {
-            let _guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _guard = lock(&self.idle_lock);
             self.idle_cvar.notify_all();
         }
     }
@@ -343,27 +351,18 @@ impl Shared {
     /// a condition variable that workers signal when they go idle
     /// (`notify_idle_waiters`).
     pub(crate) fn wait_idle(&self, deadline: Option<Instant>) -> bool {
-        let mut guard = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = lock(&self.idle_lock);
         self.idle_waiters.fetch_add(1, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         let idle = loop {
             if self.is_idle() {
                 break true;
             }
-            guard = match deadline {
-                None => match self.idle_cvar.wait(guard) {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                },
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break false;
-                    }
-                    match self.idle_cvar.wait_timeout(guard, deadline - now) {
-                        Ok((guard, _)) => guard,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    }
+            guard = match wait_deadline(&self.idle_cvar, guard, deadline) {
+                Ok(guard) => guard,
+                Err(timed_out) => {
+                    guard = timed_out;
+                    break false;
                 }
             };
         };
@@ -459,20 +458,11 @@ impl Shared {
         // cannot miss one.
         let workers = || self.core_slots + lock(&self.spares).threads_started();
         while *exited < workers() {
-            exited = match deadline {
-                None => match self.exited_cvar.wait(exited) {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                },
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    match self.exited_cvar.wait_timeout(exited, deadline - now) {
-                        Ok((guard, _)) => guard,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    }
+            exited = match wait_deadline(&self.exited_cvar, exited, deadline) {
+                Ok(guard) => guard,
+                Err(timed_out) => {
+                    exited = timed_out;
+                    break;
                 }
             };
         }
@@ -623,12 +613,11 @@ impl std::fmt::Debug for ThreadName {
 /// How many nested pieces a worker publishes for leapfrogging; deeper
 /// ones are not published, and their waiters park instead of helping.
 /// Two workers leapfrogging into each other nest a piece per level of a
-/// fork-join tree: with 8, fib_join (fib(32), 2 workers) took 3.0-3.8 ms
-/// against 2.6-3.0 before the wait protocol; with 32, 2.6-2.8
-/// (docs/benchmarks.md, "Waiting inside a task").
+/// fork-join tree, so the bound must exceed a deep tree's depth or its
+/// waiters stop helping (docs/benchmarks.md, "Waiting inside a task").
 /// Under loom two: the models nest at most that deep, and every entry
 /// scanned is a branch point.
-pub(crate) const MAX_PUBLISHED_PIECES: usize = if crate::sync::IS_LOOM { 2 } else { 32 };
+pub(crate) const MAX_PUBLISHED_PIECES: usize = if cfg!(corepool_loom) { 2 } else { 32 };
 
 /// The pieces one worker is running, innermost last (see `crate::wait`).
 #[derive(Default)]

@@ -14,19 +14,17 @@
 //!    task, so waking a second thread would be wasted work. This holds for
 //!    a push onto the pusher's own deque too: its owner may go on to block
 //!    (on a channel, a latch) waiting for that very task, so a missed
-//!    wake-up there can hang the pool. (Skipping the fence for local pushes
-//!    was tried; the loom `steal` model found exactly that deadlock. Only
-//!    `join` skips it, in `notify_join_work`.)
+//!    wake-up there can hang the pool (the loom `steal` model checks it).
+//!    Only `join` skips the fence, in `notify_join_work`.
 //!
 //!    One exception to "nobody is searching": if the queue pushed to
 //!    holds another task besides the one pushed, one more sleeper is woken
 //!    even while someone searches. The searchers are then not keeping up,
 //!    or not running at all: a woken worker counts as searching before it
 //!    runs, and a pinned one whose core another thread holds may not run
-//!    for a whole time slice. Without this, a producer spinning on the core of a
-//!    pinned, just-woken worker left tasks waiting milliseconds in the
-//!    injector while the other worker slept (load test at 150k req/s on 2
-//!    cores: p50 1.06-1.20 ms before, 35 µs after; docs/benchmarks.md).
+//!    for a whole time slice: a producer spinning on the core of a pinned,
+//!    just-woken worker would leave tasks waiting milliseconds in the
+//!    injector while another worker sleeps (docs/benchmarks.md, "latency").
 //! 2. **Wake one**: under the `sleepers` lock, pop a sleeper and move it
 //!    from the sleeping count to the searching count in one atomic step.
 //!    The woken worker is a searcher from that moment, so the next notify
@@ -35,19 +33,18 @@
 //!    all of them in a pool of one): more thieves than that contend on the
 //!    same queues for nothing. Not one: a woken worker counts as searching
 //!    from the moment it is chosen, and on a pinned core that was halted it
-//!    takes ~20 µs before it looks anywhere; with a cap of one it barred
-//!    the worker that had just finished a task, awake and on its core,
-//!    from searching, and the next task waited for the slow one (latency
-//!    bench p50 26.9 µs before the change that raised the cap to two, 0.8
-//!    µs after, on the 2-core VM of docs/benchmarks.md).
+//!    takes ~20 µs before it looks anywhere; a cap of one would bar the
+//!    worker that has just finished a task, awake and on its core, from
+//!    searching, and the next task would wait for the slow one
+//!    (docs/benchmarks.md, "latency").
 //! 4. **The last searcher hands on**: a searcher that finds work stops
 //!    searching; if it was the last one, someone sleeps, and work is still
 //!    visible in some queue (after a SeqCst fence), it wakes one more.
 //!    Notifies suppressed by rule 1 while it searched may stand for several
 //!    tasks, and it takes only one; but if no queue holds anything, every
 //!    task they stood for has been taken, and waking a worker would only
-//!    send it searching for nothing (at one task per millisecond that
-//!    doubled the pool's CPU time: docs/benchmarks.md, "idle_cpu"). A
+//!    send it searching for nothing, which at a low task rate costs as
+//!    much CPU as the tasks themselves (docs/benchmarks.md, "idle_cpu"). A
 //!    searcher that *leaves* instead (retired by `set_workers`, or exiting)
 //!    hands on the same way, since it will look at no queue again.
 //! 5. **Park**: under the `sleepers` lock, register, and move from the
@@ -142,13 +139,8 @@ impl Sleep {
     /// that a push does not read the consumers' end of its queue, a cache
     /// line they write on every steal.
     pub(crate) fn notify_work(&self, backlog: impl FnOnce() -> bool) {
-        #[cfg(not(corepool_seed_bug = "drop_fence"))]
         fence(Ordering::SeqCst);
-        #[cfg(corepool_seed_bug = "drop_fence")]
-        let order = Ordering::Relaxed;
-        #[cfg(not(corepool_seed_bug = "drop_fence"))]
-        let order = Ordering::SeqCst;
-        let state = self.state.load(order);
+        let state = self.state.load(Ordering::SeqCst);
         if sleeping(state) > 0 && (searching(state) == 0 || backlog()) {
             self.wake_one();
         }
@@ -250,18 +242,8 @@ impl Sleep {
             };
             self.state.fetch_add(delta, Ordering::SeqCst);
         }
-        #[cfg(not(corepool_seed_bug = "drop_fence"))]
         fence(Ordering::SeqCst);
-
-        #[cfg(corepool_seed_bug = "skip_recheck")]
-        let found: Recheck<T> = {
-            let _ = recheck;
-            Recheck::Nothing
-        };
-        #[cfg(not(corepool_seed_bug = "skip_recheck"))]
-        let found = recheck();
-
-        match found {
+        match recheck() {
             Recheck::Nothing => {
                 self.parkers[index].park();
                 Parked::Woken
@@ -318,5 +300,104 @@ impl Sleep {
     /// Workers counted as searching right now (a statistic).
     pub(crate) fn searching(&self) -> usize {
         searching(self.state.load(Ordering::Relaxed))
+    }
+}
+
+/// Component models of `Sleep` alone, without a pool: a queue is one
+/// counter, and a lost wake-up is a worker parked for good, which loom
+/// reports as a deadlock. Run by `loom-tests/run.sh` before the whole-pool
+/// models (see docs/verification.md).
+#[cfg(all(test, corepool_loom))]
+mod loom_tests {
+    use super::{Parked, Recheck, Sleep};
+    use crate::sync::{thread, Arc, AtomicUsize, Ordering};
+
+    /// Takes one task off `queue`, if it holds one.
+    fn take(queue: &AtomicUsize) -> bool {
+        queue
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Worker `index` goes through the park protocol until it takes a task
+    /// from `queue`, then stops searching as the main loop does.
+    fn run_until_one_task(sleep: &Sleep, index: usize, queue: &AtomicUsize) {
+        let mut searching = false;
+        loop {
+            if take(queue) {
+                break;
+            }
+            let parked = sleep.park(
+                index,
+                searching,
+                || {
+                    if take(queue) {
+                        Recheck::Work(())
+                    } else {
+                        Recheck::Nothing
+                    }
+                },
+                || queue.load(Ordering::Acquire) > 0,
+            );
+            match parked {
+                Parked::Woken => searching = true,
+                Parked::Found { searching: now, .. } => {
+                    searching = now;
+                    break;
+                }
+                Parked::Exit => unreachable!("the re-check never asks to exit"),
+            }
+        }
+        if searching {
+            sleep.stop_searching(|| queue.load(Ordering::Acquire) > 0);
+        }
+    }
+
+    /// Rules 1 and 5: a worker parking while a producer pushes and
+    /// notifies either sees the task in its re-check or is woken.
+    #[test]
+    fn loom_park_vs_notify() {
+        loom::model(|| {
+            let sleep = Arc::new(Sleep::new(1));
+            let queue = Arc::new(AtomicUsize::new(0));
+            let producer = {
+                let (sleep, queue) = (sleep.clone(), queue.clone());
+                thread::spawn(move || {
+                    queue.fetch_add(1, Ordering::Release);
+                    sleep.notify_work(|| false);
+                })
+            };
+            run_until_one_task(&sleep, 0, &queue);
+            producer.join().expect("the producer does not panic");
+            assert_eq!(sleep.searching(), 0);
+        });
+    }
+
+    /// Rules 2 and 4: two tasks, two workers going to sleep; the producer's
+    /// notifies may be suppressed while one worker searches, so that one
+    /// must hand the wake-up on when it stops. Each worker takes one task.
+    #[test]
+    fn loom_two_workers_hand_on() {
+        loom::model(|| {
+            let sleep = Arc::new(Sleep::new(2));
+            let queue = Arc::new(AtomicUsize::new(0));
+            let other = {
+                let (sleep, queue) = (sleep.clone(), queue.clone());
+                thread::spawn(move || run_until_one_task(&sleep, 1, &queue))
+            };
+            let producer = {
+                let (sleep, queue) = (sleep.clone(), queue.clone());
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        queue.fetch_add(1, Ordering::Release);
+                        sleep.notify_work(|| false);
+                    }
+                })
+            };
+            run_until_one_task(&sleep, 0, &queue);
+            producer.join().expect("the producer does not panic");
+            other.join().expect("the other worker does not panic");
+            assert_eq!(queue.load(Ordering::Relaxed), 0);
+        });
     }
 }

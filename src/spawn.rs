@@ -22,7 +22,7 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 use std::sync::Arc as StdArc;
 
-use crate::sync::{lock, AtomicBool, Condvar, Instant, Mutex, MutexGuard, Ordering};
+use crate::sync::{lock, wait_deadline, AtomicBool, Condvar, Instant, Mutex, MutexGuard, Ordering};
 use crate::sync_wrapper::SyncWrapper;
 use crate::task::Claimable;
 use crate::worker;
@@ -567,28 +567,24 @@ impl<T> JoinHandle<T> {
             }
             _ => None,
         };
-        while state.phase != Phase::Finished {
-            state = match deadline {
-                None => match packet.finished_cvar.wait(state) {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                },
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        drop(state);
-                        return Err(self);
-                    }
-                    match packet.finished_cvar.wait_timeout(state, deadline - now) {
-                        Ok((guard, _)) => guard,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    }
+        // `None` when the deadline passed first. In a block of its own, so
+        // that the guard is released before `self` may be handed back.
+        let result = {
+            let mut state = state;
+            loop {
+                if state.phase == Phase::Finished {
+                    break Some(state.result.take());
                 }
-            };
-        }
-        match state.result.take() {
-            Some(result) => Ok(result),
-            None => panic!("JoinHandle joined after it was polled to completion"),
+                match wait_deadline(&packet.finished_cvar, state, deadline) {
+                    Ok(guard) => state = guard,
+                    Err(_) => break None,
+                }
+            }
+        };
+        match result {
+            Some(Some(result)) => Ok(result),
+            Some(None) => panic!("JoinHandle joined after it was polled to completion"),
+            None => Err(self),
         }
     }
 }

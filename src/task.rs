@@ -9,13 +9,9 @@
 //! flags. `join` pushes a task onto the worker's deque and pops it back on
 //! every call, and a task of this shape (like an `Option` of it, thanks
 //! to the kind reference's niche) travels in two registers: into the
-//! deque's slot, and back out of `pop`. The first layout, an enum of a
-//! boxed `dyn FnOnce` or a stack job plus a word of flags (32 bytes), went
-//! through the stack on every push and pop and was read back with 16-byte
-//! loads that missed store forwarding: 45 % of `join_on`'s perf samples,
-//! a fifth of a tree sum's (`docs/benchmarks.md`, "What changed in the
-//! third round"). Storing small closures in the slot is the fourth
-//! round's.
+//! deque's slot, and back out of `pop`. A wider task goes through the
+//! stack on every push and pop, and its 16-byte reloads miss store
+//! forwarding, which dominated `join` (docs/benchmarks.md, "fork-join").
 //!
 //! Every job a task points to starts with a [`JobHeader`], which holds
 //! what does not fit in the two words: the submission stamp for the

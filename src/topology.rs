@@ -6,13 +6,7 @@ use std::fs;
 /// The cores in this process's affinity mask, in ascending order, or `None`
 /// where the platform cannot tell.
 pub(crate) fn allowed_cores() -> Option<Vec<usize>> {
-    if crate::sync::IS_LOOM {
-        return None;
-    }
-    let mut cores: Vec<usize> = core_affinity::get_core_ids()?
-        .into_iter()
-        .map(|core| core.id)
-        .collect();
+    let mut cores = crate::sync::affinity_mask()?;
     cores.sort_unstable();
     cores.dedup();
     if cores.is_empty() {

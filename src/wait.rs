@@ -69,6 +69,13 @@ use crate::sync::{lock, Ordering, Parker};
 use crate::task::{JobRef, Task};
 use crate::worker::{spawn_worker, WorkerContext};
 
+/// How many times a waiter with nothing to run snoozes (crossbeam's
+/// `Backoff`: 7 spins, then 4 yields) before it parks: long enough to catch
+/// a task that is about to finish without a park and a wake-up. Under loom
+/// none, so the models reach the park at once instead of multiplying the
+/// interleavings with scheduling points that decide nothing.
+const SNOOZES_BEFORE_PARK: u32 = if cfg!(corepool_loom) { 0 } else { 11 };
+
 /// A wait region on a worker, open until dropped.
 pub(crate) struct Region<'a> {
     worker: &'a WorkerContext,
@@ -94,6 +101,7 @@ impl<'a> Region<'a> {
         let worker = self.worker;
         worker.return_held_slots();
         let backoff = Backoff::new();
+        let mut snoozes = 0;
         loop {
             if done() {
                 return;
@@ -104,15 +112,17 @@ impl<'a> Region<'a> {
             if let Some(task) = worker.pop_region_task().or_else(|| worker.leapfrog(region)) {
                 worker.execute(task);
                 backoff.reset();
+                snoozes = 0;
                 continue;
             }
-            if crate::sync::IS_LOOM || backoff.is_completed() {
+            if snoozes == SNOOZES_BEFORE_PARK {
                 // Returns once done, or when a broadcast share waits to
                 // run here (run at the top of the loop).
                 park();
                 continue;
             }
             backoff.snooze();
+            snoozes += 1;
         }
     }
 }

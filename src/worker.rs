@@ -44,7 +44,7 @@ use crate::budget::{DelayBudget, Probe};
 use crate::metrics::bump;
 use crate::registry::{call_guarded, drop_payload, nanos_between, Shared};
 use crate::sleep::{Parked, Recheck};
-use crate::sync::{lock, thread, thread_local, Arc, Instant, Ordering, Steal, Worker};
+use crate::sync::{lock, thread, thread_local, wait, Arc, Instant, Ordering, Steal, Worker};
 use crate::task::{JobRef, Task};
 
 /// How often (in tasks) a worker looks at the injector before its own deque.
@@ -67,51 +67,47 @@ const NEAREST_VICTIMS: usize = 8;
 const STEAL_BATCH: usize = 32;
 
 /// How long a worker whose last take from the injector found a single
-/// task waits before the next take (see `take_from_injector`). Against
-/// no pause, 1 µs took one producer's tiny tasks from 240 to 66 ns each,
-/// 2 µs to 55, 4 µs to 50 (docs/benchmarks.md, fourth round): 2 µs takes
-/// most of the gain, and a task that arrives meanwhile waits at most that.
-const INJECTOR_PACE: Duration = Duration::from_micros(2);
+/// task waits before the next take (see `take_from_injector`): long
+/// enough for a batch to build up behind a slow producer, short enough
+/// that a task arriving meanwhile barely waits (1, 2 and 4 µs measured:
+/// docs/benchmarks.md, "The tuning the figures support").
+/// Under loom zero: the models' pools are never fed by a producer faster
+/// than one task at a time, and time does not pass there.
+const INJECTOR_PACE: Duration = if cfg!(corepool_loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(2)
+};
 
 /// Rounds of searching (injector and every other worker) before parking,
-/// at least. Each round ends with a `sched_yield`, not a spin: a pinned
-/// worker that spins holds its core, which an unpinned producer may share,
-/// while a yield hands it over at once if anyone else wants it (with
-/// crossbeam's spin-then-yield `Backoff` instead, one producer's 500k
-/// submissions took 1.2x the time, and p90 submit-to-start at 200k tasks/s
-/// was 30 µs instead of 1 µs: docs/benchmarks.md). 16 rounds keep a worker
-/// awake for some 10 µs after its last task, enough to catch the next task
-/// of a steady stream without a park and a wake-up; a longer window, 50 µs
-/// for workers whose last idle gap was short, made the same producer 1.7x
-/// slower: two workers yielding for that long take turns on the
-/// producer's core. Under loom one round: spinning only multiplies the
-/// interleavings.
-const SEARCH_ROUNDS: u32 = if crate::sync::IS_LOOM { 1 } else { 16 };
+/// at least. Each round ends with a `sched_yield`, not a spin, because a
+/// pinned worker that spins holds a core an unpinned producer may share;
+/// 16 rounds (some 10 µs) catch the next task of a steady stream without
+/// a park and a wake-up, and a longer window makes two yielding workers
+/// take turns on the producer's core (docs/benchmarks.md, "The tuning the figures support").
+/// Under loom one round: spinning only multiplies the interleavings.
+const SEARCH_ROUNDS: u32 = if cfg!(corepool_loom) { 1 } else { 16 };
 
 /// How long a searcher that is catching a stream from outside (its last
 /// search found a task in the injector) keeps searching before it parks,
 /// however quickly its rounds go by (see `search`).
 ///
-/// Sixteen rounds last as long as their yields: ~5 µs on a core of its
-/// own, where a yield returns at once, but much longer on a core shared
-/// with a busy producer, where each yield runs the producer first. So in
-/// a steady stream the worker that shares the producer's core outlasts
-/// the one with a core to itself, catches every task, and the producer
-/// waits for its core (a scratch probe at 200k tasks/s on 2 cores: the
-/// producer spent 1.2 s of every 2 s waiting for a core while the other
-/// core idled). With a window in time instead of rounds, the worker on
-/// the free core catches the stream and the other parks (the same probe:
-/// the producer waited 0.13 s instead of 1.2 s): latency bench p50 1.3 →
-/// 0.7 µs and p99 (median of three runs) 42 → 34 µs, with no change in
-/// the spawn, imbalance or idle_cpu benches (docs/benchmarks.md, fifth
-/// round). It applies only while tasks come from outside at least as
-/// often as a search lasts, so one task a millisecond still parks after
-/// 16 rounds; the price is a worker that stays awake through gaps of up
-/// to 20 µs in such a stream (at 200k tasks/s, ~0.4 of a core more). In
-/// the README load test (high load) its p50 fell from 37 to 21 µs; its
-/// p99 rose by an eighth in one A/B and not in later runs (the machine's
-/// noise is as large).
-const STREAM_WINDOW: Duration = Duration::from_micros(20);
+/// Rounds alone let the worker that shares a busy producer's core
+/// (where each yield runs the producer first) outlast the one with a core
+/// to itself, catch every task, and keep the producer off its core; a
+/// window in time lets the worker on the free core take the stream. It
+/// applies only while tasks come from outside at least as often as a
+/// search lasts, so a sparse stream still parks after [`SEARCH_ROUNDS`];
+/// the price is a worker awake through gaps of up to 20 µs in a dense one
+/// (docs/benchmarks.md, "The tuning the figures support").
+///
+/// Under loom zero, so a search lasts [`SEARCH_ROUNDS`]: time does not
+/// pass in a model.
+const STREAM_WINDOW: Duration = if cfg!(corepool_loom) {
+    Duration::ZERO
+} else {
+    Duration::from_micros(20)
+};
 
 /// The state of the worker running on this thread.
 pub(crate) struct WorkerContext {
@@ -133,9 +129,8 @@ pub(crate) struct WorkerContext {
     /// (`crate::join`, "When the second closure is offered").
     ///
     /// An `UnsafeCell`, not a `RefCell`: the borrow flag's checks cost
-    /// fine-grained joins ~10 % of their time (fib_join_fine 13.1, 12.8 →
-    /// 11.6, 11.6 ms on 2 workers, 25.9, 25.7 → 23.1, 23.0 on one;
-    /// docs/benchmarks.md, sixth round). Sound because a `WorkerContext`
+    /// fine-grained joins ~10 % of their time (docs/benchmarks.md,
+    /// "fork-join"). Sound because a `WorkerContext`
     /// never leaves its thread (it is `!Sync`, behind an `Rc`), and each
     /// access below is one call on the `Vec` that runs no other code, so
     /// no two references to it ever overlap.
@@ -164,11 +159,11 @@ pub(crate) struct WorkerContext {
 // destructor: reading it is one load, and it still reads (null) while the
 // thread's locals are being destroyed. (loom's `thread_local!` does not
 // take the `const { .. }` form.)
-#[cfg(not(loom))]
+#[cfg(not(corepool_loom))]
 thread_local! {
     static CURRENT: Cell<*const WorkerContext> = const { Cell::new(std::ptr::null()) };
 }
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 thread_local! {
     static CURRENT: Cell<*const WorkerContext> = Cell::new(std::ptr::null());
 }
@@ -336,13 +331,7 @@ impl WorkerContext {
         ctx.main_loop();
         // Shares posted before the inbox closes run here; later ones run on
         // their broadcaster's thread (`crate::broadcast`).
-        // (Not under loom: broadcasts are not modeled.)
-        if let Some(inbox) = ctx
-            .shared
-            .inboxes
-            .get(ctx.index)
-            .filter(|_| !crate::sync::IS_LOOM)
-        {
+        if let Some(inbox) = ctx.shared.inboxes.get(ctx.index) {
             for share in inbox.close() {
                 share.run(ctx.index, &ctx.shared);
             }
@@ -566,10 +555,7 @@ impl WorkerContext {
             {
                 return;
             }
-            guard = match shared.resize_cvar.wait(guard) {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            guard = wait(&shared.resize_cvar, guard);
         }
     }
 
@@ -602,13 +588,11 @@ impl WorkerContext {
     /// them its tasks one at a time: each worker takes the task just
     /// pushed, runs it, and is back before the next one, so every push and
     /// every take fights over the injector's cache lines and the
-    /// producer's own pushes slow down (one producer, 1M tiny tasks: 240
-    /// ns per task with 1.2 tasks per take; with the pause, 55 ns and 16 per
-    /// take; docs/benchmarks.md). A stream that has ended costs the worker
+    /// producer's own pushes slow down (docs/benchmarks.md, "The tuning the figures support"). A stream that has ended costs the worker
     /// one pause before it searches; a task arriving meanwhile waits at
     /// most that long.
     fn take_from_injector(&self) -> Option<Task> {
-        if self.took_single.get() && !crate::sync::IS_LOOM {
+        if self.took_single.get() {
             spin_for(INJECTOR_PACE);
         }
         let task = self.steal_from_injector();
@@ -621,8 +605,7 @@ impl WorkerContext {
     /// at least [`STREAM_WINDOW`] if the last search caught a task from
     /// outside.
     fn search(&self) -> Option<Task> {
-        let window_from =
-            (self.catching_stream.replace(false) && !crate::sync::IS_LOOM).then(Instant::now);
+        let window_from = self.catching_stream.replace(false).then(Instant::now);
         let mut round = 0;
         loop {
             if let Some(task) = self.steal_from_injector() {
@@ -635,11 +618,7 @@ impl WorkerContext {
             if self.shared.admission.is_closed_and_drained() {
                 return None;
             }
-            if crate::sync::IS_LOOM {
-                crate::sync::spin_hint();
-            } else {
-                thread::yield_now();
-            }
+            thread::yield_now();
             round += 1;
             if round >= SEARCH_ROUNDS
                 && window_from.is_none_or(|from| from.elapsed() >= STREAM_WINDOW)
@@ -694,7 +673,7 @@ impl WorkerContext {
     /// contended. One task, not a batch: in fork-join and in trees of
     /// spawned tasks the oldest is the largest piece of work, and taking
     /// half the deque instead left the victim stealing its own pieces back
-    /// (`docs/benchmarks.md`, "What changed in the third round").
+    /// (docs/benchmarks.md, "The tuning the figures support").
     pub(crate) fn steal_from(&self, victim: usize) -> Option<Task> {
         let shared = &*self.shared;
         loop {
@@ -790,7 +769,7 @@ impl WorkerContext {
 
 /// Starts a thread that runs slot `index` as a worker; hands the deque
 /// back if no thread could be started.
-#[cfg(not(loom))]
+#[cfg(not(corepool_loom))]
 pub(crate) fn spawn_worker(
     builder: std::thread::Builder,
     index: usize,
@@ -814,7 +793,7 @@ pub(crate) fn spawn_worker(
 }
 
 /// Under loom no spare starts: loom's threads are the models' own.
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 pub(crate) fn spawn_worker(
     _builder: std::thread::Builder,
     _index: usize,

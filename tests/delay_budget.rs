@@ -12,7 +12,7 @@
 //! the slow one's worker ran dry, and an interval that ends in a search
 //! is not a sample.)
 
-mod core_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -20,8 +20,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
 use corepool::{BuildError, Pool};
+use support::{hold_workers, Gate, Watchdog, WATCHDOG};
 
 const WORKERS: usize = 1;
 /// The default capacity (one worker): the size users get.

@@ -4,7 +4,7 @@
 //! across a graceful shutdown, and after `shutdown_now` drops its closure
 //! unrun, counted as handed back.
 
-mod core_support;
+mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use core_support::{Watchdog, WATCHDOG};
 use corepool::{Permit, Pool};
+use support::{Watchdog, WATCHDOG};
 
 /// Sets its flag when dropped: shows a closure was dropped (run or not).
 struct DropFlag(Arc<AtomicBool>);
@@ -215,7 +215,7 @@ fn after_shutdown_now_a_permit_drops_its_closure_unrun() {
 fn shutdown_now_hands_back_a_task_submitted_through_a_permit() {
     let _watchdog = Watchdog::new("shutdown_now_hands_back_a_task_submitted_through_a_permit");
     let pool = pool(1, 4);
-    let gate = core_support::Gate::new();
+    let gate = support::Gate::new();
     let _open = gate.open_on_drop();
     let (started_tx, started_rx) = mpsc::channel();
     let held = gate.clone();

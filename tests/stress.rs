@@ -18,13 +18,16 @@
 //! `COREPOOL_STRESS_WATCHDOG_SECS` (default 60) seconds, so a lost wake-up
 //! or a stuck producer fails loudly instead of hanging the suite.
 
+mod support;
+
 use std::panic;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use corepool::{Handle, Pool};
+use support::Gate;
 
 /// Rounds per test when `COREPOOL_STRESS_ROUNDS` is not set.
 const DEFAULT_ROUNDS: usize = 100;
@@ -434,7 +437,7 @@ fn blocked_round(seed: u64) {
     let handle = pool.handle();
 
     // Hold the only worker while the producers start.
-    let hold = Arc::new((Mutex::new(false), Condvar::new()));
+    let hold = Gate::new();
     let held = hold.clone();
     let id = ledger.next.fetch_add(1, Ordering::SeqCst);
     let token = Token {
@@ -444,11 +447,7 @@ fn blocked_round(seed: u64) {
     pool.submit(move || {
         let token = token;
         token.ledger.runs[token.id].fetch_add(1, Ordering::SeqCst);
-        let (open, cvar) = &*held;
-        let mut open = open.lock().unwrap();
-        while !*open {
-            open = cvar.wait(open).unwrap();
-        }
+        held.wait();
     })
     .expect("the pool is running");
     ledger.record(id, ACCEPTED);
@@ -459,11 +458,7 @@ fn blocked_round(seed: u64) {
             thread::spawn(move || produce(handle, ledger, OPS, rng))
         })
         .collect();
-    {
-        let (open, cvar) = &*hold;
-        *open.lock().unwrap() = true;
-        cvar.notify_all();
-    }
+    hold.open();
     if rng.below(2) == 0 {
         pool.shutdown();
     } else {

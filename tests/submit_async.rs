@@ -3,7 +3,7 @@
 //! that records its wake-ups, so that every step (queued, granted, woken)
 //! is observed in order, without sleeps.
 
-mod core_support;
+mod support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 
-use core_support::{Watchdog, WATCHDOG};
 use corepool::Pool;
+use support::{Watchdog, WATCHDOG};
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]

@@ -4,14 +4,14 @@
 //! chain of waits, overflows its stack by nesting, or hangs on another
 //! pool. Every test runs under the watchdog: a hang is a failure.
 
-mod lifecycle_support;
+mod support;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use corepool::Pool;
-use lifecycle_support::{within, Gate};
+use support::{within, Gate};
 
 fn pool(workers: usize) -> Pool {
     Pool::builder()
@@ -308,7 +308,7 @@ fn a_worker_waiting_on_a_handle_sleeps() {
             })
             .unwrap();
         let tid = tid_rx.recv().unwrap();
-        lifecycle_support::wait_until("the waiting worker to sleep", || {
+        support::wait_until("the waiting worker to sleep", || {
             thread_state(tid) == Some('S')
         });
         gate.open();
@@ -331,7 +331,7 @@ fn a_worker_waiting_on_a_stolen_join_half_sleeps() {
             let tid: i64 = tid_rx.recv().unwrap();
             // Only once `b` runs on the thief can the owner be waiting.
             stolen_rx.recv().unwrap();
-            lifecycle_support::wait_until("the joining worker to sleep", || {
+            support::wait_until("the joining worker to sleep", || {
                 thread_state(tid) == Some('S')
             });
             gate.open();

@@ -1,10 +1,10 @@
 //! Loom models of corepool live in `tests/`; see docs/verification.md.
 //!
 //! This library holds the models' shared helpers. It is empty unless built
-//! with `RUSTFLAGS="--cfg loom"`, so a plain `cargo test --workspace`
+//! with `RUSTFLAGS="--cfg corepool_loom"`, so a plain `cargo test --workspace`
 //! compiles nothing from here.
 
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
@@ -103,12 +103,6 @@ impl Runs {
 
 /// The pool every model uses: `workers` unpinned workers, `capacity` slots.
 pub fn pool(workers: usize, capacity: usize) -> corepool::Pool {
-    const {
-        assert!(
-            corepool::BUILT_WITH_LOOM,
-            "corepool must be built with RUSTFLAGS=\"--cfg loom\""
-        )
-    };
     corepool::Pool::builder()
         .workers(workers)
         .queue_capacity(capacity)

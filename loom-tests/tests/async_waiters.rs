@@ -10,7 +10,7 @@
 //! interleaving, W must get the slot (a cancelled waiter that was granted
 //! it hands it on), and once every permit is gone the slot is free again
 //! (nothing leaked).
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use std::future::Future;
 use std::pin::pin;

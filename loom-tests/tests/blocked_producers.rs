@@ -10,7 +10,7 @@
 //! reads `queued() <= 1`. That last check is what catches an acquire that
 //! checks and increments in two steps (`split_acquire`): both producers see
 //! the one free slot and both take it.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Latch, Runs};
 

@@ -9,7 +9,7 @@
 //! every point of B's slow path (register, re-try, park). `submit(B)` must
 //! return only after G finished (A's slot freed), and dropping the pool must
 //! run G, A and B exactly once.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;

@@ -10,7 +10,7 @@
 //! the worker returning held slots and starting A and P1; it must get
 //! through (a stuck producer is a loom deadlock) with at most 2 admitted,
 //! and every task runs exactly once.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Latch, Runs};
 

@@ -8,7 +8,7 @@
 //! deadlock (the joining worker never waits on a wake-up for B), both
 //! closures ran exactly once, `join` returns both results, and B's result
 //! is read only after B finished.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Runs};
 

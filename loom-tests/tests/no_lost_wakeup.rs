@@ -6,7 +6,7 @@
 //! starts shutdown, so shutdown's wake-all cannot rescue a worker that slept
 //! through the task's notify: if the wake-up is lost, the worker parks, the
 //! main thread waits for ever, and loom reports the deadlock.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Latch, Runs};
 

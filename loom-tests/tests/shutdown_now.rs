@@ -10,7 +10,7 @@
 //! by hand, after which every accepted task has run exactly once and the
 //! `JoinHandle` of J gives J's value. `executed + unstarted` must equal the
 //! number of accepted tasks.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Runs};
 

@@ -8,7 +8,7 @@
 //! when it re-checks before parking. The main thread waits for T1 to finish
 //! before it shuts the pool down, so shutdown's wake-all cannot rescue a
 //! lost wake-up. Both tasks must run exactly once.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Latch, Runs};
 

@@ -13,7 +13,7 @@
 //! then pass that wake-up on, or the main thread stays blocked (a loom
 //! deadlock). `Ok` implies T ran exactly once; `Timeout` implies T never ran
 //! and came back (we run it to prove it is the same closure).
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use std::time::Duration;
 

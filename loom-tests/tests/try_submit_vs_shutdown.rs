@@ -9,7 +9,7 @@
 //! we prove by running it afterwards and seeing its count go from 0 to 1.
 //! The second `try_submit` may also be refused as `Full`, with the same
 //! obligation.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Runs};
 

@@ -7,7 +7,7 @@
 //! waiter parks as soon as one round found nothing, so every interleaving
 //! of the park with the completion is explored: no lost wake-up (loom
 //! reports a deadlock), and the task runs exactly once.
-#![cfg(loom)]
+#![cfg(corepool_loom)]
 
 use loom_tests::{model, pool, Runs};
 

@@ -1,4 +1,4 @@
-//! A loom-visible stand-in for crossbeam-deque, used only under `cfg(loom)`.
+//! A loom-visible stand-in for crossbeam-deque, used only under `cfg(corepool_loom)`.
 //!
 //! Same method names and `Steal` results as crossbeam's `Injector`, `Worker`
 //! and `Stealer`, built on a loom `Mutex<VecDeque>`, so that loom sees every

@@ -1,17 +1,17 @@
 //! The one place that names `std::sync` or `loom`.
 //!
 //! Every atomic, lock, thread and park/unpark that the pool's protocols use
-//! comes through here, so that building with `RUSTFLAGS="--cfg loom"` swaps
+//! comes through here, so that building with `RUSTFLAGS="--cfg corepool_loom"` swaps
 //! the whole crate onto loom's instrumented primitives and the models in
 //! `loom-tests/` check the real code, not a copy of it.
 //!
 //! crossbeam-deque is not loom-aware (its atomics are not instrumented), so
-//! under `cfg(loom)` the deque and the injector are replaced by a loom-visible
+//! under `cfg(corepool_loom)` the deque and the injector are replaced by a loom-visible
 //! stand-in with the same interface ([`deque`]). It never returns
 //! `Steal::Retry`. It follows that no park, wake, capacity or close decision
 //! may read a deque's length: those decisions read pool-owned atomics only.
 
-#[cfg(not(loom))]
+#[cfg(not(corepool_loom))]
 mod imp {
     pub(crate) use crossbeam_deque::{Injector, Steal, Stealer, Worker};
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
@@ -25,7 +25,7 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 mod imp {
     pub(crate) use super::deque::{Injector, Steal, Stealer, Worker};
     pub(crate) use super::seqcst::{fence, AtomicBool, AtomicUsize};
@@ -41,10 +41,13 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 pub(crate) mod deque;
-#[cfg(loom)]
+#[cfg(corepool_loom)]
 mod seqcst;
+mod signal;
+
+pub(crate) use signal::{Parker, Signal};
 
 pub(crate) use imp::*;
 
@@ -68,14 +71,14 @@ pub(crate) use std::time::Instant;
 /// of a thread-local; under loom, whose threads share one OS thread, a
 /// hash of loom's thread id.
 pub(crate) fn thread_token() -> usize {
-    #[cfg(not(loom))]
+    #[cfg(not(corepool_loom))]
     {
         std::thread_local!(static TOKEN: u8 = const { 0 });
         TOKEN
             .try_with(|token| token as *const u8 as usize)
             .unwrap_or(0)
     }
-    #[cfg(loom)]
+    #[cfg(corepool_loom)]
     {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -84,85 +87,60 @@ pub(crate) fn thread_token() -> usize {
     }
 }
 
-/// `true` when the crate was built against loom's primitives (`--cfg loom`).
-pub(crate) const IS_LOOM: bool = cfg!(loom);
+/// The core ids in this process's affinity mask, as the OS lists them, or
+/// `None` where the platform cannot tell. Under loom always `None`: loom's
+/// threads all run on the model's one OS thread, so pinning a worker would
+/// pin the test itself.
+pub(crate) fn affinity_mask() -> Option<Vec<usize>> {
+    #[cfg(not(corepool_loom))]
+    {
+        Some(
+            core_affinity::get_core_ids()?
+                .into_iter()
+                .map(|core| core.id)
+                .collect(),
+        )
+    }
+    #[cfg(corepool_loom)]
+    {
+        None
+    }
+}
+
+/// `true` when the crate was built against loom's primitives (`--cfg corepool_loom`).
+pub(crate) const IS_LOOM: bool = cfg!(corepool_loom);
 
 /// Locks a mutex, ignoring poisoning: no critical section in this crate runs
 /// user code, so a poisoned lock still guards consistent data.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A one-token parker: `unpark` before `park` is remembered, so a wake-up
-/// that arrives while its target is still deciding to sleep is never lost.
-pub(crate) struct Parker {
-    notified: Mutex<bool>,
-    cvar: Condvar,
+/// Waits on `cvar`, ignoring poisoning (see [`lock`]).
+pub(crate) fn wait<'a, T>(cvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    cvar.wait(guard)
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Parker {
-    pub(crate) fn new() -> Self {
-        Parker {
-            notified: Mutex::new(false),
-            cvar: Condvar::new(),
-        }
+/// Waits on `cvar` until notified, ignoring poisoning, or until `deadline`
+/// if there is one: `Err` hands the guard back once the deadline has
+/// passed, without waiting. Callers loop on their own condition, so a
+/// spurious or early return costs one more look.
+pub(crate) fn wait_deadline<'a, T>(
+    cvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+) -> Result<MutexGuard<'a, T>, MutexGuard<'a, T>> {
+    let Some(deadline) = deadline else {
+        return Ok(wait(cvar, guard));
+    };
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(guard);
     }
-
-    /// Blocks until a token is available, then consumes it.
-    pub(crate) fn park(&self) {
-        let mut notified = lock(&self.notified);
-        while !*notified {
-            notified = match self.cvar.wait(notified) {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-        }
-        *notified = false;
-    }
-
-    /// Blocks until a token is available or `deadline` passes. Returns
-    /// whether a token was consumed.
-    ///
-    /// Under loom the deadline is treated as already due once the thread has
-    /// yielded: loom then explores the timeout firing at every point of the
-    /// other threads' execution, deterministically.
-    pub(crate) fn park_until(&self, deadline: Instant) -> bool {
-        #[cfg(loom)]
-        {
-            let _ = deadline;
-            loom::thread::yield_now();
-            let mut notified = lock(&self.notified);
-            std::mem::replace(&mut *notified, false)
-        }
-        #[cfg(not(loom))]
-        {
-            let mut notified = lock(&self.notified);
-            while !*notified {
-                let now = Instant::now();
-                if now >= deadline {
-                    return false;
-                }
-                notified = match self.cvar.wait_timeout(notified, deadline - now) {
-                    Ok((guard, _)) => guard,
-                    Err(poisoned) => poisoned.into_inner().0,
-                };
-            }
-            *notified = false;
-            true
-        }
-    }
-
-    /// Makes a token available and wakes the parked thread, if any.
-    pub(crate) fn unpark(&self) {
-        *lock(&self.notified) = true;
-        self.cvar.notify_one();
-    }
-
-    /// Discards a token that is known to be stale.
-    pub(crate) fn clear(&self) {
-        *lock(&self.notified) = false;
-    }
+    Ok(cvar
+        .wait_timeout(guard, deadline - now)
+        .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard))
 }

@@ -1,5 +1,5 @@
 //! Loom's atomics, with the one ordering of `SeqCst` accesses that loom does
-//! not model added back. Used only under `cfg(loom)`.
+//! not model added back. Used only under `cfg(corepool_loom)`.
 //!
 //! Loom treats a `SeqCst` *access* as `AcqRel` (loom's README, "Unsupported
 //! features"; tokio-rs/loom#180); only `fence(SeqCst)` takes part in its

@@ -8,7 +8,7 @@
 //! which configures it (2 workers named `global-{i}`) exactly once, so
 //! none of them builds it with the defaults by accident.
 
-mod lifecycle_support;
+mod support;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use corepool::{BuildError, Pool};
-use lifecycle_support::{hold_one_worker, within, Gate, WATCHDOG};
+use support::{hold_one_worker, within, Gate, WATCHDOG};
 
 const GLOBAL_WORKERS: usize = 2;
 

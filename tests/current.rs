@@ -2,13 +2,13 @@
 //! task to its own pool without a `Handle` (and, off a worker, to the
 //! global pool).
 
-mod core_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
-use core_support::{Watchdog, WATCHDOG};
 use corepool::Pool;
+use support::{Watchdog, WATCHDOG};
 
 #[test]
 fn outside_a_worker_the_global_pool_runs_it() {

@@ -10,14 +10,14 @@
 //! the outcome (polling, with a deadline only a hang reaches), never for a
 //! duration.
 
-mod observe_support;
+mod support;
 
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use corepool::{AutoscalePolicy, Autoscaler, BuildError, LoadSample, Pool};
-use observe_support::{fail_stuck, hold_workers, recv_all, wait_until, Gate, Watchdog, PATIENCE};
+use support::{fail_stuck, hold_workers, recv_all, wait_until, Gate, Watchdog, WATCHDOG};
 
 /// `AutoscalePolicy::new(min, max)` adjusted by `adjust` (the struct is
 /// non-exhaustive: built by `new`, then fields set).
@@ -358,7 +358,7 @@ fn an_idle_worker_is_retired_after_the_interval_and_never_below_min() {
     // a second per tick until the policy has seen it idle for the whole
     // shrink_after (10 s): at least 11 ticks.
     let t0 = Instant::now();
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + WATCHDOG;
     let mut ticks = 0u64;
     let decision = loop {
         if let Some(workers) = pool.autoscale_tick(t0 + secs(ticks)) {

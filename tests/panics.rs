@@ -1,14 +1,14 @@
 //! A panicking task never kills its worker, never stops the other tasks,
 //! and reaches the panic handler exactly once.
 
-mod core_support;
+mod support;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Once};
 
-use core_support::{visit_every_worker, Watchdog, WATCHDOG};
 use corepool::Pool;
+use support::{visit_every_worker, Watchdog, WATCHDOG};
 
 /// Worker names in this file start with this; their panics are expected
 /// and kept off stderr. Any other thread's panic (a failing assertion)

@@ -7,13 +7,13 @@
 //! Every body that could hang runs under the `within` watchdog. See
 //! `docs/lifecycle.md` for the behaviour each test pins down.
 
-mod lifecycle_support;
+mod support;
 
 use std::panic::panic_any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
-use lifecycle_support::WATCHDOG;
+use support::WATCHDOG;
 
 /// A panic payload whose `Drop` panics: with a depth above zero, with
 /// another `DropBomb` (one level less deep) as the new payload.
@@ -45,7 +45,7 @@ fn recv_n<T>(rx: &mpsc::Receiver<T>, n: usize, what: &str) -> Vec<T> {
 /// 1. Closing a pool from inside one of its own tasks.
 mod close_from_inside {
     use super::*;
-    use crate::lifecycle_support::within;
+    use crate::support::within;
     use corepool::{Pool, DEFAULT_CAPACITY_PER_WORKER};
     use std::sync::Mutex;
     use std::time::Duration;
@@ -163,7 +163,7 @@ mod close_from_inside {
 /// 2. Dropping the pool inside the `on_queue_fill` callback.
 mod drop_in_fill_callback {
     use super::*;
-    use crate::lifecycle_support::{hold_one_worker, within, Gate};
+    use crate::support::{hold_one_worker, within, Gate};
     use corepool::{FillEvent, Pool};
     use std::sync::Mutex;
 
@@ -226,7 +226,7 @@ mod drop_in_fill_callback {
 /// 3. A pool kept in a `thread_local!`.
 mod pool_in_thread_local {
     use super::*;
-    use crate::lifecycle_support::within;
+    use crate::support::within;
     use corepool::Pool;
     use std::cell::RefCell;
     use std::thread;
@@ -296,7 +296,7 @@ mod pool_in_thread_local {
 /// 4. `shutdown_background`.
 mod shutdown_background {
     use super::*;
-    use crate::lifecycle_support::{hold_one_worker, within, Gate};
+    use crate::support::{hold_one_worker, within, Gate};
     use corepool::Pool;
 
     #[test]
@@ -346,7 +346,7 @@ mod shutdown_background {
 /// 5. Panic payloads whose `Drop` panics.
 mod panic_payloads {
     use super::*;
-    use crate::lifecycle_support::within;
+    use crate::support::within;
     use corepool::Pool;
     use std::panic::panic_any;
 
@@ -457,7 +457,7 @@ mod panic_payloads {
 /// 6. Submitting from `on_worker_stop`.
 mod stop_hook_submissions {
     use super::*;
-    use crate::lifecycle_support::within;
+    use crate::support::within;
     use corepool::{Handle, Pool};
     use std::sync::OnceLock;
 
@@ -532,7 +532,7 @@ mod stop_hook_submissions {
 /// 7. Autoscaling with a huge step; the monitor survives panics.
 mod autoscale_and_monitor {
     use super::*;
-    use crate::lifecycle_support::{hold_one_worker, within, Gate};
+    use crate::support::{hold_one_worker, within, Gate};
     use corepool::{AutoscalePolicy, Autoscaler, FillEvent, LoadSample, Pool};
     use std::panic::panic_any;
     use std::sync::Mutex;
@@ -616,7 +616,7 @@ mod autoscale_and_monitor {
 
 /// 8. `accepted` after `shutdown_now`.
 mod handed_back {
-    use crate::lifecycle_support::{hold_one_worker, wait_until, within, Gate};
+    use crate::support::{hold_one_worker, wait_until, within, Gate};
     use corepool::Pool;
     use std::thread;
 
@@ -665,7 +665,7 @@ mod handed_back {
 
 /// 9. Stacks too small for a worker.
 mod stack_size {
-    use crate::lifecycle_support::within;
+    use crate::support::within;
     use corepool::{BuildError, Pool, MIN_STACK_SIZE};
 
     #[test]

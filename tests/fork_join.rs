@@ -7,7 +7,7 @@
 //!
 //! See `docs/lifecycle.md` for the full story.
 
-mod lifecycle_support;
+mod support;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use corepool::Pool;
-use lifecycle_support::{hold_one_worker, within, Gate};
+use support::{hold_one_worker, within, Gate};
 
 fn pool(workers: usize) -> Pool {
     Pool::builder()

@@ -6,14 +6,14 @@
 //! test cannot pass unless the idle workers were woken and stole. If they
 //! are not, it hangs, and the watchdog turns the hang into a failure.
 
-mod core_support;
+mod support;
 
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::{mpsc, Arc, Barrier};
 
-use core_support::{visit_every_worker, Watchdog, WATCHDOG};
 use corepool::Pool;
+use support::{visit_every_worker, Watchdog, WATCHDOG};
 
 fn little_work(seed: u64) -> u64 {
     (0..1_000u64).fold(seed, |acc, x| {

@@ -1,7 +1,7 @@
 //! Every bad configuration is refused with the right `BuildError`, a
 //! message that names what was wrong, and no worker thread left behind.
 
-mod core_support;
+mod support;
 
 use std::error::Error;
 
@@ -119,7 +119,7 @@ fn stack_size_the_os_refuses() {
         "{msg}"
     );
     assert!(err.source().is_some(), "the OS error is the source");
-    core_support::assert_no_threads_named(PREFIX);
+    support::assert_no_threads_named(PREFIX);
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! may run in this process while it is lowered.
 
 #[cfg(target_os = "linux")]
-mod core_support;
+mod support;
 
 #[cfg(target_os = "linux")]
 #[test]
@@ -19,8 +19,7 @@ fn spawn_failure_after_some_workers_started_joins_them() {
     const GIB: u64 = 1 << 30;
     const STACK: usize = 1 << 30;
 
-    let _watchdog =
-        core_support::Watchdog::new("spawn_failure_after_some_workers_started_joins_them");
+    let _watchdog = support::Watchdog::new("spawn_failure_after_some_workers_started_joins_them");
     let vm_size_kib: u64 = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -29,7 +28,7 @@ fn spawn_failure_after_some_workers_started_joins_them() {
         .and_then(|kib| kib.trim().parse().ok())
         .expect("VmSize in /proc/self/status");
 
-    let threads_before = core_support::thread_count();
+    let threads_before = support::thread_count();
     let mut original = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -84,6 +83,6 @@ fn spawn_failure_after_some_workers_started_joins_them() {
     // Workers 0 and 1 had started; they must have been told to exit and
     // joined. (Counting threads, not just looking for their names: a thread
     // names itself only once it runs, so a leaked one may still be unnamed.)
-    core_support::assert_thread_count_returns_to(threads_before);
-    core_support::assert_no_threads_named(PREFIX);
+    support::assert_thread_count_returns_to(threads_before);
+    support::assert_no_threads_named(PREFIX);
 }

@@ -1,16 +1,24 @@
-//! Helpers shared by the `core_*` integration tests: a gate to hold
-//! workers, a watchdog that turns a hang into a failure, and a few Linux
-//! `/proc` readers. Each test binary uses a subset of them.
+//! Helpers shared by the integration tests: a gate to hold workers, two
+//! watchdogs that turn a hang into a failure (`Watchdog` aborts the process,
+//! for a hang that cannot be unwound; `within` fails the test), bounded
+//! condition polling, and a few Linux `/proc` readers. Each test binary
+//! uses a subset of them.
+//!
+//! Nothing here sleeps to synchronize: waits are on channels, barriers,
+//! gates, or a polled condition with a generous deadline that only a hang
+//! can reach.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Barrier};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-#[path = "../shared/gate.rs"]
+use corepool::Pool;
+
 mod gate;
 // Each test binary uses a subset of these.
 #[allow(unused_imports)]
@@ -18,16 +26,126 @@ pub use gate::{hold_workers, Gate, Watchdog};
 
 /// How long a test waits for something that must happen (a task to run, a
 /// blocked call to return) before failing. Generous: it only runs out on a
-/// hang, never on a slow machine doing real work.
+/// hang, never on a slow machine doing real work. No test asserts anything
+/// about timing.
 pub const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// How long a whole test may run before the [`Watchdog`] aborts the process.
-pub const TEST_LIMIT: Duration = Duration::from_secs(120);
+pub const TEST_LIMIT: Duration = Duration::from_secs(180);
 
 impl Watchdog {
     pub fn new(what: &'static str) -> Watchdog {
         Watchdog::with_limit(what, TEST_LIMIT)
     }
+}
+
+/// Runs `f` on a fresh thread and returns its result, re-raising its panic.
+/// If `f` does not finish within [`WATCHDOG`], the test fails with a panic
+/// naming `what` (the hung thread is left behind; the process ends with
+/// the test binary).
+pub fn within<T, F>(what: &str, f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::Builder::new()
+        .name(format!("within: {what}"))
+        .spawn(move || {
+            let _ = done_tx.send(catch_unwind(AssertUnwindSafe(f)));
+        })
+        .expect("spawn the watched thread");
+    match done_rx.recv_timeout(WATCHDOG) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => resume_unwind(payload),
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("`{what}` did not finish within {WATCHDOG:?}: it hangs")
+        }
+        Err(RecvTimeoutError::Disconnected) => unreachable!("the watched thread always sends"),
+    }
+}
+
+/// Holds the worker that runs it: submits a task that reports (through a
+/// channel) that it started, then waits on `gate`. Returns once the task is
+/// running, so on return the worker is busy and the task no longer counts
+/// against the bound.
+pub fn hold_one_worker(pool: &corepool::Pool, gate: &Arc<Gate>) {
+    let (started_tx, started_rx) = mpsc::channel();
+    let gate = gate.clone();
+    pool.submit(move || {
+        started_tx.send(()).expect("the test is waiting");
+        gate.wait();
+    })
+    .expect("the pool is running");
+    started_rx
+        .recv_timeout(WATCHDOG)
+        .expect("the holding task started");
+}
+
+/// Polls `condition` (yielding between looks, never sleeping) until it
+/// holds; fails the test naming `what` if it does not within [`WATCHDOG`]
+/// (a hang, not a timing assertion).
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WATCHDOG;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {WATCHDOG:?} for {what}: it hangs"
+        );
+        thread::yield_now();
+    }
+}
+
+/// Fails the test with `what` and the pool's metrics, leaking the pool
+/// (its drop would join workers that may never finish) so the failure is
+/// reported instead of hanging.
+pub fn fail_stuck(pool: Pool, what: &str) -> ! {
+    let metrics = pool.metrics();
+    std::mem::forget(pool);
+    panic!("{what}; pool metrics: {metrics:#?}");
+}
+
+/// Receives `count` messages, each within [`WATCHDOG`]; fails the test
+/// (via [`fail_stuck`]) when one does not come.
+pub fn recv_all<T>(pool: Pool, rx: &Receiver<T>, count: usize, what: &str) -> (Pool, Vec<T>) {
+    let mut got = Vec::with_capacity(count);
+    for i in 0..count {
+        match rx.recv_timeout(WATCHDOG) {
+            Ok(value) => got.push(value),
+            Err(err) => fail_stuck(
+                pool,
+                &format!("{what}: only {i} of {count} arrived within {WATCHDOG:?} ({err:?})"),
+            ),
+        }
+    }
+    (pool, got)
+}
+
+/// Runs one task on each of `count` workers at once (a barrier sized to
+/// `count`, so the tasks must be on distinct threads) and returns the
+/// thread names, sorted. Fails (without hanging) if fewer than `count`
+/// workers take part.
+pub fn names_of_workers_running_together(pool: Pool, count: usize) -> (Pool, Vec<String>) {
+    let together = Arc::new(Barrier::new(count));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..count {
+        let together = together.clone();
+        let tx = tx.clone();
+        pool.submit(move || {
+            together.wait();
+            let name = thread::current().name().unwrap_or("<unnamed>").to_owned();
+            tx.send(name).unwrap();
+        })
+        .expect("the pool is running");
+    }
+    let (pool, mut names) = recv_all(
+        pool,
+        &rx,
+        count,
+        &format!("a barrier of {count} tasks: some worker is missing"),
+    );
+    names.sort();
+    (pool, names)
 }
 
 /// Runs one task on every worker at once (a barrier sized to the worker

@@ -2,15 +2,15 @@
 //! never runs and comes back intact, under four producers that mix
 //! `submit`, `try_submit` and `submit_timeout` against a small bound.
 
-mod core_support;
+mod support;
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
 use corepool::Pool;
+use support::{hold_workers, Gate, Watchdog, WATCHDOG};
 
 const TASKS: usize = 1_000_000;
 const PRODUCERS: usize = 4;

@@ -7,7 +7,7 @@
 //! through a `Handle`. Figures are compared at quiescent points (workers
 //! held, or the pool dropped and the counters final), never under way.
 
-mod observe_support;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
 
 use corepool::{MetricsSnapshot, Pool};
-use observe_support::{hold_workers, recv_all, Gate, Watchdog};
+use support::{hold_workers, recv_all, Gate, Watchdog};
 
 /// Cross-counter checks that hold in any snapshot taken while the pool is
 /// quiescent (no task starting or finishing).
@@ -373,7 +373,7 @@ fn a_long_queue_wait_shows_in_the_high_percentiles() {
     // The task was stamped before `submit` returned.
     let queued_at = std::time::Instant::now();
     // Hold it until at least 20 ms have passed (a condition, not a sleep).
-    observe_support::wait_until("20 ms pass", || {
+    support::wait_until("20 ms pass", || {
         queued_at.elapsed() >= Duration::from_millis(20)
     });
     gate.open();

@@ -1,7 +1,5 @@
 //! A gate to hold workers (and `hold_workers`, which holds them all on
-//! one) and a watchdog that turns a hang into an abort
-//! with a message: shared by the `core_*`, `lifecycle_*` and `observe_*`
-//! test support modules (each adds its own `Watchdog::new` default).
+//! one) and a watchdog that turns a hang into an abort with a message.
 
 #![allow(dead_code)]
 

@@ -3,7 +3,7 @@
 //! Every test that could hang runs under the `within` watchdog; nothing
 //! waits by sleeping and nothing asserts a timing.
 
-mod lifecycle_support;
+mod support;
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use corepool::{Pool, Yield};
-use lifecycle_support::{hold_one_worker, within, Gate};
+use support::{hold_one_worker, within, Gate};
 
 fn pool(workers: usize) -> Arc<Pool> {
     Arc::new(

@@ -13,14 +13,14 @@
 //! disconnects. (Checks in between with a short `recv_timeout` can only
 //! fail on an event that should not exist.)
 
-mod observe_support;
+mod support;
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use corepool::{FillEvent, Pool, FILL_HYSTERESIS};
-use observe_support::{hold_workers, wait_until, Gate, Watchdog, PATIENCE};
+use support::{hold_workers, wait_until, Gate, Watchdog, WATCHDOG};
 
 /// What the callback saw: the event and the thread it ran on.
 type Seen = (FillEvent, Option<String>);
@@ -42,8 +42,8 @@ fn alerting_pool(workers: usize, capacity: usize, threshold: f64) -> (Pool, Rece
 
 fn next_event(rx: &Receiver<Seen>, what: &str) -> FillEvent {
     let (event, thread) = rx
-        .recv_timeout(PATIENCE)
-        .unwrap_or_else(|err| panic!("{what}: no event within {PATIENCE:?} ({err:?})"));
+        .recv_timeout(WATCHDOG)
+        .unwrap_or_else(|err| panic!("{what}: no event within {WATCHDOG:?} ({err:?})"));
     assert_eq!(
         thread.as_deref(),
         Some("corepool-monitor"),
@@ -66,7 +66,7 @@ fn assert_no_event_yet(rx: &Receiver<Seen>, what: &str) {
 fn all_remaining(rx: &Receiver<Seen>) -> Vec<FillEvent> {
     let mut events = Vec::new();
     loop {
-        match rx.recv_timeout(PATIENCE) {
+        match rx.recv_timeout(WATCHDOG) {
             Ok((event, _)) => events.push(event),
             Err(RecvTimeoutError::Disconnected) => return events,
             Err(RecvTimeoutError::Timeout) => panic!("the callback outlived the pool"),
@@ -108,7 +108,7 @@ impl Stepper {
     /// Waits until one more stepped task has started.
     fn one_started(&self) {
         self.started
-            .recv_timeout(PATIENCE)
+            .recv_timeout(WATCHDOG)
             .expect("a worker takes the next stepped task");
     }
 
@@ -295,11 +295,11 @@ fn a_panicking_callback_does_not_stop_the_alerts() {
     for _ in 0..4 {
         pool.submit(|| {}).unwrap();
     }
-    let above = rx.recv_timeout(PATIENCE).expect("Above");
+    let above = rx.recv_timeout(WATCHDOG).expect("Above");
     assert!(matches!(above, FillEvent::Above { .. }));
     gate.open();
     let below = rx
-        .recv_timeout(PATIENCE)
+        .recv_timeout(WATCHDOG)
         .expect("Below, after the callback panicked on Above");
     assert!(matches!(below, FillEvent::Below { .. }));
     let handle = pool.handle();
@@ -323,7 +323,7 @@ fn internal_submissions_do_not_count_toward_the_fill() {
     })
     .unwrap();
     for _ in 0..100 {
-        done.recv_timeout(PATIENCE).expect("every child runs");
+        done.recv_timeout(WATCHDOG).expect("every child runs");
     }
     drop(pool);
     assert_eq!(all_remaining(&rx), [], "no alert: the queue never filled");

@@ -6,7 +6,7 @@
 //! failures by receiving completions with a timeout (the pool is leaked,
 //! not dropped, when that fails) and by a process watchdog.
 
-mod observe_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use corepool::{BuildError, Pool, ResizeError};
-use observe_support::{
+use support::{
     hold_workers, names_of_workers_running_together, recv_all, wait_until, Gate, Watchdog,
 };
 

@@ -1,13 +1,13 @@
 //! Configuration that shows on the running pool: worker count, thread
 //! names, and which core each worker is pinned to.
 
-mod core_support;
+mod support;
 
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 
-use core_support::{visit_every_worker, Watchdog, WATCHDOG};
 use corepool::{Pool, DEFAULT_CAPACITY_PER_WORKER};
+use support::{visit_every_worker, Watchdog, WATCHDOG};
 
 #[test]
 fn thread_names_are_prefix_dash_index() {
@@ -42,7 +42,7 @@ fn unpinned_workers_report_no_core() {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
-    use core_support::{cpus_allowed, parse_cpu_list};
+    use support::{cpus_allowed, parse_cpu_list};
 
     fn process_cpus() -> Vec<usize> {
         let cpus = cpus_allowed("/proc/self/status");

@@ -4,7 +4,7 @@
 //! their own pool never block on it, while a worker of another pool is
 //! bound like anyone else.
 
-mod core_support;
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -12,8 +12,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
 use corepool::{Handle, Pool};
+use support::{hold_workers, Gate, Watchdog, WATCHDOG};
 
 /// How long a negative check waits for something that must NOT happen.
 /// Only ever used to show that an event has not happened (yet); a slow

@@ -6,7 +6,7 @@
 //!
 //! See `docs/lifecycle.md` for the full story.
 
-mod lifecycle_support;
+mod support;
 
 use std::any::Any;
 use std::panic::panic_any;
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use corepool::{Handle, JoinHandle, Pool};
 use futures::FutureExt;
-use lifecycle_support::{hold_one_worker, wait_until, within, Gate, WATCHDOG};
+use support::{hold_one_worker, wait_until, within, Gate, WATCHDOG};
 
 fn one_worker(capacity: usize) -> Pool {
     Pool::builder()
