@@ -117,13 +117,23 @@ const CLOSED: usize = 1 << (usize::BITS - 1);
 /// round of crossbeam's `Backoff::spin` (2^round spin hints, up to 64).
 const PRODUCER_WAIT_ROUNDS: u32 = 11;
 
+/// Whether a producer that finds the pool full waits those rounds at all:
+/// not under loom, where waiting would only multiply the interleavings.
+const WAIT_BEFORE_QUEUEING: bool = !cfg!(corepool_loom);
+
 /// Capacity per worker from which a full-pool producer yields its core
 /// instead of spinning (see `acquire`).
 pub(crate) const YIELD_CAPACITY_PER_WORKER: usize = 64;
 
 /// Most slots a worker holds back before returning them with one
-/// `fetch_sub` (see `Admission::release_batch`).
-const MAX_RELEASE_BATCH: usize = 8;
+/// `fetch_sub` (see `Admission::release_batch`). Under loom two, so that
+/// the models' small capacities explore held slots and their reclaiming.
+const MAX_RELEASE_BATCH: usize = if cfg!(corepool_loom) { 2 } else { 8 };
+
+/// Capacity per worker for each slot a worker may hold back: all workers
+/// together hold back less than an eighth of the capacity. Under loom
+/// none is needed, so a model holds back up to `MAX_RELEASE_BATCH`.
+const CAPACITY_PER_HELD_SLOT: usize = if cfg!(corepool_loom) { 0 } else { 8 };
 
 /// The largest capacity the packed word can count.
 pub(crate) const MAX_CAPACITY: usize = CLOSED - 1;
@@ -180,13 +190,8 @@ impl Admission {
             permits: CachePadded::new(AtomicUsize::new(0)),
             permits_aborted: AtomicBool::new(false),
             yield_while_full: capacity >= workers.saturating_mul(YIELD_CAPACITY_PER_WORKER),
-            release_batch: if crate::sync::IS_LOOM {
-                // Small enough for the models' capacities, so that they
-                // explore held slots and their reclaiming too.
-                capacity.min(2)
-            } else {
-                (capacity / workers.saturating_mul(8).max(1)).clamp(1, MAX_RELEASE_BATCH)
-            },
+            release_batch: (capacity / workers.saturating_mul(CAPACITY_PER_HELD_SLOT).max(1))
+                .clamp(1, MAX_RELEASE_BATCH),
             held: (0..workers)
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
@@ -358,10 +363,9 @@ impl Admission {
         // the time). With a queue of 20 the workers drained it during a
         // yield, went to sleep, and the run took 2.8x the time, so small
         // queues only spin. See docs/benchmarks.md ("The producer's wait on
-        // a full queue"). Not under loom, where waiting would only multiply
-        // the interleavings. Not when others already queue either: freed
-        // slots go to them, not to the word.
-        if !crate::sync::IS_LOOM && self.waiters.len_hint() == 0 {
+        // a full queue"). Not under loom (no rounds there). Not when others
+        // already queue either: freed slots go to them, not to the word.
+        if WAIT_BEFORE_QUEUEING && self.waiters.len_hint() == 0 {
             let backoff = Backoff::new();
             for _ in 0..PRODUCER_WAIT_ROUNDS {
                 if self.yield_while_full {

@@ -107,9 +107,6 @@ pub(crate) fn affinity_mask() -> Option<Vec<usize>> {
     }
 }
 
-/// `true` when the crate was built against loom's primitives (`--cfg corepool_loom`).
-pub(crate) const IS_LOOM: bool = cfg!(corepool_loom);
-
 /// Locks a mutex, ignoring poisoning: no critical section in this crate runs
 /// user code, so a poisoned lock still guards consistent data.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
