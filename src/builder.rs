@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 use crate::admission::MAX_CAPACITY;
 use crate::autoscale::{AutoscalePolicy, Autoscaler};
@@ -58,6 +59,7 @@ pub struct Builder {
     max_workers: Option<usize>,
     max_spare_threads: Option<usize>,
     track_latency: bool,
+    queue_delay_budget: Option<Duration>,
     autoscale: Option<AutoscalePolicy>,
     fill_alert: Option<(f64, Box<FillCallback>)>,
 }
@@ -82,6 +84,7 @@ impl std::fmt::Debug for Builder {
             .field("max_workers", &self.max_workers)
             .field("max_spare_threads", &self.max_spare_threads)
             .field("track_latency", &self.track_latency)
+            .field("queue_delay_budget", &self.queue_delay_budget)
             .field("autoscale", &self.autoscale)
             .field("on_queue_fill", &self.fill_alert.as_ref().map(|(t, _)| *t))
             .finish()
@@ -112,6 +115,7 @@ impl Builder {
             max_workers: None,
             max_spare_threads: None,
             track_latency: false,
+            queue_delay_budget: None,
             autoscale: None,
             fill_alert: None,
         }
@@ -363,6 +367,50 @@ impl Builder {
         self
     }
 
+    /// Bounds the *expected queue wait* as well as the queue's length:
+    /// [`try_submit`](crate::Handle::try_submit) and
+    /// [`try_spawn`](crate::Handle::try_spawn) also refuse, with their
+    /// usual `Full` error that hands the closure back, a task expected to
+    /// wait longer than `budget` before it starts. The wait is estimated
+    /// from what the pool observes: the tasks queued ahead, times the
+    /// average worker time an admitted task has taken recently, divided
+    /// by the active workers. Until a task has been observed, every task
+    /// is admitted.
+    ///
+    /// The count bound ([`queue_capacity`](Builder::queue_capacity)) still
+    /// holds. Blocking submissions (`submit`, `spawn`, `submit_timeout`)
+    /// never consult the budget, and tasks submitted from inside the pool
+    /// are never refused. Refusals by the budget are counted in
+    /// [`MetricsSnapshot::rejected_budget`](crate::MetricsSnapshot::rejected_budget),
+    /// and the current estimate is
+    /// [`MetricsSnapshot::expected_queue_delay`](crate::MetricsSnapshot::expected_queue_delay).
+    /// A zero budget is refused by `build` with
+    /// [`BuildError::ZeroDelayBudget`]; a budget beyond `u64::MAX`
+    /// nanoseconds (about 584 years) counts as that much, which never
+    /// refuses anything. `docs/operations.md` ("Delay budget") has the
+    /// estimator's measured accuracy and its failure modes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(2)
+    ///     .queue_delay_budget(Duration::from_millis(10))
+    ///     .build()?;
+    /// match pool.try_submit(|| { /* a request's CPU work */ }) {
+    ///     Ok(()) => {}
+    ///     // Full, or expected to wait over 10 ms: answer 503 and move on.
+    ///     Err(err) if err.is_full() => drop(err.into_inner()),
+    ///     Err(_) => unreachable!("the pool is running"),
+    /// }
+    /// let err = corepool::Pool::builder().queue_delay_budget(Duration::ZERO).build().unwrap_err();
+    /// assert!(matches!(err, corepool::BuildError::ZeroDelayBudget));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn queue_delay_budget(mut self, budget: Duration) -> Self {
+        self.queue_delay_budget = Some(budget);
+        self
+    }
+
     /// Scales the number of active workers between `min` and `max` with
     /// the default [`AutoscalePolicy`]: one more worker when the queue
     /// stays at least 80% full for a second, one fewer when a worker has
@@ -470,6 +518,9 @@ impl Builder {
                 return Err(BuildError::InvalidFillThreshold(*threshold));
             }
         }
+        if self.queue_delay_budget == Some(Duration::ZERO) {
+            return Err(BuildError::ZeroDelayBudget);
+        }
         if let Some(size) = self.stack_size.filter(|&size| size < MIN_STACK_SIZE) {
             return Err(BuildError::StackTooSmall {
                 requested: size,
@@ -551,6 +602,7 @@ impl Builder {
                 on_stop: self.on_stop,
             },
             latency_epoch: self.track_latency.then(Instant::now),
+            delay_budget: self.queue_delay_budget,
             fill_trigger,
             monitor: monitor_parker.clone(),
             autoscaler: autoscaler.clone(),

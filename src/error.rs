@@ -341,6 +341,10 @@ pub enum BuildError {
         /// The smallest accepted, in bytes.
         min: usize,
     },
+    /// `queue_delay_budget(Duration::ZERO)`: most likely a "0 = off"
+    /// setting passed through, and taken literally it would refuse every
+    /// task that has to queue at all. Leave the budget unset to have none.
+    ZeroDelayBudget,
     /// The OS refused to start a worker thread (for example, the stack size
     /// was refused, or the thread limit was reached).
     Spawn {
@@ -403,6 +407,9 @@ impl fmt::Display for BuildError {
             BuildError::StackTooSmall { requested, min } => write!(
                 f,
                 "stack_size({requested}) is too small: a worker needs a stack of at least {min} bytes"
+            ),
+            BuildError::ZeroDelayBudget => f.write_str(
+                "queue_delay_budget(0) is not supported: leave the budget unset to have none",
             ),
             BuildError::Spawn {
                 worker,

@@ -48,6 +48,7 @@
 mod admission;
 mod autoscale;
 mod broadcast;
+mod budget;
 mod builder;
 mod current;
 mod error;

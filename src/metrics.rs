@@ -310,6 +310,12 @@ pub struct MetricsSnapshot {
     pub accepted: u64,
     /// `try_submit`/`try_spawn` refusals because the pool was full.
     pub rejected_full: u64,
+    /// `try_submit`/`try_spawn` refusals by the
+    /// [queue-delay budget](crate::Builder::queue_delay_budget): the task
+    /// was expected to wait longer than the budget. Not counted in
+    /// `rejected_full`, though the error is the same `Full`. Zero without a
+    /// budget.
+    pub rejected_budget: u64,
     /// Submissions refused because the pool was shutting down.
     pub rejected_shutdown: u64,
     /// `submit_timeout` calls that timed out.
@@ -337,6 +343,12 @@ pub struct MetricsSnapshot {
     pub searching_workers: usize,
     /// Queue-wait latency; all zero unless `track_latency(true)`.
     pub queue_wait: LatencySummary,
+    /// The delay budget's estimate of how long a task submitted now would
+    /// wait before it starts (tasks queued × recent worker time per task ÷
+    /// active workers; see
+    /// [`Builder::queue_delay_budget`](crate::Builder::queue_delay_budget)).
+    /// `None` without a budget, or before any task was observed.
+    pub expected_queue_delay: Option<Duration>,
     /// Per-worker figures, one per worker slot.
     pub per_worker: Vec<WorkerMetrics>,
 }

@@ -1142,6 +1142,25 @@ impl Handle {
         self.shared.admission.admitted()
     }
 
+    /// The [delay budget](crate::Builder::queue_delay_budget)'s estimate
+    /// of how long a task submitted now would wait before it starts, the
+    /// figure `try_submit` compares with the budget. A few loads, no lock:
+    /// cheap enough to read per request (say, to log it beside a refusal).
+    /// `None` without a budget, or before any task was observed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(1)
+    ///     .queue_delay_budget(Duration::from_millis(10))
+    ///     .build()?;
+    /// assert_eq!(pool.handle().expected_queue_delay(), None); // nothing observed yet
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn expected_queue_delay(&self) -> Option<Duration> {
+        self.shared.expected_queue_delay()
+    }
+
     /// Where a submission goes: onto the calling worker's own deque when
     /// called from inside this pool (no slot needed), or into the injector
     /// once a slot of the bound is taken.
@@ -1151,6 +1170,9 @@ impl Handle {
         }
         let admission = &self.shared.admission;
         let acquired = match wait {
+            // The budget refuses like a full pool (counted apart, in
+            // `rejected_budget`).
+            Wait::Never if self.shared.over_delay_budget() => return Err(Refused::Full),
             Wait::Never => admission.try_acquire(),
             Wait::Forever => admission.acquire(None),
             // A timeout too large to represent as a deadline waits forever.

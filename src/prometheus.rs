@@ -47,6 +47,7 @@
 //! |---|---|---|---|
 //! | `corepool_accepted_total` | counter | | externally submitted tasks accepted |
 //! | `corepool_rejected_full_total` | counter | | `try_submit`/`try_spawn` refused: queue full |
+//! | `corepool_rejected_budget_total` | counter | | `try_submit`/`try_spawn` refused: expected wait over the queue-delay budget |
 //! | `corepool_rejected_shutdown_total` | counter | | submissions refused: pool shutting down |
 //! | `corepool_timed_out_total` | counter | | `submit_timeout` calls that timed out |
 //! | `corepool_handed_back_total` | counter | | accepted external tasks `shutdown_now` handed back unstarted |
@@ -60,6 +61,7 @@
 //! | `corepool_queue_capacity` | gauge | | the bound on `queue_depth` |
 //! | `corepool_queue_fill_ratio` | gauge | | `queue_depth / queue_capacity`, 0 to 1 |
 //! | `corepool_in_flight` | gauge | | tasks running right now |
+//! | `corepool_expected_queue_delay_seconds` | gauge | | the delay budget's estimated wait for a task submitted now; only with a budget, once a task was observed |
 //! | `corepool_queue_wait_seconds` | histogram | `le` | submit-to-start wait of external tasks |
 //! | `corepool_worker_executed_total` | counter | `worker` | tasks run by that worker |
 //! | `corepool_worker_stolen_total` | counter | `worker` | successful steals by that worker |
@@ -94,7 +96,8 @@
 //! # add labels to `by (le)` to keep pools apart.
 //! histogram_quantile(0.99, sum by (le) (rate(corepool_queue_wait_seconds_bucket[5m])))
 //!
-//! # Refusals per second (queue full), and the share of submissions refused.
+//! # Refusals per second (queue full), and the share of submissions refused
+//! # (add corepool_rejected_budget_total where a delay budget is set).
 //! rate(corepool_rejected_full_total[5m])
 //! rate(corepool_rejected_full_total[5m])
 //!   / (rate(corepool_accepted_total[5m]) + rate(corepool_rejected_full_total[5m]))
@@ -420,6 +423,13 @@ fn encode_snapshot(m: &MetricsSnapshot, encoder: &mut DescriptorEncoder) -> Resu
     )?;
     counter(
         encoder,
+        "rejected_budget",
+        "try_submit/try_spawn calls refused because the task was expected to wait \
+         longer than the queue-delay budget.",
+        m.rejected_budget,
+    )?;
+    counter(
+        encoder,
         "rejected_shutdown",
         "Submissions refused because the pool was shutting down.",
         m.rejected_shutdown,
@@ -487,6 +497,16 @@ fn encode_snapshot(m: &MetricsSnapshot, encoder: &mut DescriptorEncoder) -> Resu
         "Tasks running right now.",
         m.in_flight,
     )?;
+
+    if let Some(delay) = m.expected_queue_delay {
+        let metric = ConstGauge::new(delay.as_secs_f64());
+        metric.encode(encoder.encode_descriptor(
+            "expected_queue_delay",
+            "The queue-delay budget's estimate of how long a task submitted now would wait.",
+            Some(&Unit::Seconds),
+            metric.metric_type(),
+        )?)?;
+    }
 
     // LatencySummary::buckets is cumulative; the encoder wants per-bucket
     // counts and accumulates them itself, with +Inf last.

@@ -46,6 +46,7 @@ use crossbeam_utils::CachePadded;
 use crate::admission::{Admission, Released};
 use crate::autoscale::{Autoscaler, LoadSample};
 use crate::broadcast::Inbox;
+use crate::budget::{DelayBudget, Probe};
 use crate::builder::ThreadName;
 use crate::metrics::{
     bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
@@ -166,6 +167,8 @@ pub(crate) struct Shared {
     pub(crate) cores: Box<[Option<usize>]>,
     /// Queue-wait tracking: the clock's origin, if enabled.
     pub(crate) latency_epoch: Option<Instant>,
+    /// The queue-delay budget and its estimate, if configured.
+    pub(crate) delay_budget: Option<DelayBudget>,
     /// Workers that have left their loop, and a condition to wait on it
     /// with a deadline (`shutdown_timeout`).
     exited: Mutex<usize>,
@@ -174,6 +177,8 @@ pub(crate) struct Shared {
     pub(crate) rejected_full: StripedCounter,
     pub(crate) rejected_shutdown: StripedCounter,
     pub(crate) timed_out: StripedCounter,
+    /// `try_*` refusals by the delay budget (not in `rejected_full`).
+    pub(crate) rejected_budget: StripedCounter,
     /// Externally submitted tasks `shutdown_now` took back unstarted.
     pub(crate) handed_back: StripedCounter,
     /// The monitor thread's parker (fill alerts, autoscaling), if it runs.
@@ -228,6 +233,7 @@ pub(crate) struct SharedConfig {
     pub(crate) active: usize,
     pub(crate) hooks: Hooks,
     pub(crate) latency_epoch: Option<Instant>,
+    pub(crate) delay_budget: Option<Duration>,
     pub(crate) fill_trigger: Option<FillTrigger>,
     pub(crate) monitor: Option<Arc<Parker>>,
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
@@ -259,11 +265,13 @@ impl Shared {
             resize_cvar: Condvar::new(),
             cores: cores.into_boxed_slice(),
             latency_epoch: config.latency_epoch,
+            delay_budget: config.delay_budget.map(DelayBudget::new),
             exited: Mutex::new(0),
             exited_cvar: Condvar::new(),
             rejected_full: StripedCounter::default(),
             rejected_shutdown: StripedCounter::default(),
             timed_out: StripedCounter::default(),
+            rejected_budget: StripedCounter::default(),
             handed_back: StripedCounter::default(),
             monitor: config.monitor,
             autoscaler: config.autoscaler,
@@ -370,6 +378,7 @@ impl Shared {
             accepted: started + handed_back + queue_depth as u64,
             handed_back,
             rejected_full: self.rejected_full.sum(),
+            rejected_budget: self.rejected_budget.sum(),
             rejected_shutdown: self.rejected_shutdown.sum(),
             timed_out: self.timed_out.sum(),
             executed: self.counters.iter().map(|c| load(&c.executed)).sum(),
@@ -384,6 +393,7 @@ impl Shared {
             idle_workers: self.sleep.sleeping(),
             searching_workers: self.sleep.searching(),
             queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
+            expected_queue_delay: self.expected_queue_delay(),
             per_worker,
         }
     }
@@ -497,6 +507,32 @@ impl Shared {
     /// Workers with an index below this run tasks; the others are retired.
     pub(crate) fn active_workers(&self) -> usize {
         self.control.load(Ordering::Relaxed) & !ABORT
+    }
+
+    /// Whether a non-blocking submission from outside must be refused
+    /// (`Full`) by the queue-delay budget: a task submitted now is
+    /// expected to wait longer than the budget (`crate::budget`), and the
+    /// pool is open (a closed pool's refusal is `Shutdown`, the caller's
+    /// acquire says so). Counts the refusal in `rejected_budget` when it
+    /// says yes. `false` at once without a budget.
+    pub(crate) fn over_delay_budget(&self) -> bool {
+        let Some(budget) = &self.delay_budget else {
+            return false;
+        };
+        let over =
+            budget.over(&self.admission, self.active_workers()) && !self.admission.is_closed();
+        if over {
+            self.rejected_budget.add(1);
+        }
+        over
+    }
+
+    /// The delay-budget estimate of a task submitted now, if a budget is
+    /// configured and a task has been observed.
+    pub(crate) fn expected_queue_delay(&self) -> Option<Duration> {
+        self.delay_budget
+            .as_ref()?
+            .expected_wait(self.admission.admitted(), self.active_workers())
     }
 
     /// Sets the number of active workers (at most the number of slots).
@@ -681,6 +717,8 @@ pub(crate) struct WorkerContext {
     /// The number of the first `spawn_fifo` entry pushed inside the
     /// innermost wait region.
     fifo_floor: Cell<u64>,
+    /// This worker's samples for the delay budget (`crate::budget`).
+    budget_probe: Probe,
 }
 
 /// How many nested pieces a worker publishes for leapfrogging; deeper
@@ -846,6 +884,7 @@ impl WorkerContext {
             wait_depth: Cell::new(0),
             fifo_seq: Cell::new(0),
             fifo_floor: Cell::new(0),
+            budget_probe: Probe::default(),
         }
     }
 
@@ -1274,6 +1313,7 @@ impl WorkerContext {
             }
             if self.should_leave() {
                 self.return_held_slots();
+                self.end_budget_interval();
                 if searching {
                     searching = false;
                     shared.sleep.stop_searching(work_visible);
@@ -1300,6 +1340,7 @@ impl WorkerContext {
             // Nothing close by: before looking further or sleeping, give
             // the bound back the slots of the tasks already started.
             self.return_held_slots();
+            self.end_budget_interval();
             if !searching {
                 searching = shared.sleep.try_start_searching();
             }
@@ -1588,6 +1629,14 @@ impl WorkerContext {
         }
     }
 
+    /// Ends the delay budget's open interval, if any: what follows is
+    /// looking for work or idling, no task's cost (`crate::budget`).
+    fn end_budget_interval(&self) {
+        if let Some(budget) = &self.shared.delay_budget {
+            budget.on_idle(&self.budget_probe);
+        }
+    }
+
     /// Runs one task: frees its slot of the bound first (or holds it back,
     /// to return it with the next few: `Admission::start`), then runs it,
     /// catching a panic.
@@ -1605,6 +1654,9 @@ impl WorkerContext {
                 // Idle workers may be parked waiting for this last admitted
                 // task; now they may exit.
                 shared.sleep.wake_all();
+            }
+            if let Some(budget) = &shared.delay_budget {
+                budget.on_admitted_start(&self.budget_probe);
             }
             if let Some(epoch) = shared.latency_epoch {
                 if let Some(enqueued) = task.enqueued_ns() {

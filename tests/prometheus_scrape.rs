@@ -14,6 +14,7 @@ use corepool::Pool;
 const SAMPLE_NAMES: &[&str] = &[
     "corepool_accepted_total",
     "corepool_rejected_full_total",
+    "corepool_rejected_budget_total",
     "corepool_rejected_shutdown_total",
     "corepool_timed_out_total",
     "corepool_handed_back_total",

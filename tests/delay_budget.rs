@@ -1,0 +1,367 @@
+//! The queue-delay budget (`Builder::queue_delay_budget`): `try_submit` and
+//! `try_spawn` refuse (`Full`, closure handed back) a task whose expected
+//! wait exceeds the budget although the count bound has room; blocking
+//! calls and submissions from inside the pool are never refused by it.
+//!
+//! Every verdict here is guaranteed by construction, not by timing: the
+//! one task the estimator observes sleeps `OBSERVED` (a lower bound on its
+//! cost, whatever the machine), every worker is then held at a gate so
+//! nothing else starts, and one queued task is then expected to wait at
+//! least `OBSERVED / workers`, ten times the `BUDGET`.
+
+mod core_support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
+use corepool::{BuildError, Pool};
+
+const WORKERS: usize = 2;
+const CAPACITY: usize = 64;
+const BUDGET: Duration = Duration::from_millis(1);
+/// The cost of the one task the estimator observes (work inside a task,
+/// not synchronization): at least `WORKERS * 10 * BUDGET`.
+const OBSERVED: Duration = Duration::from_millis(20);
+
+fn pool(budget: Option<Duration>) -> Pool {
+    let mut builder = Pool::builder()
+        .workers(WORKERS)
+        .queue_capacity(CAPACITY)
+        .pin_workers(false)
+        // Panicking tasks below: keep the output clean.
+        .panic_handler(|_| {});
+    if let Some(budget) = budget {
+        builder = builder.queue_delay_budget(budget);
+    }
+    builder.build().expect("build")
+}
+
+/// Runs one task that costs at least `OBSERVED`, and returns once it has
+/// finished (with `panic`, by panicking after its work).
+fn observe_one_slow_task(pool: &Pool, panic: bool) {
+    let handle = pool
+        .spawn(move || {
+            thread::sleep(OBSERVED);
+            if panic {
+                panic!("a slow task that panics");
+            }
+        })
+        .expect("the pool is running");
+    let _ = handle.join();
+}
+
+/// Observes one slow task, then holds every worker at `gate`. On return the
+/// estimate is published: the worker that ran the slow task closed its
+/// interval (publishing the sample) before it started its gate task.
+fn observe_then_hold(pool: &Pool, gate: &Arc<Gate>, panic: bool) {
+    observe_one_slow_task(pool, panic);
+    hold_workers(pool, gate);
+}
+
+/// A closure that counts its runs, to check that a refused one comes back
+/// intact (calling it must run the original).
+fn counting(runs: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
+    let runs = runs.clone();
+    move || {
+        runs.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn try_submit_over_budget_is_refused_full_with_the_closure_back() {
+    let _watchdog = Watchdog::new("try_submit_over_budget_is_refused_full_with_the_closure_back");
+    let pool = pool(Some(BUDGET));
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    let expected = pool.metrics().expected_queue_delay;
+    assert_eq!(expected, Some(Duration::ZERO), "nothing queued yet");
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    // Nothing queued: expected wait zero, admitted.
+    pool.try_submit(counting(&runs))
+        .expect("an empty queue is within any budget");
+    assert_eq!(pool.queued(), 1);
+
+    // One queued ahead: expected wait >= OBSERVED / WORKERS > BUDGET.
+    let err = pool
+        .try_submit(counting(&runs))
+        .expect_err("over the budget");
+    assert!(err.is_full(), "the budget refuses with Full: {err:?}");
+    assert!(pool.queued() < pool.capacity(), "the count bound has room");
+    let handed_back = err.into_inner();
+    handed_back();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the closure came back intact"
+    );
+
+    let err = pool.handle().try_spawn(|| 42).expect_err("over the budget");
+    assert!(err.is_full());
+    assert_eq!(err.into_inner()(), 42);
+
+    let m = pool.metrics();
+    assert_eq!(m.rejected_budget, 2);
+    assert_eq!(m.rejected_full, 0, "budget refusals are counted apart");
+    let expected = m.expected_queue_delay.expect("a task was observed");
+    assert!(expected > BUDGET, "{expected:?}");
+    assert_eq!(pool.handle().expected_queue_delay(), Some(expected));
+
+    // Blocking calls never consult the budget.
+    pool.submit(counting(&runs)).expect("submit is not refused");
+    pool.submit_timeout(counting(&runs), WATCHDOG)
+        .expect("submit_timeout is not refused");
+    let spawned = pool.spawn(|| 7).expect("spawn is not refused");
+    assert_eq!(pool.queued(), 4);
+
+    // Drained: admitted again.
+    gate.open();
+    assert_eq!(spawned.join().expect("ran"), 7);
+    pool.wait_idle();
+    assert_eq!(pool.queued(), 0);
+    pool.try_submit(counting(&runs))
+        .expect("an empty queue is within the budget again");
+    pool.wait_idle();
+    pool.handle()
+        .try_spawn(|| ())
+        .expect("try_spawn too")
+        .join()
+        .expect("ran");
+    pool.wait_idle();
+    assert_eq!(runs.load(Ordering::SeqCst), 5);
+    assert_eq!(pool.metrics().rejected_budget, 2);
+}
+
+#[test]
+fn without_a_budget_the_same_sequence_is_accepted() {
+    let _watchdog = Watchdog::new("without_a_budget_the_same_sequence_is_accepted");
+    let pool = pool(None);
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    for _ in 0..CAPACITY {
+        pool.try_submit(|| {}).expect("room in the count bound");
+    }
+    let err = pool.try_submit(|| {}).expect_err("the count bound is full");
+    assert!(err.is_full());
+    let m = pool.metrics();
+    assert_eq!(m.rejected_full, 1);
+    assert_eq!(m.rejected_budget, 0);
+    assert_eq!(m.expected_queue_delay, None, "no budget, no estimate");
+}
+
+#[test]
+fn an_absurd_budget_never_refuses_and_the_count_bound_still_holds() {
+    let _watchdog = Watchdog::new("an_absurd_budget_never_refuses");
+    let pool = pool(Some(Duration::MAX));
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    for _ in 0..CAPACITY {
+        pool.try_submit(|| {}).expect("within u64::MAX ns");
+    }
+    assert!(pool.try_submit(|| {}).expect_err("bound").is_full());
+    let m = pool.metrics();
+    assert_eq!((m.rejected_full, m.rejected_budget), (1, 0));
+    assert!(m.expected_queue_delay.is_some_and(|d| d >= OBSERVED));
+}
+
+#[test]
+fn a_zero_budget_is_a_typed_build_error() {
+    let err = Pool::builder()
+        .workers(1)
+        .queue_delay_budget(Duration::ZERO)
+        .build()
+        .expect_err("zero budget");
+    assert!(matches!(err, BuildError::ZeroDelayBudget), "{err:?}");
+    assert!(err.to_string().contains("queue_delay_budget(0)"), "{err}");
+    // The smallest non-zero budget is accepted.
+    Pool::builder()
+        .workers(1)
+        .queue_delay_budget(Duration::from_nanos(1))
+        .build()
+        .expect("1 ns is a budget");
+}
+
+#[test]
+fn cold_start_admits_up_to_the_count_bound() {
+    let _watchdog = Watchdog::new("cold_start_admits_up_to_the_count_bound");
+    // A budget as small as it gets, but no task has finished an interval:
+    // the estimator knows nothing, and admits.
+    let pool = pool(Some(Duration::from_nanos(1)));
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    hold_workers(&pool, &gate);
+    assert_eq!(pool.metrics().expected_queue_delay, None);
+    for _ in 0..CAPACITY {
+        pool.try_submit(|| {}).expect("nothing observed: admitted");
+    }
+    assert!(pool.try_submit(|| {}).expect_err("bound").is_full());
+    let m = pool.metrics();
+    assert_eq!((m.rejected_full, m.rejected_budget), (1, 0));
+}
+
+#[test]
+fn a_panicking_task_is_observed_like_any_other() {
+    let _watchdog = Watchdog::new("a_panicking_task_is_observed_like_any_other");
+    let pool = pool(Some(BUDGET));
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, true);
+    pool.try_submit(|| {}).expect("empty queue");
+    assert!(pool.try_submit(|| {}).expect_err("over budget").is_full());
+    assert_eq!(pool.metrics().rejected_budget, 1);
+}
+
+#[test]
+fn submissions_from_inside_the_pool_are_never_refused_by_the_budget() {
+    let _watchdog = Watchdog::new("submissions_from_inside_the_pool_are_never_refused");
+    let pool = pool(Some(BUDGET));
+    observe_one_slow_task(&pool, false);
+    // Hold both workers in tasks that, on a signal, try_submit from inside.
+    let entered = Arc::new(Barrier::new(WORKERS + 1));
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Arc::new(std::sync::Mutex::new(go_rx));
+    let (result_tx, result_rx) = mpsc::channel::<bool>();
+    for _ in 0..WORKERS {
+        let entered = entered.clone();
+        let go_rx = go_rx.clone();
+        let result_tx = result_tx.clone();
+        let handle = pool.handle();
+        pool.submit(move || {
+            entered.wait();
+            let signal = go_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            if signal.is_ok() {
+                let inner = handle.try_submit(|| {});
+                let _ = result_tx.send(inner.is_ok());
+            }
+        })
+        .expect("the pool is running");
+    }
+    entered.wait();
+    pool.try_submit(|| {}).expect("empty queue");
+    assert!(
+        pool.try_submit(|| {})
+            .expect_err("over budget from outside")
+            .is_full(),
+        "the outside is refused"
+    );
+    for _ in 0..WORKERS {
+        go_tx.send(()).expect("a held task listens");
+    }
+    for _ in 0..WORKERS {
+        let accepted = result_rx
+            .recv_timeout(WATCHDOG)
+            .expect("a held task answers");
+        assert!(
+            accepted,
+            "a task's own try_submit goes to its deque, never refused"
+        );
+    }
+    pool.wait_idle();
+    assert_eq!(pool.metrics().rejected_budget, 1);
+}
+
+#[test]
+fn a_closed_pool_says_shutdown_not_full() {
+    let _watchdog = Watchdog::new("a_closed_pool_says_shutdown_not_full");
+    let pool = pool(Some(BUDGET));
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    pool.try_submit(|| {}).expect("empty queue");
+    assert!(pool.try_submit(|| {}).expect_err("over budget").is_full());
+    let handle = pool.handle();
+    pool.shutdown_background();
+    assert!(handle.is_shutdown());
+    let err = handle.try_submit(|| {}).expect_err("closed");
+    assert!(
+        !err.is_full(),
+        "over budget and closed: Shutdown wins ({err:?})"
+    );
+    let m = handle.metrics();
+    assert_eq!(m.rejected_budget, 1);
+    assert_eq!(m.rejected_shutdown, 1);
+    gate.open();
+}
+
+#[test]
+fn a_refused_closure_may_resubmit_from_its_drop() {
+    // Re-entrancy: the refusal holds no lock while it hands the closure
+    // back, so code run by dropping it may call the pool again.
+    let _watchdog = Watchdog::new("a_refused_closure_may_resubmit_from_its_drop");
+    let pool = pool(Some(BUDGET));
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    pool.try_submit(|| {}).expect("empty queue");
+
+    struct OnDrop(corepool::Handle, mpsc::Sender<bool>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let again = self.0.try_submit(|| {});
+            let _ = self.1.send(again.is_err_and(|e| e.is_full()));
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let guard = OnDrop(pool.handle(), tx);
+    let err = pool
+        .try_submit(move || drop(guard))
+        .expect_err("over budget");
+    drop(err); // drops the closure, whose guard submits again
+    assert_eq!(
+        rx.recv_timeout(WATCHDOG),
+        Ok(true),
+        "refused again, no deadlock"
+    );
+    assert_eq!(pool.metrics().rejected_budget, 2);
+}
+
+#[test]
+fn the_default_configuration_has_no_budget() {
+    let pool = Pool::builder().workers(WORKERS).build().expect("build");
+    let m = pool.metrics();
+    assert_eq!(m.expected_queue_delay, None);
+    assert_eq!(m.rejected_budget, 0);
+    assert_eq!(pool.handle().expected_queue_delay(), None);
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn prometheus_exports_budget_refusals_and_the_estimate() {
+    use corepool::prometheus::prometheus_client::encoding::text::encode;
+    use corepool::prometheus::prometheus_client::registry::Registry;
+
+    let _watchdog = Watchdog::new("prometheus_exports_budget_refusals_and_the_estimate");
+    let pool = pool(Some(BUDGET));
+    let mut registry = Registry::default();
+    corepool::prometheus::register(&mut registry, pool.handle());
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    pool.try_submit(|| {}).expect("empty queue");
+    assert!(pool.try_submit(|| {}).expect_err("over budget").is_full());
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("encode");
+    assert!(
+        text.contains("corepool_rejected_budget_total 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("corepool_rejected_full_total 0\n"), "{text}");
+    assert!(
+        text.contains("# UNIT corepool_expected_queue_delay_seconds seconds\n"),
+        "{text}"
+    );
+    let estimate: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("corepool_expected_queue_delay_seconds "))
+        .expect("the estimate is exported")
+        .parse()
+        .expect("a number");
+    assert!(estimate > BUDGET.as_secs_f64(), "{estimate}");
+}
