@@ -33,9 +33,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, Request, State};
@@ -75,7 +76,8 @@ struct Args {
     #[arg(long)]
     capacity: Option<usize>,
     /// corepool only: also refuse a request whose expected wait in the
-    /// queue exceeds this many milliseconds (`Builder::queue_delay_budget`).
+    /// queue exceeds this many milliseconds (`Builder::queue_delay_budget`,
+    /// estimated from the queue depth and recent task times).
     #[arg(long)]
     budget_ms: Option<u64>,
     /// Where the hashing runs.
@@ -368,8 +370,18 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 // Startup and shutdown
 // ---------------------------------------------------------------------------
 
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Display, not the Debug that returning the error would print.
+            eprintln!("http_service: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -384,11 +396,6 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         )
         .into());
     }
-    if args.budget_ms.is_some() {
-        return Err("--budget-ms is not supported yet: corepool has no \
-                    Builder::queue_delay_budget in this version"
-            .into());
-    }
 
     // The pool lives here, outside the server, so that it is shut down
     // (drained) only after the server has answered every request.
@@ -400,6 +407,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 .thread_name("hash");
             if let Some(capacity) = args.capacity {
                 builder = builder.queue_capacity(capacity);
+            }
+            if let Some(ms) = args.budget_ms {
+                // try_spawn then also refuses a request expected to wait
+                // longer than this in the queue: the knob that keeps served
+                // latency bounded under overload (a count bound cannot).
+                builder = builder.queue_delay_budget(Duration::from_millis(ms));
             }
             Some(builder.build()?)
         }

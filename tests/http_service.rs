@@ -394,22 +394,7 @@ fn a_full_pool_answers_503_with_retry_after_and_never_below_capacity() {
     const BURST: usize = 4 * (CAPACITY + 1);
     let (mut ok, mut refused) = (0u64, 0u64);
     while refused == 0 {
-        let streams: Vec<TcpStream> = (0..BURST)
-            .map(|_| {
-                let mut stream = TcpStream::connect(addr).expect("connect");
-                stream
-                    .write_all(&request_bytes(
-                        "POST",
-                        &format!("/hash?rounds={ROUNDS}"),
-                        &[],
-                        body,
-                    ))
-                    .expect("send");
-                stream
-            })
-            .collect();
-        for stream in streams {
-            let reply = read_reply(stream);
+        for reply in burst(addr, BURST, body, ROUNDS) {
             match reply.status {
                 200 => {
                     assert_eq!(reply.body.trim_end(), expected);
@@ -436,6 +421,88 @@ fn a_full_pool_answers_503_with_retry_after_and_never_below_capacity() {
         sample(&text, "corepool_accepted_total"),
         (3 * CAPACITY) as f64 + ok as f64
     );
+}
+
+/// Sends `burst` copies of a request at once (every connection written
+/// before any response is read) and returns the replies.
+fn burst(addr: SocketAddr, burst: usize, body: &[u8], rounds: u32) -> Vec<Reply> {
+    let streams: Vec<TcpStream> = (0..burst)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            let target = format!("/hash?rounds={rounds}");
+            stream
+                .write_all(&request_bytes("POST", &target, &[], body))
+                .expect("send");
+            stream
+        })
+        .collect();
+    streams.into_iter().map(read_reply).collect()
+}
+
+#[test]
+fn a_delay_budget_refuses_with_503_before_the_queue_is_full() {
+    let _watchdog = watchdog("a_delay_budget_refuses_with_503");
+    const ROUNDS: u32 = 20_000;
+    // The default capacity (256) is far above any burst here: every
+    // refusal must come from the budget.
+    let server = Server::start(&["--engine", "corepool", "--workers", "1", "--budget-ms", "1"]);
+    let body = b"budget";
+    let expected = expected_hash(body, ROUNDS);
+    let (mut ok, mut refused) = (0u64, 0u64);
+    // The estimate needs an observed task first, and then a task queued
+    // behind a running one is expected to wait a whole task time (far over
+    // 1 ms in any build): bursts until one is refused.
+    while refused == 0 {
+        for reply in burst(server.addr, 6, body, ROUNDS) {
+            match reply.status {
+                200 => {
+                    assert_eq!(reply.body.trim_end(), expected);
+                    ok += 1;
+                }
+                503 => {
+                    assert_eq!(reply.header("Retry-After"), Some("1"), "{reply:?}");
+                    refused += 1;
+                }
+                _ => panic!("neither 200 nor 503: {reply:?}"),
+            }
+        }
+    }
+    let text = scrape(server.addr);
+    assert_eq!(
+        sample(&text, "corepool_rejected_budget_total"),
+        refused as f64
+    );
+    assert_eq!(sample(&text, "corepool_rejected_full_total"), 0.0);
+    assert_eq!(sample(&text, "corepool_accepted_total"), ok as f64);
+    server.signal(libc::SIGTERM);
+    let (status, summary) = server.wait_for_exit();
+    assert!(status.success(), "exit {status}: {summary}");
+    assert_eq!(summary_field(&summary, "503"), refused, "{summary}");
+}
+
+#[test]
+fn flags_that_do_not_apply_are_refused_at_startup() {
+    let _watchdog = watchdog("flags_that_do_not_apply_are_refused");
+    for (args, needle) in [
+        (
+            &["--engine", "rayon", "--budget-ms", "10"][..],
+            "--budget-ms",
+        ),
+        (&["--engine", "inline", "--capacity", "8"][..], "--capacity"),
+        (&["--workers", "0"][..], "--workers"),
+        (&["--budget-ms", "0"][..], "budget"),
+    ] {
+        let output = Command::new(example_binary())
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the example");
+        assert!(!output.status.success(), "{args:?} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?} listened");
+    }
 }
 
 #[test]
@@ -482,7 +549,11 @@ fn metrics_are_well_formed_in_both_formats() {
     }
     assert_eq!(sample(&text, "http_responses_total{code=\"200\"}"), 1.0);
     assert_eq!(sample(&text, "http_hash_in_flight"), 0.0);
-    assert_eq!(sample(&text, "corepool_executed_total"), 1.0);
+    // The worker counts a task after handing its result over, so the
+    // counter may trail the response for a moment.
+    poll_metrics(server.addr, |text| {
+        sample(text, "corepool_executed_total") == 1.0
+    });
 
     let reply = send(
         server.addr,
