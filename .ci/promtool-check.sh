@@ -13,8 +13,8 @@
 # * Counters must move between two scrapes, and the server must exit 0 by
 #   itself at the end of its --seconds.
 # * The same checks on examples/http_service.rs's /metrics (the pool's
-#   metrics and the HTTP response counters) after a
-#   few requests, and that service must exit 0 on SIGTERM.
+#   metrics and the HTTP response counters) after a few requests; that
+#   service must exit 0 on SIGTERM.
 #
 # Installs Debian's `prometheus` package (it ships /usr/bin/promtool) if
 # promtool is missing, and curl if that is missing.
