@@ -12,9 +12,10 @@
 //! # Contract (a load generator and `tests/http_service.rs` drive it)
 //!
 //! * `--addr IP:PORT` (port 0 picks a free one), `--workers N`,
-//!   `--capacity N` (the pool's queue bound), `--budget-ms MS`,
-//!   `--engine corepool|spawn-blocking|rayon|inline`. Once the socket
-//!   accepts, stdout gets one line: `listening on http://IP:PORT`.
+//!   `--engine corepool|spawn-blocking|rayon|inline`; for corepool also
+//!   `--capacity N` (the pool's queue bound), `--budget-ms MS` (its
+//!   queue-delay budget) and `--no-pin`. Once the socket accepts, stdout
+//!   gets one line: `listening on http://IP:PORT`.
 //! * `POST /hash?rounds=R`, 1 ≤ R ≤ 100000, default 1000: `200` with the
 //!   hex SHA-256 of the body hashed R times (`h1 = sha256(body)`,
 //!   `h(i+1) = sha256(h(i))`), computed on the engine. A bad `rounds` is a
@@ -80,6 +81,11 @@ struct Args {
     /// estimated from the queue depth and recent task times).
     #[arg(long)]
     budget_ms: Option<u64>,
+    /// corepool only: do not pin each worker to a core (corepool pins by
+    /// default; rayon and tokio never do). On a machine shared with other
+    /// busy processes, a pinned worker cannot move off a contended core.
+    #[arg(long)]
+    no_pin: bool,
     /// Where the hashing runs.
     #[arg(long, value_enum, default_value_t = EngineKind::Corepool)]
     engine: EngineKind,
@@ -388,10 +394,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if workers == 0 {
         return Err("--workers must be at least 1".into());
     }
-    if args.engine != EngineKind::Corepool && (args.capacity.is_some() || args.budget_ms.is_some())
+    if args.engine != EngineKind::Corepool
+        && (args.capacity.is_some() || args.budget_ms.is_some() || args.no_pin)
     {
         return Err(format!(
-            "--capacity and --budget-ms apply to the corepool engine only, not {}",
+            "--capacity, --budget-ms and --no-pin apply to the corepool engine only, not {}",
             args.engine.name()
         )
         .into());
@@ -404,6 +411,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let mut builder = corepool::Pool::builder()
                 .workers(workers)
                 .track_latency(true)
+                .pin_workers(!args.no_pin)
                 .thread_name("hash");
             if let Some(capacity) = args.capacity {
                 builder = builder.queue_capacity(capacity);

@@ -489,6 +489,7 @@ fn flags_that_do_not_apply_are_refused_at_startup() {
             "--budget-ms",
         ),
         (&["--engine", "inline", "--capacity", "8"][..], "--capacity"),
+        (&["--engine", "spawn-blocking", "--no-pin"][..], "--no-pin"),
         (&["--workers", "0"][..], "--workers"),
         (&["--budget-ms", "0"][..], "budget"),
     ] {

@@ -10,14 +10,16 @@
 #    saturation (closed loop, 64 connections, no rate limit); the larger
 #    one is "1x" unless --capacity gives it.
 # 2. For 0.5x, 1x and 2x that rate, each engine in a fresh process:
-#    corepool with --budget-ms 10, corepool with its default queue bound,
-#    spawn-blocking, rayon, inline. Each row: served (200) req/s, p50,
+#    corepool with --budget-ms 10, unpinned and pinned (corepool pins by
+#    default; rayon and tokio do not, and on a shared machine a pinned
+#    worker cannot leave a busy core), corepool with its default queue
+#    bound (unpinned), spawn-blocking, rayon, inline. Each row: served (200) req/s, p50,
 #    p99 and p99.9 of the served requests only (oha's
 #    --stats-success-breakdown), the share of 503s, requests oha gave up
 #    on at the deadline, and the server's peak RSS (VmHWM).
 #
 # Writes DIR/results.tsv, DIR/table.md, DIR/chart.svg and oha's JSON per
-# run (DIR defaults to target/http-bench). Runs about 6 minutes. Not part
+# run (DIR defaults to target/http-bench). Runs about 7 minutes. Not part
 # of `cargo test`: the load generator is not ours, and timings belong here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -79,8 +81,9 @@ stop() { # stop: SIGTERM, wait, print the peak RSS in KiB read before the exit
 
 engine_args() { # engine_args NAME: the service's flags for a row's engine
     case $1 in
-    corepool-budget10) echo "--engine corepool --budget-ms 10" ;;
-    corepool) echo "--engine corepool" ;;
+    corepool-budget10) echo "--engine corepool --no-pin --budget-ms 10" ;;
+    corepool-budget10-pinned) echo "--engine corepool --budget-ms 10" ;;
+    corepool) echo "--engine corepool --no-pin" ;;
     *) echo "--engine $1" ;;
     esac
 }
@@ -117,7 +120,7 @@ results="$out/results.tsv"
 printf 'load\tengine\trate\tserved_rps\tp50_ms\tp99_ms\tp999_ms\tshare_503\tdeadline_aborts\tpeak_rss_mib\n' >"$results"
 for load in 0.5 1 2; do
     rate=$(jq -n --argjson c "$capacity" --argjson l "$load" '$c * $l | floor')
-    for engine in corepool-budget10 corepool spawn-blocking rayon inline; do
+    for engine in corepool-budget10 corepool-budget10-pinned corepool spawn-blocking rayon inline; do
         # shellcheck disable=SC2046
         start $(engine_args "$engine")
         json="$out/load${load}x-$engine.json"
