@@ -4,16 +4,20 @@
 # counted from each request's scheduled send time (--latency-correction),
 # so a server that falls behind is charged for the wait it causes.
 #
-#   bash benches/http/run.sh [--rounds R] [--duration 20s] [--capacity RPS] [--out DIR]
+#   bash benches/http/run.sh [--rounds R] [--duration 20s] [--capacity RPS]
+#                            [--workers N] [--server-cpus LIST] [--client-cpus LIST] [--out DIR]
+#
+# The service runs on --server-cpus (default: CPU 0) with --workers hashing
+# threads (default 1), oha on --client-cpus (default: CPU 1), both through
+# taskset: on a 2-core machine a load generator sharing the server's cores
+# would take the CPU it is measuring.
 #
 # 1. Capacity: the served req/s of the corepool and inline engines at
 #    saturation (closed loop, 64 connections, no rate limit); the larger
 #    one is "1x" unless --capacity gives it.
 # 2. For 0.5x, 1x and 2x that rate, each engine in a fresh process:
-#    corepool with --budget-ms 10, unpinned and pinned (corepool pins by
-#    default; rayon and tokio do not, and on a shared machine a pinned
-#    worker cannot leave a busy core), corepool with its default queue
-#    bound (unpinned), spawn-blocking, rayon, inline. Each row: served (200) req/s, p50,
+#    corepool with --budget-ms 10 and with --budget-ms 5, corepool with
+#    its default queue bound and no budget, spawn-blocking, rayon, inline. Each row: served (200) req/s, p50,
 #    p99 and p99.9 of the served requests only (oha's
 #    --stats-success-breakdown), the share of 503s, requests oha gave up
 #    on at the deadline, and the server's peak RSS (VmHWM).
@@ -24,11 +28,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rounds=1000
+rounds=5000
 duration=20s
 capacity=
 out=target/http-bench
-workers=2
+workers=1
+server_cpus=0
+client_cpus=1
 connections=128
 while (($#)); do
     case $1 in
@@ -36,6 +42,9 @@ while (($#)); do
     --duration) duration=$2; shift 2 ;;
     --capacity) capacity=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    --server-cpus) server_cpus=$2; shift 2 ;;
+    --client-cpus) client_cpus=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -57,7 +66,8 @@ cleanup() {
 trap cleanup EXIT
 
 start() { # start ARGS...: runs the service on a free port, sets $server and $base
-    "$bin" --addr 127.0.0.1:0 --workers "$workers" "$@" >"$out/server.out" 2>"$out/server.err" &
+    taskset -c "$server_cpus" "$bin" --addr 127.0.0.1:0 --workers "$workers" "$@" \
+        >"$out/server.out" 2>"$out/server.err" &
     server=$!
     base=
     for _ in $(seq 200); do
@@ -81,9 +91,9 @@ stop() { # stop: SIGTERM, wait, print the peak RSS in KiB read before the exit
 
 engine_args() { # engine_args NAME: the service's flags for a row's engine
     case $1 in
-    corepool-budget10) echo "--engine corepool --no-pin --budget-ms 10" ;;
-    corepool-budget10-pinned) echo "--engine corepool --budget-ms 10" ;;
-    corepool) echo "--engine corepool --no-pin" ;;
+    corepool-budget10) echo "--engine corepool --budget-ms 10" ;;
+    corepool-budget5) echo "--engine corepool --budget-ms 5" ;;
+    corepool) echo "--engine corepool" ;;
     *) echo "--engine $1" ;;
     esac
 }
@@ -91,7 +101,7 @@ engine_args() { # engine_args NAME: the service's flags for a row's engine
 oha_json() { # oha_json OUTFILE OHA-ARGS...
     local file=$1
     shift
-    oha --no-tui --output-format json --stats-success-breakdown -m POST -d 'hello, corepool' \
+    taskset -c "$client_cpus" oha --no-tui --output-format json --stats-success-breakdown -m POST -d 'hello, corepool' \
         "$@" "$base/hash?rounds=$rounds" >"$file"
 }
 
@@ -114,13 +124,13 @@ if [[ -z $capacity ]]; then
     done
     capacity=$(jq -n --argjson c "$best" '$c | floor')
 fi
-echo "1x = $capacity req/s (rounds=$rounds, workers=$workers, $duration per run, $connections connections)"
+echo "1x = $capacity req/s (rounds=$rounds, workers=$workers on CPUs $server_cpus, oha on CPUs $client_cpus, $duration per run, $connections connections)"
 
 results="$out/results.tsv"
 printf 'load\tengine\trate\tserved_rps\tp50_ms\tp99_ms\tp999_ms\tshare_503\tdeadline_aborts\tpeak_rss_mib\n' >"$results"
 for load in 0.5 1 2; do
     rate=$(jq -n --argjson c "$capacity" --argjson l "$load" '$c * $l | floor')
-    for engine in corepool-budget10 corepool-budget10-pinned corepool spawn-blocking rayon inline; do
+    for engine in corepool-budget10 corepool-budget5 corepool spawn-blocking rayon inline; do
         # shellcheck disable=SC2046
         start $(engine_args "$engine")
         json="$out/load${load}x-$engine.json"
