@@ -362,7 +362,15 @@ fn a_full_pool_answers_503_with_retry_after_and_never_below_capacity() {
     let _watchdog = watchdog("a_full_pool_answers_503");
     const CAPACITY: usize = 4;
     const ROUNDS: u32 = 20_000;
-    let server = Server::start(&["--engine", "corepool", "--workers", "1", "--capacity", "4"]);
+    let capacity = CAPACITY.to_string();
+    let server = Server::start(&[
+        "--engine",
+        "corepool",
+        "--workers",
+        "1",
+        "--capacity",
+        &capacity,
+    ]);
     let addr = server.addr;
     let body = b"load";
     let expected = expected_hash(body, ROUNDS);
