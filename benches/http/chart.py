@@ -30,7 +30,7 @@ def number(text):
 
 def table(rows):
     head = ["load", "engine", "offered req/s", "served req/s", "p50 ms", "p99 ms",
-            "p99.9 ms", "503s", "unanswered at deadline", "peak RSS MiB"]
+            "p99.9 ms", "503s", "in flight at the deadline", "peak RSS MiB"]
     keys = ["load", "engine", "rate", "served_rps", "p50_ms", "p99_ms", "p999_ms",
             "share_503", "deadline_aborts", "peak_rss_mib"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
