@@ -1629,11 +1629,11 @@ impl WorkerContext {
         }
     }
 
-    /// Ends the delay budget's open interval, if any: what follows is
+    /// Drops the delay budget's open interval, if any: what follows is
     /// looking for work or idling, no task's cost (`crate::budget`).
     fn end_budget_interval(&self) {
-        if let Some(budget) = &self.shared.delay_budget {
-            budget.on_idle(&self.budget_probe);
+        if self.shared.delay_budget.is_some() {
+            DelayBudget::on_idle(&self.budget_probe);
         }
     }
 

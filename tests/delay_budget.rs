@@ -5,9 +5,12 @@
 //!
 //! Every verdict here is guaranteed by construction, not by timing: the
 //! one task the estimator observes sleeps `OBSERVED` (a lower bound on its
-//! cost, whatever the machine), every worker is then held at a gate so
-//! nothing else starts, and one queued task is then expected to wait at
-//! least `OBSERVED / workers`, ten times the `BUDGET`.
+//! cost, whatever the machine) and is followed back to back by a task
+//! that holds the pool's one worker, so nothing else starts; one queued
+//! task is then expected to wait at least `OBSERVED`, twenty times the
+//! `BUDGET`. (One worker: with two, the held task could be stolen after
+//! the slow one's worker ran dry, and an interval that ends in a search
+//! is not a sample.)
 
 mod core_support;
 
@@ -20,17 +23,17 @@ use std::time::Duration;
 use core_support::{hold_workers, Gate, Watchdog, WATCHDOG};
 use corepool::{BuildError, Pool};
 
-const WORKERS: usize = 2;
-const CAPACITY: usize = 64;
+const WORKERS: usize = 1;
+/// The default capacity (one worker): the size users get.
+const CAPACITY: usize = corepool::DEFAULT_CAPACITY_PER_WORKER * WORKERS;
 const BUDGET: Duration = Duration::from_millis(1);
 /// The cost of the one task the estimator observes (work inside a task,
-/// not synchronization): at least `WORKERS * 10 * BUDGET`.
+/// not synchronization): at least `20 * BUDGET`.
 const OBSERVED: Duration = Duration::from_millis(20);
 
 fn pool(budget: Option<Duration>) -> Pool {
     let mut builder = Pool::builder()
         .workers(WORKERS)
-        .queue_capacity(CAPACITY)
         .pin_workers(false)
         // Panicking tasks below: keep the output clean.
         .panic_handler(|_| {});
@@ -40,26 +43,39 @@ fn pool(budget: Option<Duration>) -> Pool {
     builder.build().expect("build")
 }
 
-/// Runs one task that costs at least `OBSERVED`, and returns once it has
-/// finished (with `panic`, by panicking after its work).
-fn observe_one_slow_task(pool: &Pool, panic: bool) {
-    let handle = pool
+/// Runs one task that costs at least `OBSERVED` (with `panic`, panicking
+/// after its work) and, back to back after it on the worker, `held`;
+/// returns once `held` has started. The slow task waits until `held` is
+/// queued behind it, so the worker finds `held` at once: the interval
+/// from one start to the other (at least `OBSERVED`, so published at
+/// once) is the estimator's sample, taken before `held` runs.
+fn observe_then_run(pool: &Pool, panic: bool, held: impl FnOnce() + Send + 'static) {
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let slow = pool
         .spawn(move || {
+            let _ = go_rx.recv();
             thread::sleep(OBSERVED);
             if panic {
                 panic!("a slow task that panics");
             }
         })
         .expect("the pool is running");
-    let _ = handle.join();
+    let entered = Arc::new(Barrier::new(2));
+    let entered_in_task = entered.clone();
+    pool.submit(move || {
+        entered_in_task.wait();
+        held();
+    })
+    .expect("the pool is running");
+    go_tx.send(()).expect("the slow task listens");
+    entered.wait();
+    assert_eq!(slow.join().is_err(), panic);
 }
 
-/// Observes one slow task, then holds every worker at `gate`. On return the
-/// estimate is published: the worker that ran the slow task closed its
-/// interval (publishing the sample) before it started its gate task.
+/// [`observe_then_run`] with a task that holds the worker at `gate`.
 fn observe_then_hold(pool: &Pool, gate: &Arc<Gate>, panic: bool) {
-    observe_one_slow_task(pool, panic);
-    hold_workers(pool, gate);
+    let gate = gate.clone();
+    observe_then_run(pool, panic, move || gate.wait());
 }
 
 /// A closure that counts its runs, to check that a refused one comes back
@@ -87,7 +103,7 @@ fn try_submit_over_budget_is_refused_full_with_the_closure_back() {
         .expect("an empty queue is within any budget");
     assert_eq!(pool.queued(), 1);
 
-    // One queued ahead: expected wait >= OBSERVED / WORKERS > BUDGET.
+    // One queued ahead: expected wait >= OBSERVED > BUDGET.
     let err = pool
         .try_submit(counting(&runs))
         .expect_err("over the budget");
@@ -222,28 +238,16 @@ fn a_panicking_task_is_observed_like_any_other() {
 fn submissions_from_inside_the_pool_are_never_refused_by_the_budget() {
     let _watchdog = Watchdog::new("submissions_from_inside_the_pool_are_never_refused");
     let pool = pool(Some(BUDGET));
-    observe_one_slow_task(&pool, false);
-    // Hold both workers in tasks that, on a signal, try_submit from inside.
-    let entered = Arc::new(Barrier::new(WORKERS + 1));
+    // The held task, on a signal, calls try_submit from inside the pool.
     let (go_tx, go_rx) = mpsc::channel::<()>();
-    let go_rx = Arc::new(std::sync::Mutex::new(go_rx));
     let (result_tx, result_rx) = mpsc::channel::<bool>();
-    for _ in 0..WORKERS {
-        let entered = entered.clone();
-        let go_rx = go_rx.clone();
-        let result_tx = result_tx.clone();
-        let handle = pool.handle();
-        pool.submit(move || {
-            entered.wait();
-            let signal = go_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-            if signal.is_ok() {
-                let inner = handle.try_submit(|| {});
-                let _ = result_tx.send(inner.is_ok());
-            }
-        })
-        .expect("the pool is running");
-    }
-    entered.wait();
+    let handle = pool.handle();
+    observe_then_run(&pool, false, move || {
+        if go_rx.recv().is_ok() {
+            let inner = handle.try_submit(|| {});
+            let _ = result_tx.send(inner.is_ok());
+        }
+    });
     pool.try_submit(|| {}).expect("empty queue");
     assert!(
         pool.try_submit(|| {})
@@ -251,18 +255,14 @@ fn submissions_from_inside_the_pool_are_never_refused_by_the_budget() {
             .is_full(),
         "the outside is refused"
     );
-    for _ in 0..WORKERS {
-        go_tx.send(()).expect("a held task listens");
-    }
-    for _ in 0..WORKERS {
-        let accepted = result_rx
-            .recv_timeout(WATCHDOG)
-            .expect("a held task answers");
-        assert!(
-            accepted,
-            "a task's own try_submit goes to its deque, never refused"
-        );
-    }
+    go_tx.send(()).expect("the held task listens");
+    let accepted = result_rx
+        .recv_timeout(WATCHDOG)
+        .expect("the held task answers");
+    assert!(
+        accepted,
+        "a task's own try_submit goes to its deque, never refused"
+    );
     pool.wait_idle();
     assert_eq!(pool.metrics().rejected_budget, 1);
 }
