@@ -55,6 +55,7 @@ trap cleanup EXIT
 
 # Port 0: the server binds a free loopback port and prints it.
 seconds=6
+: >"$tmp/out" # before the server starts: the loop below reads it at once
 "$bin" --port 0 --seconds "$seconds" --rate 2000 --work-us 20 >"$tmp/out" 2>"$tmp/err" &
 server=$!
 
@@ -131,6 +132,9 @@ note "$(grep '^done: ' "$tmp/out")"
 cargo build --quiet --features prometheus --example http_service
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/http_service"
 [[ -x $bin ]] || fail "no binary at $bin"
+# Created here, not by the background job's redirection, which may come
+# after the first read below.
+: >"$tmp/http-out"
 "$bin" --addr 127.0.0.1:0 --workers 2 --budget-ms 10 >"$tmp/http-out" 2>"$tmp/http-err" &
 server=$!
 base=

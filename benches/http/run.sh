@@ -66,6 +66,7 @@ cleanup() {
 trap cleanup EXIT
 
 start() { # start ARGS...: runs the service on a free port, sets $server and $base
+    : >"$out/server.out" # now, not when the background job gets to its redirection
     taskset -c "$server_cpus" "$bin" --addr 127.0.0.1:0 --workers "$workers" "$@" \
         >"$out/server.out" 2>"$out/server.err" &
     server=$!
