@@ -12,6 +12,9 @@
 #   openmetrics`, which needs a timestamp on each sample, so one is added.
 # * Counters must move between two scrapes, and the server must exit 0 by
 #   itself at the end of its --seconds.
+# * The same checks on examples/http_service.rs's /metrics (the pool's
+#   metrics and the HTTP response counters) after a few requests; that
+#   service must exit 0 on SIGTERM.
 #
 # Installs Debian's `prometheus` package (it ships /usr/bin/promtool) if
 # promtool is missing, and curl if that is missing.
@@ -52,6 +55,7 @@ trap cleanup EXIT
 
 # Port 0: the server binds a free loopback port and prints it.
 seconds=6
+: >"$tmp/out" # before the server starts: the loop below reads it at once
 "$bin" --port 0 --seconds "$seconds" --rate 2000 --work-us 20 >"$tmp/out" 2>"$tmp/err" &
 server=$!
 
@@ -123,4 +127,53 @@ server=
 ((status == 0)) || fail "server exited with $status: $(cat "$tmp/err")"
 grep -q '^done: ' "$tmp/out" || fail "server did not report a clean shutdown"
 note "$(grep '^done: ' "$tmp/out")"
+
+# --- examples/http_service.rs ------------------------------------------------
+cargo build --quiet --features prometheus --example http_service
+bin="${CARGO_TARGET_DIR:-target}/debug/examples/http_service"
+[[ -x $bin ]] || fail "no binary at $bin"
+# Created here, not by the background job's redirection, which may come
+# after the first read below.
+: >"$tmp/http-out"
+"$bin" --addr 127.0.0.1:0 --workers 2 --budget-ms 10 >"$tmp/http-out" 2>"$tmp/http-err" &
+server=$!
+base=
+for _ in $(seq 100); do
+    base=$(sed -n 's|^listening on \(http://127\.0\.0\.1:[0-9]*\)$|\1|p' "$tmp/http-out")
+    [[ -n $base ]] && break
+    kill -0 "$server" 2>/dev/null || fail "http_service exited early: $(cat "$tmp/http-err")"
+    sleep 0.1
+done
+[[ -n $base ]] || fail "http_service printed no address"
+url="$base/metrics"
+note "scraping $url"
+for rounds in 1 10 1000; do
+    curl --silent --show-error --fail --max-time 10 --data-binary hello "$base/hash?rounds=$rounds" >/dev/null ||
+        fail "POST /hash?rounds=$rounds failed"
+done
+code=$(curl --silent --max-time 10 -o /dev/null -w '%{http_code}' --data-binary x "$base/hash?rounds=0")
+[[ $code == 400 ]] || fail "rounds=0 answered $code, not 400"
+
+scrape "$tmp/http" 'text/plain'
+for metric in corepool_accepted_total corepool_rejected_budget_total \
+    corepool_queue_wait_seconds_count http_responses_total http_hash_in_flight; do
+    grep -Eq "^$metric[ {]" "$tmp/http" || fail "$metric missing from the http_service scrape"
+done
+grep -q '^http_responses_total{code="400"} 1$' "$tmp/http" || fail "the 400 is not counted"
+note "promtool check metrics (http_service, text format 0.0.4)"
+promtool check metrics <"$tmp/http" || fail "promtool check metrics rejected http_service's text format"
+
+scrape "$tmp/http-om" 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5'
+[[ $(tail -n 1 "$tmp/http-om") == '# EOF' ]] || fail "http_service's OpenMetrics scrape does not end with # EOF"
+awk -v ts="$(date +%s)" '/^#/ { print; next } NF { print $0 " " ts }' "$tmp/http-om" >"$tmp/http-om-ts"
+promtool tsdb create-blocks-from openmetrics "$tmp/http-om-ts" "$tmp/http-blocks" >"$tmp/http-blocks.log" 2>&1 ||
+    fail "promtool's OpenMetrics parser rejected http_service's scrape: $(cat "$tmp/http-blocks.log")"
+
+kill -TERM "$server"
+status=0
+wait "$server" || status=$?
+server=
+((status == 0)) || fail "http_service exited with $status on SIGTERM: $(cat "$tmp/http-err")"
+grep -q '^shutdown: ' "$tmp/http-out" || fail "http_service printed no shutdown summary"
+note "$(grep '^shutdown: ' "$tmp/http-out")"
 note "ok"

@@ -1,0 +1,513 @@
+//! The seed's HTTP service, for real: axum (hyper) on tokio does the I/O,
+//! the CPU work runs on an engine chosen at startup, and an engine that
+//! refuses work turns into `503 Service Unavailable` instead of a queue
+//! that grows without bound.
+//!
+//! ```text
+//! cargo run --release --features prometheus --example http_service -- --addr 127.0.0.1:8080
+//! curl -s --data-binary 'hello' 'http://127.0.0.1:8080/hash?rounds=1000'
+//! curl -s http://127.0.0.1:8080/metrics
+//! ```
+//!
+//! # Contract (a load generator and `tests/http_service.rs` drive it)
+//!
+//! * `--addr IP:PORT` (port 0 picks a free one), `--workers N`,
+//!   `--engine corepool|spawn-blocking|rayon|inline`; for corepool also
+//!   `--capacity N` (the pool's queue bound), `--budget-ms MS` (its
+//!   queue-delay budget) and `--no-pin`. Once the socket accepts, stdout
+//!   gets one line: `listening on http://IP:PORT`.
+//! * `POST /hash?rounds=R`, 1 ≤ R ≤ 100000, default 1000: `200` with the
+//!   hex SHA-256 of the body hashed R times (`h1 = sha256(body)`,
+//!   `h(i+1) = sha256(h(i))`), computed on the engine. A bad `rounds` is a
+//!   `400` with a message.
+//! * The corepool engine takes a task with `try_spawn`: when the pool
+//!   refuses it (queue full, or shutting down) the answer is `503` with
+//!   `Retry-After: 1`. The other engines never refuse; that is the
+//!   comparison (their queues grow instead).
+//! * `GET /metrics`: Prometheus text, the pool's metrics
+//!   (`corepool::prometheus`, corepool engine only) plus
+//!   `http_responses_total{code=...}` and `http_hash_in_flight`.
+//!   `GET /healthz`: `200 ok`.
+//! * SIGTERM or SIGINT: stop accepting, finish every request already
+//!   accepted, print one `shutdown: ...` line, exit 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use clap::{Parser, ValueEnum};
+use corepool::prometheus::prometheus_client::encoding::{prometheus_text, text};
+use corepool::prometheus::prometheus_client::metrics::counter::Counter;
+use corepool::prometheus::prometheus_client::metrics::family::Family;
+use corepool::prometheus::prometheus_client::metrics::gauge::Gauge;
+use corepool::prometheus::prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------
+
+/// The most rounds one request may ask for: bounds the CPU one request
+/// can cost (about 10 ms on one core in a release build).
+const MAX_ROUNDS: u32 = 100_000;
+const DEFAULT_ROUNDS: u32 = 1_000;
+
+#[derive(Parser, Debug)]
+#[command(about = "POST /hash on an HTTP service whose CPU work runs on corepool (or a peer)")]
+struct Args {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Threads doing the hashing [default: one per core].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// corepool's queue bound: tasks accepted and not yet started
+    /// [default: the pool's, workers × 256].
+    #[arg(long)]
+    capacity: Option<usize>,
+    /// corepool only: also refuse a request whose expected wait in the
+    /// queue exceeds this many milliseconds (`Builder::queue_delay_budget`,
+    /// estimated from the queue depth and recent task times).
+    #[arg(long)]
+    budget_ms: Option<u64>,
+    /// corepool only: do not pin each worker to a core (corepool pins by
+    /// default; rayon and tokio never do). On a machine shared with other
+    /// busy processes, a pinned worker cannot move off a contended core.
+    #[arg(long)]
+    no_pin: bool,
+    /// Where the hashing runs.
+    #[arg(long, value_enum, default_value_t = EngineKind::Corepool)]
+    engine: EngineKind,
+    /// Threads of the tokio runtime that does the HTTP I/O, for the engines
+    /// that move the hashing off it [default: 1]. The inline engine hashes
+    /// on the runtime itself, so it runs `--workers` runtime threads.
+    #[arg(long)]
+    io_threads: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EngineKind {
+    /// corepool `try_spawn`, awaiting the `JoinHandle`; refuses when full.
+    Corepool,
+    /// tokio's `spawn_blocking` (up to 512 threads); never refuses.
+    SpawnBlocking,
+    /// a rayon pool's `spawn`, answered through a oneshot; never refuses.
+    Rayon,
+    /// hashing on the tokio runtime thread that serves the request.
+    Inline,
+}
+
+impl EngineKind {
+    fn name(self) -> &'static str {
+        match self {
+            EngineKind::Corepool => "corepool",
+            EngineKind::SpawnBlocking => "spawn-blocking",
+            EngineKind::Rayon => "rayon",
+            EngineKind::Inline => "inline",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The work
+// ---------------------------------------------------------------------------
+
+/// SHA-256 of `body`, then of that digest, `rounds` times in all.
+fn hash_rounds(body: &[u8], rounds: u32) -> String {
+    let mut digest = Sha256::digest(body);
+    for _ in 1..rounds {
+        digest = Sha256::digest(digest);
+    }
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// `rounds` from the query string: absent means the default; anything but
+/// a whole number in 1..=MAX_ROUNDS is the client's mistake.
+fn parse_rounds(query: Option<&str>) -> Result<u32, String> {
+    let value = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("rounds="));
+    let Some(value) = value else {
+        return Ok(DEFAULT_ROUNDS);
+    };
+    match value.parse::<u32>() {
+        Ok(rounds) if (1..=MAX_ROUNDS).contains(&rounds) => Ok(rounds),
+        _ => Err(format!(
+            "rounds must be a whole number from 1 to {MAX_ROUNDS}, got {value:?}\n"
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Engines
+// ---------------------------------------------------------------------------
+
+enum Engine {
+    Corepool(corepool::Handle),
+    SpawnBlocking,
+    Rayon(rayon::ThreadPool),
+    Inline,
+}
+
+enum Outcome {
+    Hashed(String),
+    /// The engine turned the task away; the client should come back later.
+    Refused,
+    /// The task panicked or was cancelled: a bug, not the client's fault.
+    Failed(String),
+}
+
+impl Engine {
+    async fn hash(&self, body: Bytes, rounds: u32) -> Outcome {
+        let work = move || hash_rounds(&body, rounds);
+        match self {
+            // try_spawn, never spawn: a blocking spawn on a full pool would
+            // stall this runtime thread and every connection it serves.
+            Engine::Corepool(handle) => match handle.try_spawn(work) {
+                Ok(join) => match CancelOnDrop(join).await {
+                    Ok(hex) => Outcome::Hashed(hex),
+                    Err(err) => Outcome::Failed(err.to_string()),
+                },
+                Err(_full_or_shutdown) => Outcome::Refused,
+            },
+            Engine::SpawnBlocking => match tokio::task::spawn_blocking(work).await {
+                Ok(hex) => Outcome::Hashed(hex),
+                Err(err) => Outcome::Failed(err.to_string()),
+            },
+            Engine::Rayon(pool) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pool.spawn(move || {
+                    // The receiver is gone only if the client hung up.
+                    let _ = tx.send(work());
+                });
+                match rx.await {
+                    Ok(hex) => Outcome::Hashed(hex),
+                    Err(_) => Outcome::Failed("the rayon task was dropped".into()),
+                }
+            }
+            Engine::Inline => Outcome::Hashed(work()),
+        }
+    }
+}
+
+/// Awaits a corepool `JoinHandle`, and cancels the task if the request is
+/// dropped first (the client hung up): a task nobody will read should not
+/// take a worker. Dropping a bare `JoinHandle` detaches, as in tokio.
+struct CancelOnDrop<T>(corepool::JoinHandle<T>);
+
+impl<T> Future for CancelOnDrop<T> {
+    type Output = Result<T, corepool::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        // A no-op once the task has started or finished.
+        self.0.cancel();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/// The status codes counted by name; anything else counts as "other".
+const CODES: [&str; 6] = ["200", "400", "404", "405", "500", "503"];
+
+struct App {
+    engine: Engine,
+    registry: Registry,
+    /// One counter per entry of `CODES`, then "other".
+    responses: Vec<Counter>,
+    /// POST /hash requests whose head has been read and that have no
+    /// response yet: the test uses it to know a request is accepted.
+    in_flight: Gauge,
+}
+
+impl App {
+    fn new(engine: Engine, pool: Option<&corepool::Pool>) -> App {
+        let mut registry = Registry::default();
+        if let Some(pool) = pool {
+            corepool::prometheus::register(&mut registry, pool.handle());
+        }
+        let family = Family::<Vec<(String, String)>, Counter>::default();
+        // Created up front so that every series exists from the first
+        // scrape: `rate()` over a series that appears late misses its start.
+        let responses = CODES
+            .iter()
+            .chain(&["other"])
+            .map(|code| {
+                family
+                    .get_or_create(&vec![("code".to_owned(), (*code).to_owned())])
+                    .clone()
+            })
+            .collect();
+        registry.register(
+            "http_responses",
+            "HTTP responses sent, by status code",
+            family,
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_hash_in_flight",
+            "POST /hash requests received and not yet answered",
+            in_flight.clone(),
+        );
+        App {
+            engine,
+            registry,
+            responses,
+            in_flight,
+        }
+    }
+
+    fn count(&self, status: StatusCode) {
+        let index = CODES
+            .iter()
+            .position(|code| *code == status.as_str())
+            .unwrap_or(CODES.len());
+        self.responses[index].inc();
+    }
+
+    fn summary(&self) -> String {
+        let counts: Vec<String> = CODES
+            .iter()
+            .chain(&["other"])
+            .zip(&self.responses)
+            .map(|(code, counter)| format!("{code}={}", counter.get()))
+            .collect();
+        let total: u64 = self.responses.iter().map(Counter::get).sum();
+        format!("responses={total} {}", counts.join(" "))
+    }
+}
+
+fn router(app: Arc<App>) -> Router {
+    let hash = post(hash).route_layer(middleware::from_fn_with_state(app.clone(), in_flight));
+    Router::new()
+        .route("/hash", hash)
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found; try POST /hash\n") })
+        // Outermost, so that it sees every response, 404 and 405 included.
+        .layer(middleware::from_fn_with_state(app.clone(), count_status))
+        .with_state(app)
+}
+
+async fn count_status(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    app.count(response.status());
+    response
+}
+
+/// Runs when the request head is in, before the body is read.
+async fn in_flight(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    app.in_flight.inc();
+    // A guard, not a decrement after the await: a client that hangs up
+    // drops this future mid-await.
+    struct Leave(Gauge);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    let _leave = Leave(app.in_flight.clone());
+    next.run(request).await
+}
+
+async fn hash(State(app): State<Arc<App>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let rounds = match parse_rounds(query.as_deref()) {
+        Ok(rounds) => rounds,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    match app.engine.hash(body, rounds).await {
+        Outcome::Hashed(hex) => (StatusCode::OK, hex + "\n").into_response(),
+        Outcome::Refused => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "overloaded, retry later\n",
+        )
+            .into_response(),
+        Outcome::Failed(message) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, message + "\n").into_response()
+        }
+    }
+}
+
+/// OpenMetrics for a scraper that asks for it (Prometheus does), the
+/// classic text format 0.0.4 for everyone else (curl, promtool).
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"));
+    let mut body = String::new();
+    let (encoded, content_type) = if openmetrics {
+        (text::encode(&mut body, &app.registry), OPENMETRICS)
+    } else {
+        (
+            prometheus_text::encode(&mut body, &app.registry),
+            prometheus_text::CONTENT_TYPE,
+        )
+    };
+    match encoded {
+        Ok(()) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Startup and shutdown
+// ---------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Display, not the Debug that returning the error would print.
+            eprintln!("http_service: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if workers == 0 {
+        return Err("--workers must be at least 1".into());
+    }
+    if args.engine != EngineKind::Corepool
+        && (args.capacity.is_some() || args.budget_ms.is_some() || args.no_pin)
+    {
+        return Err(format!(
+            "--capacity, --budget-ms and --no-pin apply to the corepool engine only, not {}",
+            args.engine.name()
+        )
+        .into());
+    }
+
+    // The pool lives here, outside the server, so that it is shut down
+    // (drained) only after the server has answered every request.
+    let pool = match args.engine {
+        EngineKind::Corepool => {
+            let mut builder = corepool::Pool::builder()
+                .workers(workers)
+                .track_latency(true)
+                .pin_workers(!args.no_pin)
+                .thread_name("hash");
+            if let Some(capacity) = args.capacity {
+                builder = builder.queue_capacity(capacity);
+            }
+            if let Some(ms) = args.budget_ms {
+                // try_spawn then also refuses a request expected to wait
+                // longer than this in the queue: the knob that keeps served
+                // latency bounded under overload (a count bound cannot).
+                builder = builder.queue_delay_budget(Duration::from_millis(ms));
+            }
+            Some(builder.build()?)
+        }
+        _ => None,
+    };
+    let engine = match (&pool, args.engine) {
+        (Some(pool), _) => Engine::Corepool(pool.handle()),
+        (None, EngineKind::Rayon) => Engine::Rayon(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(workers)
+                .thread_name(|i| format!("hash-{i}"))
+                .build()?,
+        ),
+        (None, EngineKind::Inline) => Engine::Inline,
+        (None, _) => Engine::SpawnBlocking,
+    };
+    let app = Arc::new(App::new(engine, pool.as_ref()));
+
+    let runtime_threads = match args.engine {
+        EngineKind::Inline => workers,
+        _ => args.io_threads.unwrap_or(1).max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(runtime_threads)
+        .thread_name("http-io")
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    runtime.block_on(serve(args.addr, app.clone()))?;
+    // Every connection is closed: nothing can submit any more.
+    drop(runtime);
+
+    let pool_line = match pool {
+        Some(pool) => {
+            let report = pool.shutdown();
+            format!(
+                " pool_executed={} pool_panicked={}",
+                report.executed, report.panicked
+            )
+        }
+        None => String::new(),
+    };
+    println!(
+        "shutdown: engine={} {}{pool_line} uptime_s={:.1}",
+        args.engine.name(),
+        app.summary(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn serve(addr: SocketAddr, app: Arc<App>) -> std::io::Result<()> {
+    // Listen for the signals before announcing the address: a SIGTERM
+    // sent right after "listening on" must not kill the process unhandled.
+    let stop = shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    // Graceful shutdown: on the signal axum stops accepting, lets hyper
+    // finish each connection's request in progress (idle keep-alive
+    // connections close at once), and returns when all are closed.
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(stop)
+        .await
+}
+
+/// A future that completes on SIGTERM or SIGINT. The handlers are
+/// installed when this is called, not when the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            // Without a handler, Ctrl-C ends the process unhandled.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
