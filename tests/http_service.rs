@@ -9,8 +9,7 @@
 //! `target/<profile>/deps/`.
 #![cfg(feature = "prometheus")]
 
-#[path = "shared/gate.rs"]
-mod gate;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,7 +18,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use gate::Watchdog;
+use support::Watchdog;
 use sha2::{Digest, Sha256};
 
 /// A whole test, child processes included, may take this long before the
