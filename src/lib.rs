@@ -36,7 +36,7 @@
 //! # Ok::<(), corepool::BuildError>(())
 //! ```
 //!
-//! How a task travels, from `submit` to the closure running: `pool.rs`
+//! How a task travels, from `submit` to the closure running: `handle.rs`
 //! (entry), `admission.rs` (the bound), `worker.rs` (finding and running),
 //! with the pool's shared state in `registry.rs`; the sleep protocol is in
 //! `sleep.rs`, the wait protocol in `wait.rs`. `docs/design.md` tells the
@@ -56,6 +56,7 @@ mod entry;
 mod error;
 mod fifo;
 mod global;
+mod handle;
 mod job;
 mod join;
 mod metrics;
@@ -85,10 +86,11 @@ pub use current::{
     submit, yield_now, Yield,
 };
 pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
+pub use handle::Handle;
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS, FILL_SAMPLE_INTERVAL};
 pub use permit::Permit;
-pub use pool::{Handle, Pool, ShutdownReport, ShutdownTimedOut};
+pub use pool::{Pool, ShutdownReport, ShutdownTimedOut};
 pub use scope::{Scope, ScopeFifo};
 pub use spawn::{JoinError, JoinHandle};
 pub use submit_async::{ReserveAsync, SpawnAsync, SubmitAsync};
