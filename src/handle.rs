@@ -205,7 +205,8 @@ impl Handle {
     /// Reserves one slot of the bound if one is free, without ever
     /// blocking: tokio's `Sender::try_reserve`. When the pool is full the
     /// error `is_full()`, and whatever the task would have captured is
-    /// still the caller's; with [`Builder::queue_delay_budget`](crate::Builder::queue_delay_budget) it is also
+    /// still the caller's; with
+    /// [`Builder::queue_delay_budget`](crate::Builder::queue_delay_budget) it is also
     /// refused (`is_full()`) when a task submitted now is expected to wait
     /// longer than the budget. From a task of this pool, as `try_submit`
     /// there, it is never refused for a full pool (see [`Permit`]).

@@ -12,7 +12,8 @@ impl Pool {
     /// pool this takes a slot of the bound (blocking while full); from
     /// inside, `op` simply runs. Called on a worker of *another* pool, that
     /// worker blocks and its pool has a spare worker run its queues
-    /// meanwhile ([`Builder::max_spare_threads`](crate::Builder::max_spare_threads)), so pools may call each
+    /// meanwhile (
+    /// [`Builder::max_spare_threads`](crate::Builder::max_spare_threads)), so pools may call each
     /// other back. While the pool shuts down, `op` runs on the caller's
     /// thread.
     ///
@@ -173,7 +174,8 @@ impl Pool {
     /// A broadcast is internal work: it takes no slot of the bound and is
     /// never refused. Called from a worker of this pool, that worker runs
     /// its own share itself, then waits for the others as a blocking wait
-    /// (a spare stands in, [`Builder::max_spare_threads`](crate::Builder::max_spare_threads)), running shares
+    /// (a spare stands in,
+    /// [`Builder::max_spare_threads`](crate::Builder::max_spare_threads)), running shares
     /// of other broadcasts meanwhile. Once the pool has shut down and its
     /// workers have exited, their shares run on the calling thread. If a
     /// share panics, the panic is re-raised here after every share ended.

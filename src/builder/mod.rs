@@ -1,26 +1,14 @@
-//! `Builder`: configuration, validation, and starting the workers.
-//!
-//! Each worker pins itself first, then allocates its deque (so the deque's
-//! memory is first touched on its own core), reports its stealer and its
-//! core, and waits until every worker has reported. Only then is the shared
-//! state, which holds every stealer, published to all of them. If a thread
-//! cannot be started, the workers already started are told to exit and are
-//! joined before `build` returns the error.
+//! `Builder`: the pool's configuration; validating it and starting the
+//! workers is `startup`'s.
+
+mod startup;
 
 use std::any::Any;
 use std::time::Duration;
 
-use crate::admission::MAX_CAPACITY;
-use crate::autoscale::{AutoscalePolicy, Autoscaler};
-use crate::error::BuildError;
-use crate::monitor::{self, FillAlert, FillCallback, FillEvent, Monitor};
-use crate::pool::Pool;
-use crate::registry::{Hooks, PanicHandler, Shared, SharedConfig, ThreadName, WorkerHook};
-use crate::sleep::MAX_WORKERS;
-use crate::sync::{lock, thread, wait, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
-use crate::task::Task;
-use crate::topology;
-use crate::worker::WorkerContext;
+use crate::autoscale::AutoscalePolicy;
+use crate::monitor::{FillCallback, FillEvent};
+use crate::registry::{PanicHandler, ThreadName, WorkerHook};
 
 /// Default queue capacity per worker: see `docs/design.md` ("The default
 /// capacity") for the measurement behind it.
@@ -39,7 +27,7 @@ pub const MIN_STACK_SIZE: usize = 64 * 1024;
 /// and each empty slot would only be one more deque the models scan.
 const DEFAULT_SPARES_PER_WORKER: usize = if cfg!(corepool_loom) { 0 } else { 1 };
 
-/// Configures and builds a [`Pool`].
+/// Configures and builds a [`Pool`](crate::Pool).
 ///
 /// ```
 /// let pool = corepool::Pool::builder()
@@ -156,7 +144,7 @@ impl Builder {
     }
 
     /// Whether to pin each worker to a core (default `true`). A refused
-    /// pin is not an error: see [`Pool::worker_cores`].
+    /// pin is not an error: see [`Pool::worker_cores`](crate::Pool::worker_cores).
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(1).pin_workers(false).build()?;
@@ -195,7 +183,8 @@ impl Builder {
     ///
     /// This and [`thread_name`](Builder::thread_name) (a prefix) set the
     /// same thing: the later call wins. A name with a NUL byte fails
-    /// `build` with [`BuildError::InvalidThreadName`]; a spare, named
+    /// `build` with
+    /// [`BuildError::InvalidThreadName`](crate::BuildError::InvalidThreadName); a spare, named
     /// later, whose name has one (or whose `name` call panics) starts
     /// unnamed.
     ///
@@ -218,7 +207,8 @@ impl Builder {
 
     /// The stack size of each worker thread, in bytes: at least
     /// [`MIN_STACK_SIZE`] (64 KiB), or `build` fails with
-    /// [`BuildError::StackTooSmall`]. The tasks' own frames come on top
+    /// [`BuildError::StackTooSmall`](crate::BuildError::StackTooSmall).
+    /// The tasks' own frames come on top
     /// of the worker's: size it for the deepest task.
     ///
     /// ```
@@ -338,7 +328,8 @@ impl Builder {
     }
 
     /// How many worker threads the pool reserves, for
-    /// [`Pool::set_workers`] and autoscaling to grow into. Reserved workers
+    /// [`Pool::set_workers`](crate::Pool::set_workers)
+    /// and autoscaling to grow into. Reserved workers
     /// beyond the active count are started and wait, retired, until
     /// needed (a parked thread costs its stack's address space, no CPU).
     /// Default: the number of workers (or the autoscale maximum).
@@ -356,7 +347,7 @@ impl Builder {
     }
 
     /// Records each externally submitted task's queue wait (submit to
-    /// start) in a histogram, reported by [`Pool::metrics`]. It costs two
+    /// start) in a histogram, reported by [`Pool::metrics`](crate::Pool::metrics). It costs two
     /// clock reads per task, so it is off by default; `docs/operations.md`
     /// gives the measured overhead.
     ///
@@ -393,7 +384,8 @@ impl Builder {
     /// and the current estimate is
     /// [`MetricsSnapshot::expected_queue_delay`](crate::MetricsSnapshot::expected_queue_delay).
     /// A zero budget is refused by `build` with
-    /// [`BuildError::ZeroDelayBudget`]; a budget beyond `u64::MAX`
+    /// [`BuildError::ZeroDelayBudget`](crate::BuildError::ZeroDelayBudget);
+    /// a budget beyond `u64::MAX`
     /// nanoseconds (about 584 years) counts as that much, which never
     /// refuses anything.
     ///
@@ -476,237 +468,5 @@ impl Builder {
     {
         self.fill_alert = Some((threshold, Box::new(callback)));
         self
-    }
-
-    /// Validates the configuration and starts the workers. On error no
-    /// worker thread is left running.
-    ///
-    /// ```
-    /// let err = corepool::Pool::builder().queue_capacity(0).build().unwrap_err();
-    /// assert!(matches!(err, corepool::BuildError::ZeroCapacity));
-    /// ```
-    pub fn build(self) -> Result<Pool, BuildError> {
-        if let Some(policy) = &self.autoscale {
-            policy.validate().map_err(BuildError::InvalidAutoscale)?;
-        }
-        let workers = match (self.workers, &self.autoscale) {
-            (Some(0), _) => return Err(BuildError::ZeroWorkers),
-            (Some(n), Some(policy)) if n < policy.min || n > policy.max => {
-                return Err(BuildError::InvalidAutoscale(format!(
-                    "workers({n}) is outside the autoscale range {}..={}",
-                    policy.min, policy.max
-                )))
-            }
-            (Some(n), _) => n,
-            (None, Some(policy)) => policy.min,
-            (None, None) => topology::default_workers(),
-        };
-        let slots = match self.max_workers {
-            Some(max) if max < workers => {
-                return Err(BuildError::MaxWorkersTooSmall {
-                    workers,
-                    max_workers: max,
-                })
-            }
-            Some(max) => max,
-            None => workers,
-        }
-        .max(self.autoscale.as_ref().map_or(0, |policy| policy.max));
-        if slots > MAX_WORKERS {
-            return Err(BuildError::TooManyWorkers {
-                requested: slots,
-                max: MAX_WORKERS,
-            });
-        }
-        let capacity = match self.capacity {
-            Some(0) => return Err(BuildError::ZeroCapacity),
-            Some(c) if c > MAX_CAPACITY => {
-                return Err(BuildError::CapacityTooLarge {
-                    requested: c,
-                    max: MAX_CAPACITY,
-                })
-            }
-            Some(c) => c,
-            None => workers
-                .saturating_mul(DEFAULT_CAPACITY_PER_WORKER)
-                .min(MAX_CAPACITY),
-        };
-        if let Some((threshold, _)) = &self.fill_alert {
-            if !(*threshold > 0.0 && *threshold <= 1.0) {
-                return Err(BuildError::InvalidFillThreshold(*threshold));
-            }
-        }
-        if self.queue_delay_budget == Some(Duration::ZERO) {
-            return Err(BuildError::ZeroDelayBudget);
-        }
-        if let Some(size) = self.stack_size.filter(|&size| size < MIN_STACK_SIZE) {
-            return Err(BuildError::StackTooSmall {
-                requested: size,
-                min: MIN_STACK_SIZE,
-            });
-        }
-        if let ThreadName::Prefix(prefix) = &self.thread_name {
-            if prefix.contains('\0') {
-                return Err(BuildError::InvalidThreadName(prefix.clone()));
-            }
-        }
-        // Every worker's name, before any thread starts: a name with a NUL
-        // byte, or a panicking `thread_name_fn`, leaves nothing running.
-        let names: Vec<String> = (0..slots).map(|i| self.thread_name.worker(i)).collect();
-        if let Some(bad) = names.iter().find(|name| name.contains('\0')) {
-            return Err(BuildError::InvalidThreadName(bad.clone()));
-        }
-        let cores = if self.pin {
-            topology::allowed_cores()
-        } else {
-            None
-        };
-        let startup = Arc::new(Startup::new(slots));
-        let mut threads = Vec::with_capacity(slots + 1);
-        for (index, name) in names.into_iter().enumerate() {
-            let target_core = cores.as_ref().map(|cores| cores[index % cores.len()]);
-            let mut builder = thread::Builder::new().name(name);
-            if let Some(size) = self.stack_size {
-                builder = builder.stack_size(size);
-            }
-            let startup_for_worker = startup.clone();
-            match builder.spawn(move || worker_thread(index, target_core, &startup_for_worker)) {
-                Ok(thread) => threads.push(thread),
-                Err(source) => {
-                    startup.publish(None);
-                    for thread in threads {
-                        let _ = thread.join();
-                    }
-                    return Err(BuildError::Spawn {
-                        worker: index,
-                        stack_size: self.stack_size,
-                        source,
-                    });
-                }
-            }
-        }
-        let (mut stealers, worker_cores) = startup.wait_for_reports();
-        let default_spares = workers * DEFAULT_SPARES_PER_WORKER;
-        let spare_deques: Vec<Worker<Task>> = (0..self.max_spare_threads.unwrap_or(default_spares))
-            .map(|_| Worker::new_lifo())
-            .collect();
-        stealers.extend(spare_deques.iter().map(Worker::stealer));
-
-        let autoscaler = self
-            .autoscale
-            .map(|policy| Arc::new(Mutex::new(Autoscaler::new(policy))));
-        let needs_monitor = self.fill_alert.is_some()
-            || autoscaler
-                .as_ref()
-                .is_some_and(|scaler| lock(scaler).policy().tick.is_some());
-        let monitor_parker = needs_monitor.then(|| Arc::new(Parker::new()));
-        let fill_alert = self
-            .fill_alert
-            .map(|(threshold, callback)| FillAlert::new(threshold, capacity, callback));
-        let shared = Arc::new(Shared::new(SharedConfig {
-            capacity,
-            stealers,
-            cores: worker_cores.clone(),
-            active: workers,
-            hooks: Hooks {
-                panic_handler: self.panic_handler,
-                on_start: self.on_start,
-                on_stop: self.on_stop,
-            },
-            latency_epoch: self.track_latency.then(Instant::now),
-            delay_budget: self.queue_delay_budget,
-            monitor: monitor_parker.clone(),
-            autoscaler: autoscaler.clone(),
-            spare_deques,
-            thread_name: self.thread_name,
-            stack_size: self.stack_size,
-        }));
-        startup.publish(Some(shared.clone()));
-        if let Some(parker) = monitor_parker {
-            let monitor = Monitor {
-                parker,
-                fill_alert,
-                autoscaler,
-            };
-            match monitor::start(shared.clone(), monitor) {
-                Ok(thread) => threads.push(thread),
-                Err(source) => {
-                    // Dropping the pool closes it and joins the workers.
-                    drop(Pool::from_parts(shared, threads, worker_cores));
-                    return Err(BuildError::Spawn {
-                        worker: slots,
-                        stack_size: None,
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(Pool::from_parts(shared, threads, worker_cores))
-    }
-}
-
-fn worker_thread(index: usize, target_core: Option<usize>, startup: &Startup) {
-    let pinned =
-        target_core.filter(|&id| core_affinity::set_for_current(core_affinity::CoreId { id }));
-    let local = Worker::new_lifo();
-    startup.report(index, local.stealer(), pinned);
-    if let Some(shared) = startup.wait_for_shared() {
-        WorkerContext::new(index, shared, local).run();
-    }
-}
-
-/// The rendezvous between `build` and the workers it starts.
-struct Startup {
-    state: Mutex<StartupState>,
-    changed: Condvar,
-}
-
-struct StartupState {
-    reports: Vec<Option<(Stealer<Task>, Option<usize>)>>,
-    reported: usize,
-    /// `None` until `build` decides; then the shared state, or `None` to abort.
-    outcome: Option<Option<Arc<Shared>>>,
-}
-
-impl Startup {
-    fn new(workers: usize) -> Self {
-        Startup {
-            state: Mutex::new(StartupState {
-                reports: (0..workers).map(|_| None).collect(),
-                reported: 0,
-                outcome: None,
-            }),
-            changed: Condvar::new(),
-        }
-    }
-
-    fn report(&self, index: usize, stealer: Stealer<Task>, core: Option<usize>) {
-        let mut state = lock(&self.state);
-        state.reports[index] = Some((stealer, core));
-        state.reported += 1;
-        self.changed.notify_all();
-    }
-
-    fn wait_for_reports(&self) -> (Vec<Stealer<Task>>, Vec<Option<usize>>) {
-        let mut state = lock(&self.state);
-        while state.reported < state.reports.len() {
-            state = wait(&self.changed, state);
-        }
-        state.reports.iter_mut().filter_map(Option::take).unzip()
-    }
-
-    fn publish(&self, outcome: Option<Arc<Shared>>) {
-        lock(&self.state).outcome = Some(outcome);
-        self.changed.notify_all();
-    }
-
-    fn wait_for_shared(&self) -> Option<Arc<Shared>> {
-        let mut state = lock(&self.state);
-        loop {
-            if let Some(outcome) = &state.outcome {
-                return outcome.clone();
-            }
-            state = wait(&self.changed, state);
-        }
     }
 }
