@@ -2,7 +2,13 @@
 //! share (`Shared`), with what acts on all of it at once: metrics,
 //! autoscaling decisions, resizing, waiting until idle, and the shutdown
 //! drain. The worker threads themselves, and how they find and run tasks,
-//! are in `crate::worker`.
+//! are in `crate::worker`. Child modules hold the snapshot's assembly
+//! (`snapshot`), the workers' broadcast inboxes (`inbox`) and thread naming
+//! (`thread_name`).
+
+mod inbox;
+mod snapshot;
+mod thread_name;
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -14,9 +20,7 @@ use crossbeam_utils::CachePadded;
 use crate::admission::Admission;
 use crate::autoscale::{Autoscaler, LoadSample};
 use crate::budget::DelayBudget;
-use crate::metrics::{
-    bump, LatencySummary, MetricsSnapshot, StripedCounter, WorkerCounters, WorkerMetrics,
-};
+use crate::metrics::{bump, StripedCounter, WorkerCounters};
 use crate::sleep::Sleep;
 use crate::sync::{
     lock, thread, wait_deadline, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
@@ -24,6 +28,9 @@ use crate::sync::{
 };
 use crate::task::Task;
 use crate::topology;
+
+pub(crate) use inbox::{Inbox, RunShare, Share};
+pub(crate) use thread_name::ThreadName;
 
 /// High bit of `Shared::control`.
 pub(crate) const ABORT: usize = 1 << (usize::BITS - 1);
@@ -244,64 +251,6 @@ impl Shared {
         }
         self.set_active(target);
         Some(target)
-    }
-
-    /// A snapshot of every counter.
-    pub(crate) fn metrics(&self) -> MetricsSnapshot {
-        let load = |c: &crate::sync::stats::AtomicU64| c.load(Ordering::Relaxed);
-        let active = self.active_workers();
-        let per_worker: Vec<WorkerMetrics> = self.counters[..self.core_slots]
-            .iter()
-            .enumerate()
-            .map(|(index, c)| WorkerMetrics {
-                index,
-                core: self.cores[index],
-                active: index < active,
-                executed: load(&c.executed),
-                stolen: load(&c.stolen),
-                steal_attempts: load(&c.steal_attempts),
-                parks: load(&c.parks),
-                panicked: load(&c.panicked),
-                busy: Duration::from_nanos(load(&c.busy_ns)),
-                local_queue_depth: self.stealers[index].len(),
-                running: load(&c.running) > 0,
-            })
-            .collect();
-        let queue_depth = self.admission.admitted();
-        let capacity = self.admission.capacity();
-        let started: u64 = self
-            .counters
-            .iter()
-            .map(|c| load(&c.admitted_started))
-            .sum();
-        let handed_back = self.handed_back.sum();
-        MetricsSnapshot {
-            workers: active,
-            max_workers: self.num_workers(),
-            queue_depth,
-            capacity,
-            fill_ratio: queue_depth as f64 / capacity as f64,
-            accepted: started + handed_back + queue_depth as u64,
-            handed_back,
-            rejected_full: self.rejected_full.sum(),
-            rejected_budget: self.rejected_budget.sum(),
-            rejected_shutdown: self.rejected_shutdown.sum(),
-            timed_out: self.timed_out.sum(),
-            executed: self.counters.iter().map(|c| load(&c.executed)).sum(),
-            stolen: self.counters.iter().map(|c| load(&c.stolen)).sum(),
-            steal_attempts: self.counters.iter().map(|c| load(&c.steal_attempts)).sum(),
-            panicked: self.counters.iter().map(|c| load(&c.panicked)).sum(),
-            in_flight: self
-                .counters
-                .iter()
-                .filter(|c| load(&c.running) > 0)
-                .count(),
-            idle_workers: self.sleep.sleeping(),
-            searching_workers: self.sleep.searching(),
-            queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
-            expected_queue_delay: self.expected_queue_delay(),
-            per_worker,
-        }
     }
 
     /// Whether no accepted task is queued or running (`Pool::wait_idle`).
@@ -572,44 +521,6 @@ pub(crate) fn nanos_between(earlier: Instant, later: Instant) -> u64 {
     u64::try_from(later.saturating_duration_since(earlier).as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// How the pool's threads are named: `thread_name` or `thread_name_fn`.
-pub(crate) enum ThreadName {
-    /// Worker `i` is `{prefix}-{i}`, spare `k` is `{prefix}-spare-{k}`.
-    Prefix(String),
-    /// Every thread is named by the function, with its slot's index.
-    Fn(Box<dyn Fn(usize) -> String + Send + Sync + 'static>),
-}
-
-impl ThreadName {
-    /// The name of worker `index`.
-    pub(crate) fn worker(&self, index: usize) -> String {
-        match self {
-            ThreadName::Prefix(prefix) => format!("{prefix}-{index}"),
-            ThreadName::Fn(name) => name(index),
-        }
-    }
-
-    /// The name of the spare of rank `rank`, in slot `slot`; `None` (no
-    /// name) if the function panics or gives a name with a NUL byte: the
-    /// spare is started by a blocked worker, inside a task.
-    pub(crate) fn spare(&self, rank: usize, slot: usize) -> Option<String> {
-        match self {
-            ThreadName::Prefix(prefix) => Some(format!("{prefix}-spare-{rank}")),
-            ThreadName::Fn(name) => catch_unwind(AssertUnwindSafe(|| name(slot))).ok(),
-        }
-        .filter(|name| !name.contains('\0'))
-    }
-}
-
-impl std::fmt::Debug for ThreadName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ThreadName::Prefix(prefix) => write!(f, "{prefix:?}"),
-            ThreadName::Fn(_) => f.write_str("<thread_name_fn>"),
-        }
-    }
-}
-
 /// How many nested pieces a worker publishes for leapfrogging; deeper
 /// ones are not published, and their waiters park instead of helping.
 /// Two workers leapfrogging into each other nest a piece per level of a
@@ -631,85 +542,4 @@ pub(crate) struct Pieces {
 pub(crate) struct Piece {
     pub(crate) region: AtomicUsize,
     pub(crate) generation: AtomicUsize,
-}
-
-/// One worker's share of a broadcast, as it waits in an inbox.
-pub(crate) type Share = std::sync::Arc<dyn RunShare>;
-
-/// A broadcast job, seen from the worker that runs one share of it.
-pub(crate) trait RunShare: Send + Sync {
-    /// Runs share `index` and counts it done. `shared` is the pool's, for
-    /// the panic handler.
-    fn run(self: std::sync::Arc<Self>, index: usize, shared: &Shared);
-}
-
-/// A core worker's broadcast shares still to run.
-pub(crate) struct Inbox {
-    /// How many shares `shares` holds: read without the lock on every
-    /// pass of the main loop.
-    pending: AtomicUsize,
-    shares: Mutex<InboxShares>,
-}
-
-struct InboxShares {
-    queue: VecDeque<Share>,
-    /// The worker has exited: later shares run on their broadcaster.
-    closed: bool,
-    /// The worker is in a blocking wait (`WorkerContext::block`): later
-    /// shares run on their broadcaster, as if it had exited.
-    away: bool,
-}
-
-impl Default for Inbox {
-    fn default() -> Self {
-        Inbox {
-            pending: AtomicUsize::new(0),
-            shares: Mutex::new(InboxShares {
-                queue: VecDeque::new(),
-                closed: false,
-                away: false,
-            }),
-        }
-    }
-}
-
-impl Inbox {
-    /// Posts `share`; hands it back if the worker has exited or is away.
-    pub(crate) fn post(&self, share: Share) -> Result<(), Share> {
-        let mut shares = lock(&self.shares);
-        if shares.closed || shares.away {
-            return Err(share);
-        }
-        shares.queue.push_back(share);
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    pub(crate) fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::SeqCst) != 0
-    }
-
-    pub(crate) fn pop(&self) -> Option<Share> {
-        let mut shares = lock(&self.shares);
-        let share = shares.queue.pop_front();
-        if share.is_some() {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-        }
-        share
-    }
-
-    /// Marks the worker away (in a blocking wait) or back; returns whether
-    /// it was away before. Shares posted before it went away stay queued:
-    /// the worker runs them before it blocks (`WorkerContext::block`).
-    pub(crate) fn set_away(&self, away: bool) -> bool {
-        std::mem::replace(&mut lock(&self.shares).away, away)
-    }
-
-    /// Closes the inbox (its worker exits) and returns what it held.
-    pub(crate) fn close(&self) -> Vec<Share> {
-        let mut shares = lock(&self.shares);
-        shares.closed = true;
-        self.pending.store(0, Ordering::SeqCst);
-        shares.queue.drain(..).collect()
-    }
 }
