@@ -37,7 +37,7 @@
 //! ```
 //!
 //! How a task travels, from `submit` to the closure running: `handle.rs`
-//! (entry), `admission.rs` (the bound), `worker.rs` (finding and running),
+//! (entry), `admission.rs` (the bound), `worker/` (finding and running),
 //! with the pool's shared state in `registry/`; the sleep protocol is in
 //! `sleep.rs`, the wait protocol in `wait.rs`. `docs/design.md` tells the
 //! story on one page.
