@@ -17,6 +17,10 @@
 //! draw, into `target/corepool-bench/report-smoke/`. Each table says when
 //! its samples were written; the header says on which machine and
 //! toolchain the report ran, which must be the measuring one.
+//!
+//! `--scaling DIR` instead puts the reports of `benches/scaling.sh` (one
+//! per worker count, `DIR/w<W>/report/summary.json`) side by side:
+//! `DIR/scaling.md` and `DIR/scaling.json`, a column per W.
 
 mod common;
 
@@ -928,11 +932,120 @@ fn command_output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// `--scaling DIR`: the tables of `DIR/w<W>/report/summary.json` (one
+/// report per worker count, as `benches/scaling.sh` lays them out) side by
+/// side, one table per workload with a column per W, written to
+/// `DIR/scaling.md` and `DIR/scaling.json`.
+fn scaling(dir: &Path) {
+    let mut runs: Vec<(usize, Value)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let w = e.file_name().to_str()?.strip_prefix('w')?.parse().ok()?;
+                    Some((w, read_json(&e.path().join("report").join("summary.json"))?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    runs.sort_by_key(|(w, _)| *w);
+    let mut md = String::new();
+    if let Ok(machine) = std::fs::read_to_string(dir.join("machine.txt")) {
+        let _ = writeln!(md, "```text\n{}```\n", machine);
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for (_, summary) in &runs {
+        if let Some(tables) = summary["tables"].as_object() {
+            for key in tables.keys() {
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+    }
+    keys.sort_by_key(|k| {
+        (
+            !k.starts_with("spawn") && !k.starts_with("chained") && !k.starts_with("ping"),
+            k.clone(),
+        )
+    });
+    let mut out =
+        json!({ "workers": runs.iter().map(|(w, _)| *w).collect::<Vec<_>>(), "tables": {} });
+    for key in &keys {
+        let first = runs
+            .iter()
+            .map(|(_, s)| &s["tables"][key])
+            .find(|t| t.is_object())
+            .cloned()
+            .unwrap_or(Value::Null);
+        let unit = first["unit"].as_str().unwrap_or("");
+        let _ = writeln!(
+            md,
+            "#### {} (median {unit} by W)\n",
+            first["title"].as_str().unwrap_or(key)
+        );
+        let _ = write!(md, "| runtime |");
+        for (w, _) in &runs {
+            let _ = write!(md, " W = {w} |");
+        }
+        let _ = write!(md, "\n|---|");
+        for _ in &runs {
+            let _ = write!(md, "---:|");
+        }
+        let _ = writeln!(md);
+        let mut names: Vec<String> = Vec::new();
+        for (_, s) in &runs {
+            for row in s["tables"][key]["rows"].as_array().into_iter().flatten() {
+                if let Some(n) = row["runtime"].as_str() {
+                    if !names.iter().any(|x| x == n) {
+                        names.push(n.to_owned());
+                    }
+                }
+            }
+        }
+        names.sort_by_key(|n| (order_key(n), n.clone()));
+        for name in &names {
+            let _ = write!(md, "| {name} |");
+            for (w, s) in &runs {
+                let median = s["tables"][key]["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["runtime"].as_str() == Some(name))
+                    .and_then(|r| r["stat"]["median"].as_f64());
+                let _ = write!(md, " {} |", median.map_or_else(|| "–".to_owned(), fmt));
+                out["tables"][key][name][w.to_string()] = json!(median);
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md);
+    }
+    std::fs::write(dir.join("scaling.md"), &md).expect("write scaling.md");
+    std::fs::write(
+        dir.join("scaling.json"),
+        serde_json::to_string_pretty(&out).expect("serialize"),
+    )
+    .expect("write scaling.json");
+    println!("{md}");
+    println!(
+        "report: wrote scaling.md and scaling.json to {}",
+        dir.display()
+    );
+}
+
 fn main() {
     let quick = common::init_quick_mode();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--scaling")
+        .and_then(|i| args.get(i + 1))
+    {
+        scaling(Path::new(dir));
+        return;
+    }
     let target = common::output::target_dir();
     let results = target.join("corepool-bench");
-    let args: Vec<String> = std::env::args().collect();
     let out = args
         .iter()
         .position(|a| a == "--out")
