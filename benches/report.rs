@@ -3,7 +3,7 @@
 //! harnesses' JSON (`<target>/corepool-bench/*.json`), and writes
 //!
 //! * `tables.md`: one markdown table per workload (median, spread, ratio
-//!   to the best peer), the tables of `docs/benchmarks.md`;
+//!   to the best peer): `docs/benchmarks/tables.md`, which `docs/benchmarks.md` reads from;
 //! * `summary.json`: the same numbers, machine-readable;
 //! * one SVG bar chart per workload.
 //!
@@ -1060,7 +1060,12 @@ fn main() {
 
     let mut md = String::new();
     let machine = common::process::machine();
-    let _ = writeln!(md, "Criterion runs pooled: {}.\n", baselines().join(", "));
+    let _ = writeln!(
+        md,
+        "Written by `cargo bench --bench report` (`benches/report.rs`); criterion runs pooled: {}; \
+         what each table measures: `docs/benchmarks.md`.\n",
+        baselines().join(", ")
+    );
     let _ = writeln!(
         md,
         "Machine: {} cores, {}; {}; {}; report generated {}.\n",
