@@ -15,9 +15,10 @@
 # recursion), every runtime with W workers (`COREPOOL_BENCH_WORKERS`).
 # Criterion runs 10 samples per benchmark after a short warm-up
 # (`COREPOOL_BENCH_WARMUP_SECS`, `COREPOOL_BENCH_MEASURE_SECS`; 0.3 s and
-# 1 s here), so a pass over all five W takes about 5 minutes on 2 cores;
-# each step runs under `timeout`, and the whole run stops starting steps
-# once `SCALING_BUDGET_S` (default 450 s) is spent, largest W first.
+# 1 s here): one W took 114 s on the 2-core VM under a load average of 12
+# (2026-12-06). Each step runs under `timeout`, and the run starts no step
+# once `SCALING_BUDGET_S` (default 450 s) is spent, largest W first, so it
+# ends within 8 minutes; a W it had no time for says so in log.txt.
 #
 # Output, under $OUT (default target/scaling-out):
 #   machine.txt              nproc, lscpu, uname, date of the run
@@ -29,7 +30,7 @@
 set -u
 
 usage() {
-    sed -n '2,30p' "$0"
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 2
 }
 
