@@ -502,9 +502,21 @@ fn imbalance_tables(target: &Path, meta: &Value) -> Vec<Table> {
 
 fn fork_join_tables(target: &Path, meta: &Value) -> Vec<Table> {
     let mut tables = Vec::new();
-    let nodes = meta["tree_nodes"]
-        .as_u64()
-        .map_or_else(|| "2^22 − 1".to_owned(), |n| n.to_string());
+    let nodes = meta["tree_nodes"].as_u64().map_or_else(
+        || "2^22 − 1".to_owned(),
+        |n| {
+            // Thousands separated by commas, as the other titles write them.
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        },
+    );
     for (group, title) in [
         (
             "fib_join",
