@@ -1,27 +1,37 @@
 //! Workload 4 of `docs/benchmarks.md`: fork-join, corepool's `join`
-//! against rayon's (the only peer with a fork-join primitive whose second
-//! closure stays on the stack; tokio, threadpool and the Go-style pool
-//! would need a heap task and a blocking wait per fork).
+//! against rayon's and, on the tree sum, chili's (the peers with a
+//! fork-join primitive whose second closure stays on the stack; tokio,
+//! threadpool and the Go-style pool would need a heap task and a blocking
+//! wait per fork).
 //!
 //! * `fib_join`: fib(32) by `join`, plain recursion below n = 12
 //!   (about 29,000 joins over leaves of ~0.3 µs).
 //! * `fib_join_fine`: fib(32) by `join` all the way down to n < 2
 //!   (rayon-demo's shape: 3.5M joins of nothing, join overhead only).
-//! * `tree_sum`: the sum of a balanced binary tree of 2^20 − 1 heap nodes,
-//!   a `join` at every node (Spice's benchmark shape).
+//! * `tree_sum`: the sum of a balanced binary tree of 2^22 − 1 =
+//!   4,194,303 heap nodes, a `join` at every node and no cutoff (Spice's
+//!   benchmark shape), on W threads; `tree_sum_1thread` is the same sum
+//!   with one thread per pool, where the whole difference is a join's
+//!   cost. chili (a port of Spice, heartbeat scheduling) is the reference
+//!   here: its join touches no shared memory until a heartbeat asks it to.
 //! * `join_chain`: a chain of 1,000 joins, each first closure recursing
 //!   and each second doing ~10 µs of work: the shape where a pool that
 //!   offers second closures lazily must keep offering on the way back up
 //!   (`src/join.rs`).
 //!
 //! Each group also measures `sequential`, the plain recursion on the
-//! measuring thread; the report gives the speedup over it.
+//! measuring thread; the report gives the speedup over it. A pool of W
+//! threads: corepool and rayon run W workers while the measuring thread
+//! waits in `install`; chili runs W − 1 workers and the measuring thread
+//! (its `Scope` lives on the thread that creates it).
 //!
-//! Run: `cargo bench --bench fork_join` (smoke test: `-- --test`).
+//! Run: `cargo bench --bench fork_join` (smoke test: `-- --test`; W from
+//! `COREPOOL_BENCH_WORKERS`, default the cores available).
 
 mod common;
 
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use criterion::Criterion;
@@ -118,6 +128,16 @@ fn sum_corepool(node: &Option<Box<Node>>) -> i64 {
     }
 }
 
+fn sum_chili(node: &Option<Box<Node>>, scope: &mut chili::Scope<'_>) -> i64 {
+    match node {
+        None => 0,
+        Some(n) => {
+            let (l, r) = scope.join(|s| sum_chili(&n.left, s), |s| sum_chili(&n.right, s));
+            n.value + l + r
+        }
+    }
+}
+
 fn sum_rayon(node: &Option<Box<Node>>) -> i64 {
     match node {
         None => 0,
@@ -128,15 +148,15 @@ fn sum_rayon(node: &Option<Box<Node>>) -> i64 {
     }
 }
 
-/// One criterion group of a workload run three ways: `sequential` (the
-/// plain recursion on the measuring thread), `corepool` and `rayon`. Each
-/// closure runs the workload once and checks its result; a round's time
-/// is that call's.
-fn bench_three(c: &mut Criterion, group_name: &str, elements: usize, runs: [&dyn Fn(); 3]) {
+/// One criterion group: each row runs the workload once and checks its
+/// result; a round's time is that call's. `sequential` (the plain
+/// recursion on the measuring thread) comes first by convention, so the
+/// report can give each row's speedup over it.
+fn bench_rows(c: &mut Criterion, group_name: &str, elements: usize, rows: &[(&str, &dyn Fn())]) {
     let mut group = c.benchmark_group(group_name);
     configure(&mut group, elements);
-    for (id, run) in ["sequential", "corepool", "rayon"].into_iter().zip(runs) {
-        group.bench_function(id, |b| {
+    for (id, run) in rows {
+        group.bench_function(*id, |b| {
             b.iter_custom(|iters| {
                 rounds(iters, || {
                     let start = Instant::now();
@@ -149,17 +169,27 @@ fn bench_three(c: &mut Criterion, group_name: &str, elements: usize, runs: [&dyn
     group.finish();
 }
 
+/// A chili pool of `threads` threads in all: `threads − 1` workers and the
+/// thread that opens a scope on it.
+fn chili_pool(threads: usize) -> chili::ThreadPool {
+    chili::ThreadPool::with_config(chili::Config {
+        thread_count: NonZeroUsize::new(threads),
+        ..chili::Config::default()
+    })
+}
+
 fn main() {
     let quick = common::init_quick_mode();
     let workers = common::workers();
     let fib_n: u64 = common::size(32, 20) as u64;
     let cutoff: u64 = 12;
-    let depth: u32 = common::size(20, 10) as u32;
+    let depth: u32 = common::size(22, 10) as u32;
     eprintln!("fork_join: {workers} workers, fib({fib_n}), tree depth {depth}, quick = {quick}");
     let expected_fib = fib_seq(fib_n);
     let mut next = 0;
     let tree = build(depth, &mut next);
     let expected_sum = sum_seq(&tree);
+    let tree_nodes = (1usize << depth) - 1;
 
     let corepool = corepool::Pool::builder()
         .workers(workers)
@@ -170,52 +200,96 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args();
     for (group_name, cut) in [("fib_join", cutoff), ("fib_join_fine", 2)] {
-        bench_three(
+        bench_rows(
             &mut c,
             group_name,
             1,
-            [
-                &|| assert_eq!(black_box(fib_seq(black_box(fib_n))), expected_fib),
-                &|| {
+            &[
+                ("sequential", &|| {
+                    assert_eq!(black_box(fib_seq(black_box(fib_n))), expected_fib)
+                }),
+                ("corepool", &|| {
                     let r = corepool.install(|| fib_corepool(black_box(fib_n), cut));
                     assert_eq!(r, expected_fib);
-                },
-                &|| {
+                }),
+                ("rayon", &|| {
                     let r = rayon.install(|| fib_rayon(black_box(fib_n), cut));
                     assert_eq!(r, expected_fib);
-                },
+                }),
             ],
         );
     }
 
-    bench_three(
-        &mut c,
-        "tree_sum",
-        (1 << depth) - 1,
-        [
-            &|| assert_eq!(black_box(sum_seq(black_box(&tree))), expected_sum),
-            &|| assert_eq!(corepool.install(|| sum_corepool(&tree)), expected_sum),
-            &|| assert_eq!(rayon.install(|| sum_rayon(&tree)), expected_sum),
-        ],
-    );
+    // The tree sum on W threads, then on one thread per pool. Each chili
+    // pool lives only for its group, so that no extra pool's threads
+    // stand beside the others' measurements.
+    let seq_sum = || assert_eq!(black_box(sum_seq(black_box(&tree))), expected_sum);
+    {
+        let chili = chili_pool(workers);
+        bench_rows(
+            &mut c,
+            "tree_sum",
+            tree_nodes,
+            &[
+                ("sequential", &seq_sum),
+                ("corepool", &|| {
+                    assert_eq!(corepool.install(|| sum_corepool(&tree)), expected_sum)
+                }),
+                ("rayon", &|| {
+                    assert_eq!(rayon.install(|| sum_rayon(&tree)), expected_sum)
+                }),
+                ("chili", &|| {
+                    assert_eq!(sum_chili(&tree, &mut chili.scope()), expected_sum)
+                }),
+            ],
+        );
+    }
+    {
+        let corepool1 = corepool::Pool::builder()
+            .workers(1)
+            .build()
+            .expect("build corepool");
+        let rayon1 = common::runtimes::Rayon::new(1);
+        let rayon1 = rayon1.pool();
+        let chili1 = chili_pool(1);
+        bench_rows(
+            &mut c,
+            "tree_sum_1thread",
+            tree_nodes,
+            &[
+                ("sequential", &seq_sum),
+                ("corepool", &|| {
+                    assert_eq!(corepool1.install(|| sum_corepool(&tree)), expected_sum)
+                }),
+                ("rayon", &|| {
+                    assert_eq!(rayon1.install(|| sum_rayon(&tree)), expected_sum)
+                }),
+                ("chili", &|| {
+                    assert_eq!(sum_chili(&tree, &mut chili1.scope()), expected_sum)
+                }),
+            ],
+        );
+    }
 
     let links = common::size(1_000, 100) as u32;
     let leaf = work::iters_for_ns(10_000.0);
     let expected_chain = chain_seq(links, leaf);
-    bench_three(
+    bench_rows(
         &mut c,
         "join_chain",
         links as usize,
-        [
-            &|| assert_eq!(black_box(chain_seq(black_box(links), leaf)), expected_chain),
-            &|| {
+        &[
+            ("sequential", &|| {
+                assert_eq!(black_box(chain_seq(black_box(links), leaf)), expected_chain)
+            }),
+            ("corepool", &|| {
                 let r = corepool.install(|| chain_corepool(black_box(links), leaf));
                 assert_eq!(r, expected_chain);
-            },
-            &|| {
+            }),
+            ("rayon", &|| {
                 let r = rayon.install(|| chain_rayon(black_box(links), leaf));
                 assert_eq!(r, expected_chain);
-            },
+            }),
         ],
     );
     c.final_summary();
@@ -225,7 +299,7 @@ fn main() {
             "machine": common::process::machine(),
             "fib_n": fib_n,
             "fib_cutoff": cutoff,
-            "tree_nodes": (1u64 << depth) - 1,
+            "tree_nodes": tree_nodes,
             "chain_links": links,
             "chain_leaf_iters": leaf,
         }),

@@ -3,7 +3,7 @@
 //! harnesses' JSON (`<target>/corepool-bench/*.json`), and writes
 //!
 //! * `tables.md`: one markdown table per workload (median, spread, ratio
-//!   to the best peer), the tables of `docs/benchmarks.md`;
+//!   to the best peer): `docs/benchmarks/tables.md`, which `docs/benchmarks.md` reads from;
 //! * `summary.json`: the same numbers, machine-readable;
 //! * one SVG bar chart per workload.
 //!
@@ -14,12 +14,19 @@
 //! `target/corepool-bench/report/`; `cargo bench --bench report -- --out
 //! docs/benchmarks` writes the charts there (and `tables.md` beside them).
 //! With `--test` (or `COREPOOL_BENCH_QUICK=1`) it only checks that it can
-//! draw, into `target/corepool-bench/report-smoke/`.
+//! draw, into `target/corepool-bench/report-smoke/`. Each table says when
+//! its samples were written; the header says on which machine and
+//! toolchain the report ran, which must be the measuring one.
+//!
+//! `--scaling DIR` instead puts the reports of `benches/scaling.sh` (one
+//! per worker count, `DIR/w<W>/report/summary.json`) side by side:
+//! `DIR/scaling.md` and `DIR/scaling.json`, a column per W.
 
 mod common;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use plotters::prelude::*;
 use serde_json::{json, Value};
@@ -28,7 +35,7 @@ use serde_json::{json, Value};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The peers, in table order; corepool rows come first.
-const PEERS: &[&str] = &["rayon", "tokio", "threadpool", "go-style"];
+const PEERS: &[&str] = &["rayon", "chili", "tokio", "threadpool", "go-style"];
 
 /// A measured value: median and spread.
 #[derive(Clone, Copy, Debug)]
@@ -144,6 +151,7 @@ fn order_key(name: &str) -> usize {
         n if n.starts_with("corepool") => 2,
         "rayon" => 3,
         n if n.starts_with("rayon") => 4,
+        "chili" => 4,
         "tokio" => 5,
         n if n.starts_with("tokio") => 6,
         "threadpool" => 7,
@@ -492,21 +500,43 @@ fn imbalance_tables(target: &Path, meta: &Value) -> Vec<Table> {
     ]
 }
 
-fn fork_join_tables(target: &Path) -> Vec<Table> {
+fn fork_join_tables(target: &Path, meta: &Value) -> Vec<Table> {
     let mut tables = Vec::new();
+    let nodes = meta["tree_nodes"].as_u64().map_or_else(
+        || "2^22 − 1".to_owned(),
+        |n| {
+            // Thousands separated by commas, as the other titles write them.
+            let digits = n.to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        },
+    );
     for (group, title) in [
         (
             "fib_join",
-            "fib_join: fib(32) by join, plain recursion below n = 12",
+            "fib_join: fib(32) by join, plain recursion below n = 12".to_owned(),
         ),
         (
             "fib_join_fine",
-            "fib_join_fine: fib(32) by join down to n < 2 (join overhead)",
+            "fib_join_fine: fib(32) by join down to n < 2 (join overhead)".to_owned(),
         ),
-        ("tree_sum", "tree_sum: sum over a binary tree of 2^20 nodes"),
+        (
+            "tree_sum",
+            format!("tree_sum: sum over a binary tree of {nodes} heap nodes, a join at every node, W threads"),
+        ),
+        (
+            "tree_sum_1thread",
+            "tree_sum_1thread: the same sum, one thread per pool".to_owned(),
+        ),
         (
             "join_chain",
-            "join_chain: a chain of 1,000 joins, each second closure ~10 µs of work",
+            "join_chain: a chain of 1,000 joins, each second closure ~10 µs of work".to_owned(),
         ),
     ] {
         let mut rows = Vec::new();
@@ -537,7 +567,7 @@ fn fork_join_tables(target: &Path) -> Vec<Table> {
         }
         tables.push(Table {
             key: group.into(),
-            title: title.into(),
+            title,
             unit: "ms".into(),
             lower_is_better: true,
             rows,
@@ -854,6 +884,57 @@ fn idle_section(results: &Path, dir: &Path, md: &mut String, summary: &mut Value
     }
 }
 
+/// `t` as `YYYY-MM-DD HH:MM UTC` (civil date from days since 1970).
+fn utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60
+    )
+}
+
+/// When `paths` were last written, as one time or a range: the time a
+/// measurement was taken, which the report (run later) cannot know
+/// otherwise.
+fn measured_range(paths: &[PathBuf]) -> Option<String> {
+    let times: Vec<SystemTime> = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
+        .collect();
+    let (first, last) = (utc(*times.iter().min()?), utc(*times.iter().max()?));
+    Some(if first == last {
+        first
+    } else if first[..10] == last[..10] {
+        format!("{}–{}", &first[..16], &last[11..])
+    } else {
+        format!("{first} – {last}")
+    })
+}
+
+/// When criterion's samples of `group` (every runtime, every baseline
+/// read) were written.
+fn criterion_measured(target: &Path, group: &str) -> Option<String> {
+    let dir = target.join("criterion").join(group);
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()) {
+        for baseline in baselines() {
+            paths.push(entry.path().join(&baseline).join("sample.json"));
+        }
+    }
+    measured_range(&paths)
+}
+
 fn command_output(cmd: &str, args: &[&str]) -> String {
     std::process::Command::new(cmd)
         .args(args)
@@ -863,11 +944,120 @@ fn command_output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// `--scaling DIR`: the tables of `DIR/w<W>/report/summary.json` (one
+/// report per worker count, as `benches/scaling.sh` lays them out) side by
+/// side, one table per workload with a column per W, written to
+/// `DIR/scaling.md` and `DIR/scaling.json`.
+fn scaling(dir: &Path) {
+    let mut runs: Vec<(usize, Value)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let w = e.file_name().to_str()?.strip_prefix('w')?.parse().ok()?;
+                    Some((w, read_json(&e.path().join("report").join("summary.json"))?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    runs.sort_by_key(|(w, _)| *w);
+    let mut md = String::new();
+    if let Ok(machine) = std::fs::read_to_string(dir.join("machine.txt")) {
+        let _ = writeln!(md, "```text\n{}```\n", machine);
+    }
+    let mut keys: Vec<String> = Vec::new();
+    for (_, summary) in &runs {
+        if let Some(tables) = summary["tables"].as_object() {
+            for key in tables.keys() {
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+    }
+    keys.sort_by_key(|k| {
+        (
+            !k.starts_with("spawn") && !k.starts_with("chained") && !k.starts_with("ping"),
+            k.clone(),
+        )
+    });
+    let mut out =
+        json!({ "workers": runs.iter().map(|(w, _)| *w).collect::<Vec<_>>(), "tables": {} });
+    for key in &keys {
+        let first = runs
+            .iter()
+            .map(|(_, s)| &s["tables"][key])
+            .find(|t| t.is_object())
+            .cloned()
+            .unwrap_or(Value::Null);
+        let unit = first["unit"].as_str().unwrap_or("");
+        let _ = writeln!(
+            md,
+            "#### {} (median {unit} by W)\n",
+            first["title"].as_str().unwrap_or(key)
+        );
+        let _ = write!(md, "| runtime |");
+        for (w, _) in &runs {
+            let _ = write!(md, " W = {w} |");
+        }
+        let _ = write!(md, "\n|---|");
+        for _ in &runs {
+            let _ = write!(md, "---:|");
+        }
+        let _ = writeln!(md);
+        let mut names: Vec<String> = Vec::new();
+        for (_, s) in &runs {
+            for row in s["tables"][key]["rows"].as_array().into_iter().flatten() {
+                if let Some(n) = row["runtime"].as_str() {
+                    if !names.iter().any(|x| x == n) {
+                        names.push(n.to_owned());
+                    }
+                }
+            }
+        }
+        names.sort_by_key(|n| (order_key(n), n.clone()));
+        for name in &names {
+            let _ = write!(md, "| {name} |");
+            for (w, s) in &runs {
+                let median = s["tables"][key]["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["runtime"].as_str() == Some(name))
+                    .and_then(|r| r["stat"]["median"].as_f64());
+                let _ = write!(md, " {} |", median.map_or_else(|| "–".to_owned(), fmt));
+                out["tables"][key][name][w.to_string()] = json!(median);
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md);
+    }
+    std::fs::write(dir.join("scaling.md"), &md).expect("write scaling.md");
+    std::fs::write(
+        dir.join("scaling.json"),
+        serde_json::to_string_pretty(&out).expect("serialize"),
+    )
+    .expect("write scaling.json");
+    println!("{md}");
+    println!(
+        "report: wrote scaling.md and scaling.json to {}",
+        dir.display()
+    );
+}
+
 fn main() {
     let quick = common::init_quick_mode();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--scaling")
+        .and_then(|i| args.get(i + 1))
+    {
+        scaling(Path::new(dir));
+        return;
+    }
     let target = common::output::target_dir();
     let results = target.join("corepool-bench");
-    let args: Vec<String> = std::env::args().collect();
     let out = args
         .iter()
         .position(|a| a == "--out")
@@ -882,7 +1072,12 @@ fn main() {
 
     let mut md = String::new();
     let machine = common::process::machine();
-    let _ = writeln!(md, "Criterion runs pooled: {}.\n", baselines().join(", "));
+    let _ = writeln!(
+        md,
+        "Written by `cargo bench --bench report` (`benches/report.rs`); criterion runs pooled: {}; \
+         what each table measures: `docs/benchmarks.md`.\n",
+        baselines().join(", ")
+    );
     let _ = writeln!(
         md,
         "Machine: {} cores, {}; {}; {}; report generated {}.\n",
@@ -939,16 +1134,39 @@ fn main() {
     }
     let imbalance_meta = read_json(&results.join("imbalance-meta.json")).unwrap_or(Value::Null);
     tables.extend(imbalance_tables(&target, &imbalance_meta));
-    tables.extend(fork_join_tables(&target));
+    let fork_join_meta = read_json(&results.join("fork_join-meta.json")).unwrap_or(Value::Null);
+    tables.extend(fork_join_tables(&target, &fork_join_meta));
 
+    for table in &mut tables {
+        let group = match table.key.as_str() {
+            "imbalance" | "imbalance_makespan" => "imbalance",
+            key => key.strip_suffix("_speedup").unwrap_or(key),
+        };
+        if let Some(when) = criterion_measured(&target, group) {
+            table.notes.push(format!("Measured {when}."));
+        }
+    }
     for table in &tables {
         table.markdown(&mut md);
         table_chart(&dir, table);
         summary["tables"][&table.key] = table.json();
     }
-    latency_section(&results, &dir, &mut md, &mut summary);
-    memory_section(&results, &dir, &mut md, &mut summary);
-    idle_section(&results, &dir, &mut md, &mut summary);
+    for (file, section) in [
+        (
+            "latency.json",
+            latency_section as fn(&Path, &Path, &mut String, &mut Value),
+        ),
+        ("memory.json", memory_section),
+        ("idle_cpu.json", idle_section),
+    ] {
+        let before = md.len();
+        section(&results, &dir, &mut md, &mut summary);
+        if md.len() > before {
+            if let Some(when) = measured_range(&[results.join(file)]) {
+                let _ = writeln!(md, "\nMeasured {when}.\n");
+            }
+        }
+    }
 
     if quick && tables.is_empty() {
         // Nothing measured yet: still prove that drawing works.

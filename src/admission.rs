@@ -558,3 +558,12 @@ impl Admission {
         self.permits_aborted.store(true, Ordering::SeqCst);
     }
 }
+
+/// Component models of `Admission` alone, without a pool or workers: a
+/// producer is a loom thread calling `try_acquire` or `acquire`, a worker
+/// starting a task is a `release(1)`. A lost wake-up is a producer parked
+/// for good, which loom reports as a deadlock. Run by `loom-tests/run.sh`
+/// before the whole-pool models (see docs/verification.md).
+#[cfg(all(test, corepool_loom))]
+#[path = "loom_models/admission.rs"]
+mod loom_tests;

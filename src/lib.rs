@@ -6,15 +6,20 @@
 //! * **Pinned workers**: a fixed set of long-lived threads, by default one
 //!   per core the process may use, each pinned to its core.
 //! * **Local deques, stealing neighbours**: each worker owns a deque; a task
-//!   submitted from inside a worker goes onto it and never blocks; idle
-//!   workers steal in batches, nearest cores first.
+//!   submitted from inside a worker goes onto it and never blocks. An idle
+//!   worker takes a batch of tasks from the injector, or steals one task at
+//!   a time (the oldest) from another worker's deque, nearest cores first.
 //! * **A bounded injector**: at most `queue_capacity` tasks submitted from
 //!   outside are accepted and not yet started. When the pool is full,
 //!   [`Pool::submit`] blocks, [`Pool::try_submit`] hands the closure back at
 //!   once, [`Pool::submit_timeout`] waits at most a given time. Memory stays
 //!   bounded however hard producers push.
-//! * **Nothing lost**: every accepted task runs exactly once; a panicking
-//!   task never kills a worker; dropping the pool drains it.
+//! * **Nothing lost**: every accepted task runs exactly once, except a
+//!   task cancelled before it started ([`JoinHandle::cancel`]) and the
+//!   tasks [`Pool::shutdown_now`] hands back unstarted (you run or drop
+//!   each [`Task`]); a closure given to a [`Permit`] after `shutdown_now`
+//!   began is dropped unrun and counted as handed back. A panicking task
+//!   never kills a worker; dropping the pool drains it.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,11 +41,39 @@
 //! # Ok::<(), corepool::BuildError>(())
 //! ```
 //!
-//! How a task travels, from `submit` to the closure running: `handle.rs`
-//! (entry), `admission.rs` (the bound), `worker/` (finding and running),
-//! with the pool's shared state in `registry/`; the sleep protocol is in
-//! `sleep.rs`, the wait protocol in `wait.rs`. `docs/design.md` tells the
-//! story on one page.
+//! ## When to choose corepool
+//!
+//! * **corepool**: CPU work inside a service, under load you do not
+//!   control. What waits for the workers is bounded (by count, and with
+//!   [`Builder::queue_delay_budget`] by expected wait), so overload becomes
+//!   a fast refusal you can answer, not a queue that grows memory and
+//!   latency.
+//! * **rayon**: data parallelism over data you already hold (`par_iter`,
+//!   which corepool does not have), with nobody outside pushing work. Its
+//!   `spawn` queues without bound. corepool has rayon's `join`, `scope` and
+//!   `spawn` for fork-join inside tasks.
+//! * **tokio's `spawn_blocking`**: blocking calls made from async code. Up
+//!   to 512 threads and an unbounded queue; for CPU work on a few cores
+//!   those threads only time-slice. From async code, use corepool's
+//!   [`Handle::try_spawn`] and `.await` the [`JoinHandle`].
+//! * **threadpool**: a few coarse jobs on a fixed set of threads around one
+//!   channel; no results, no bound, no stealing, no metrics.
+//! * **Not corepool**: async I/O (tokio), or work that mostly blocks
+//!   ([`block_in_place`] covers the occasional blocking call in a task).
+//!
+//! ## Where the code is
+//!
+//! From `submit` to the closure running, a task crosses six modules:
+//! `pool` and `handle` (the public calls), `entry` (routing: the worker's own deque, or
+//! a slot of the bound and the injector), `admission` (the bound), `task`
+//! (the two-word task; a closure that fits in a word is stored inline, a
+//! larger one boxed), `registry` (the pool's shared state: queues,
+//! counters, resizing, the shutdown drain) and `worker` (the thread-local,
+//! the main loop, finding and running tasks). The sleep protocol is in
+//! `sleep`, waiting inside a task in `wait`, joins in `join` and `job`.
+//! The module map at the top of the repository's `docs/design.md` lists
+//! every module by layer, and `docs/lifecycle.md` says what happens to a
+//! task in every case.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -77,6 +110,12 @@ mod topology;
 mod wait;
 mod waiters;
 mod worker;
+
+/// The README's code blocks, compiled and run as doctests so they cannot
+/// drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use autoscale::{AutoscalePolicy, Autoscaler, LoadSample};
 pub use broadcast::BroadcastContext;

@@ -16,8 +16,10 @@ use crate::task::Task;
 /// One reserved slot of a pool's bound: submitting through it cannot fail
 /// and never waits.
 ///
-/// Get one with [`Handle::reserve`], [`Handle::try_reserve`],
-/// [`Handle::reserve_timeout`] or [`Handle::reserve_async`] (or the same on
+/// Get one with [`Handle::reserve`](crate::Handle::reserve),
+/// [`Handle::try_reserve`](crate::Handle::try_reserve),
+/// [`Handle::reserve_timeout`](crate::Handle::reserve_timeout) or
+/// [`Handle::reserve_async`](crate::Handle::reserve_async) (or the same on
 /// [`Pool`](crate::Pool)). Reserve first, decide what to run afterwards:
 /// when the pool is full you still hold your request and can answer it
 /// (shed, 503) instead of getting a closure back.

@@ -1,8 +1,10 @@
 //! Futures that wait for a slot of the bound without blocking the thread
-//! that polls them: [`Handle::reserve_async`], [`Handle::submit_async`],
-//! [`Handle::spawn_async`].
+//! that polls them:
+//! [`Handle::reserve_async`](crate::Handle::reserve_async),
+//! [`Handle::submit_async`](crate::Handle::submit_async),
+//! [`Handle::spawn_async`](crate::Handle::spawn_async).
 //!
-//! They queue in the same FIFO as blocked [`Handle::submit`] calls
+//! They queue in the same FIFO as blocked [`Handle::submit`](crate::Handle::submit) calls
 //! (`crate::waiters`), woken through the std [`Waker`](std::task::Waker) of
 //! their last poll, so any executor drives them. Dropping one while it
 //! waits gives up its place; a slot already granted to it goes to the next
@@ -94,7 +96,7 @@ impl Drop for Acquire<'_> {
     }
 }
 
-/// The future of [`Handle::reserve_async`]: a [`Permit`] once a slot is
+/// The future of [`Handle::reserve_async`](crate::Handle::reserve_async): a [`Permit`] once a slot is
 /// free, or an error once the pool shuts down. Cancel-safe: dropped while
 /// waiting, it gives up its place and takes no slot.
 ///
@@ -126,7 +128,7 @@ impl Future for ReserveAsync<'_> {
     }
 }
 
-/// The future of [`Handle::submit_async`]. Cancel-safe: dropped while
+/// The future of [`Handle::submit_async`](crate::Handle::submit_async). Cancel-safe: dropped while
 /// waiting, it gives up its place and drops the closure unrun.
 ///
 /// ```
@@ -173,7 +175,7 @@ where
     }
 }
 
-/// The future of [`Handle::spawn_async`]. Cancel-safe: dropped while
+/// The future of [`Handle::spawn_async`](crate::Handle::spawn_async). Cancel-safe: dropped while
 /// waiting, it gives up its place and drops the closure unrun.
 ///
 /// ```

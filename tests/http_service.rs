@@ -18,8 +18,8 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use support::Watchdog;
 use sha2::{Digest, Sha256};
+use support::Watchdog;
 
 /// A whole test, child processes included, may take this long before the
 /// watchdog aborts it: only a hang gets there.
