@@ -12,23 +12,40 @@ impl Shared {
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
         let load = |c: &crate::sync::stats::AtomicU64| c.load(Ordering::Relaxed);
         let active = self.active_workers();
-        let per_worker: Vec<WorkerMetrics> = self.counters[..self.core_slots]
+        // Each counter is read once, so that the totals are the sums of the
+        // per-worker figures even while workers count; `stolen` before
+        // `steal_attempts`, which a steal bumps first, so stolen <= attempts.
+        let slots: Vec<WorkerMetrics> = self
+            .counters
             .iter()
             .enumerate()
-            .map(|(index, c)| WorkerMetrics {
-                index,
-                core: self.cores[index],
-                active: index < active,
-                executed: load(&c.executed),
-                stolen: load(&c.stolen),
-                steal_attempts: load(&c.steal_attempts),
-                parks: load(&c.parks),
-                panicked: load(&c.panicked),
-                busy: Duration::from_nanos(load(&c.busy_ns)),
-                local_queue_depth: self.stealers[index].len(),
-                running: load(&c.running) > 0,
+            .map(|(index, c)| {
+                let stolen = load(&c.stolen);
+                WorkerMetrics {
+                    index,
+                    core: self.cores.get(index).copied().flatten(),
+                    active: index < active,
+                    executed: load(&c.executed),
+                    stolen,
+                    steal_attempts: load(&c.steal_attempts),
+                    parks: load(&c.parks),
+                    panicked: load(&c.panicked),
+                    busy: Duration::from_nanos(load(&c.busy_ns)),
+                    local_queue_depth: self.stealers[index].len(),
+                    running: load(&c.running) > 0,
+                }
             })
             .collect();
+        let total = |f: fn(&WorkerMetrics) -> u64| slots.iter().map(f).sum::<u64>();
+        let (executed, stolen, steal_attempts, panicked) = (
+            total(|w| w.executed),
+            total(|w| w.stolen),
+            total(|w| w.steal_attempts),
+            total(|w| w.panicked),
+        );
+        let in_flight = slots.iter().filter(|w| w.running).count();
+        let mut per_worker = slots;
+        per_worker.truncate(self.core_slots);
         let queue_depth = self.admission.admitted();
         let capacity = self.admission.capacity();
         let started: u64 = self
@@ -49,15 +66,11 @@ impl Shared {
             rejected_budget: self.rejected_budget.sum(),
             rejected_shutdown: self.rejected_shutdown.sum(),
             timed_out: self.timed_out.sum(),
-            executed: self.counters.iter().map(|c| load(&c.executed)).sum(),
-            stolen: self.counters.iter().map(|c| load(&c.stolen)).sum(),
-            steal_attempts: self.counters.iter().map(|c| load(&c.steal_attempts)).sum(),
-            panicked: self.counters.iter().map(|c| load(&c.panicked)).sum(),
-            in_flight: self
-                .counters
-                .iter()
-                .filter(|c| load(&c.running) > 0)
-                .count(),
+            executed,
+            stolen,
+            steal_attempts,
+            panicked,
+            in_flight,
             idle_workers: self.sleep.sleeping(),
             searching_workers: self.sleep.searching(),
             queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
