@@ -31,7 +31,9 @@ for name in "$@"; do tests+=(--test "$name"); done
 if [ ${#tests[@]} -eq 0 ]; then
     tests=(--tests)
     # The component models first: a broken component fails in seconds.
-    cargo test -p corepool --lib --release --target-dir "$target_dir" loom_ \
+    # Unoptimized: they run in seconds anyway, and building the crate's
+    # dev-dependencies unoptimized saves CI a minute.
+    cargo test -p corepool --lib --target-dir "$target_dir" loom_ \
         -- --test-threads 1
 fi
 
