@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds corepool with each seeded bug and runs the loom models that must
 # catch it. A seed is a patch in loom-tests/seeds/, applied to a scratch
-# copy of the tree (target-loom/seed-<name>/tree), so the bug never lives
+# copy of the tree (target-loom/seed-trees/<name>), so the bug never lives
 # in src/. Every listed model must FAIL; the script fails if any of them
 # passes, that is, if a seeded bug goes undetected. Each model runs in its
-# own process (a loom deadlock aborts the test binary). Each seed builds in
-# its own target directory (target-loom/seed-<name>), so reruns are
-# incremental, and unoptimized: loom finds each seeded bug within a few
+# own process (a loom deadlock aborts the test binary). The seeds share one
+# target directory (target-loom/seeds), so the dependencies build once and
+# reruns are incremental; unoptimized: loom finds each seeded bug within a few
 # hundred executions, so compiling loom's dependencies with optimizations
 # would cost more than it saves. A model that does not fail within
 # LOOM_MAX_DURATION seconds (default 300) stops exploring and passes, which
@@ -38,11 +38,13 @@ root=$(pwd)
 started=$(date +%s)
 undetected=0
 for seed in "${seeds[@]}"; do
-    target_dir="$root/target-loom/seed-$seed"
+    # One target directory for every seed: the dependencies (loom first)
+    # build once; only the patched tree's own crates build per seed.
+    target_dir="$root/target-loom/seeds"
     cd "$root"
     models="${patch_catchers[$seed]:?unknown seeded bug: $seed}"
     export RUSTFLAGS="--cfg corepool_loom"
-    tree="$target_dir/tree"
+    tree="$root/target-loom/seed-trees/$seed"
     rm -rf "$tree"
     mkdir -p "$tree"
     git ls-files -z | xargs -0 cp --parents -t "$tree"
@@ -55,7 +57,7 @@ for seed in "${seeds[@]}"; do
     # The build must succeed: a compile error is not a detection.
     cargo test -p loom-tests --target-dir "$target_dir" "${tests[@]}" --no-run --quiet
     for model in $models; do
-        log="$target_dir/$model.log"
+        log="$tree/$model.log"
         t0=$(date +%s)
         if cargo test -p loom-tests --target-dir "$target_dir" --test "$model" --quiet \
             -- --test-threads 1 >"$log" 2>&1; then
