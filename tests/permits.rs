@@ -13,25 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use corepool::{Permit, Pool};
-use support::{Watchdog, WATCHDOG};
-
-/// Sets its flag when dropped: shows a closure was dropped (run or not).
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-fn pool(workers: usize, capacity: usize) -> Pool {
-    Pool::builder()
-        .workers(workers)
-        .queue_capacity(capacity)
-        .pin_workers(false)
-        .build()
-        .expect("build a pool")
-}
+use support::{small_pool as pool, DropFlag, Watchdog, WATCHDOG};
 
 #[test]
 fn permits_are_send_and_static() {

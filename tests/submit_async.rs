@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 
-use corepool::Pool;
-use support::{Watchdog, WATCHDOG};
+use support::{small_pool as pool, DropFlag, Watchdog, WATCHDOG};
 
 /// A waker that counts its wake-ups.
 #[derive(Default)]
@@ -39,24 +38,6 @@ fn waker() -> (Arc<Flag>, Waker) {
 
 fn poll<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output> {
     Pin::new(future).poll(&mut Context::from_waker(waker))
-}
-
-/// Sets its flag when dropped: shows a closure was dropped (run or not).
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-fn pool(workers: usize, capacity: usize) -> Pool {
-    Pool::builder()
-        .workers(workers)
-        .queue_capacity(capacity)
-        .pin_workers(false)
-        .build()
-        .expect("build a pool")
 }
 
 #[test]

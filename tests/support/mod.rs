@@ -269,3 +269,22 @@ pub fn assert_thread_count_returns_to(expected: usize) {
         thread::yield_now();
     }
 }
+
+/// Sets its flag when dropped: shows a closure was dropped (run or not).
+pub struct DropFlag(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// An unpinned pool of `workers` with room for `capacity` queued tasks.
+pub fn small_pool(workers: usize, capacity: usize) -> Pool {
+    Pool::builder()
+        .workers(workers)
+        .queue_capacity(capacity)
+        .pin_workers(false)
+        .build()
+        .expect("build a pool")
+}
