@@ -267,6 +267,8 @@ fn poll_metrics(addr: SocketAddr, mut done: impl FnMut(&str) -> bool) -> (String
         if done(&text) {
             return (text, scrapes);
         }
+        // A polling interval across a process boundary, not a wait for an
+        // event: the verdict is `done`, and the watchdog bounds the loop.
         thread::sleep(Duration::from_millis(5));
     }
 }
@@ -616,6 +618,8 @@ fn sigterm_drains_every_accepted_request() {
             Ok(stream) => drop(stream),
         }
         assert!(!server.has_exited(), "exited with requests in flight");
+        // A polling interval (the listener's closing has no event to wait
+        // on from here), bounded by the watchdog.
         thread::sleep(Duration::from_millis(5));
     }
     assert!(!server.has_exited(), "exited with requests in flight");

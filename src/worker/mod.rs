@@ -113,10 +113,10 @@ pub(crate) fn current_any() -> Option<Rc<WorkerContext>> {
     if current.is_null() {
         return None;
     }
-    // SAFETY: a non-null pointer is `Rc::as_ptr` of the `Rc` that
-    // `WorkerContext::run` holds until after it clears the pointer, so it
-    // points into a live `Rc` allocation; taking one more count and making
-    // an `Rc` of it is a clone of that `Rc`.
+    // A non-null pointer is `Rc::as_ptr` of the `Rc` that `run` holds
+    // until after it clears the pointer.
+    // SAFETY: so it points into a live `Rc`: one more count, then an `Rc`
+    // of it, is a clone of that `Rc`.
     unsafe {
         Rc::increment_strong_count(current);
         Some(Rc::from_raw(current))
