@@ -260,7 +260,8 @@ pub struct WorkerMetrics {
     pub panicked: u64,
     /// Time spent awake (running or looking for work), up to its last park.
     pub busy: Duration,
-    /// Tasks in its own deque right now.
+    /// Tasks in its own two deques right now: those spawned on it, and the
+    /// batch of outside tasks it took from the queue and has not started.
     pub local_queue_depth: usize,
     /// Whether it is running a task right now.
     pub running: bool,

@@ -68,7 +68,7 @@
 //! | `corepool_worker_parks_total` | counter | `worker` | times that worker went to sleep |
 //! | `corepool_worker_busy_seconds_total` | counter | `worker` | time awake, up to its last park |
 //! | `corepool_worker_active` | gauge | `worker` | 1 if the slot is an active worker |
-//! | `corepool_worker_local_queue_depth` | gauge | `worker` | tasks in that worker's own deque |
+//! | `corepool_worker_local_queue_depth` | gauge | `worker` | tasks in that worker's own deques (spawned on it, and outside tasks it took and has not started) |
 //!
 //! Per-worker series exist for every worker slot up to `max_workers`, so a
 //! [`Pool::set_workers`](crate::Pool::set_workers) or autoscaling never

@@ -198,7 +198,7 @@ impl WorkerContext {
         let shared = &*self.shared;
         let rank = index - shared.core_slots;
         let mut spares = lock(&shared.spares);
-        if let Some(deque) = spares.deques[rank].take() {
+        if let Some(queues) = spares.queues[rank].take() {
             let mut builder = std::thread::Builder::new();
             if let Some(name) = spares.thread_name.spare(rank, index) {
                 builder = builder.name(name);
@@ -208,11 +208,11 @@ impl WorkerContext {
             }
             // Counted as started before `wait_for_exit` can look again.
             let _exited = lock(&shared.exited);
-            match spawn_worker(builder, index, self.shared.clone(), deque) {
+            match spawn_worker(builder, index, self.shared.clone(), queues) {
                 Ok(thread) => spares.threads.push(thread),
                 // No thread to be had: the pool runs one worker short
                 // until this one returns, as with no spare slot left.
-                Err(deque) => spares.deques[rank] = Some(deque),
+                Err(queues) => spares.queues[rank] = Some(queues),
             }
             return;
         }

@@ -15,10 +15,9 @@ use crate::autoscale::Autoscaler;
 use crate::error::BuildError;
 use crate::monitor::{self, FillAlert, Monitor};
 use crate::pool::Pool;
-use crate::registry::{Hooks, Shared, SharedConfig, ThreadName};
+use crate::registry::{Hooks, Queues, Shared, SharedConfig, Stealers, ThreadName};
 use crate::sleep::MAX_WORKERS;
-use crate::sync::{lock, thread, wait, Arc, Condvar, Instant, Mutex, Parker, Stealer, Worker};
-use crate::task::Task;
+use crate::sync::{lock, thread, wait, Arc, Condvar, Instant, Mutex, Parker};
 use crate::topology;
 use crate::worker::WorkerContext;
 
@@ -132,10 +131,10 @@ impl Builder {
         }
         let (mut stealers, worker_cores) = startup.wait_for_reports();
         let default_spares = workers * DEFAULT_SPARES_PER_WORKER;
-        let spare_deques: Vec<Worker<Task>> = (0..self.max_spare_threads.unwrap_or(default_spares))
-            .map(|_| Worker::new_lifo())
+        let spare_queues: Vec<Queues> = (0..self.max_spare_threads.unwrap_or(default_spares))
+            .map(|_| Queues::new())
             .collect();
-        stealers.extend(spare_deques.iter().map(Worker::stealer));
+        stealers.extend(spare_queues.iter().map(Queues::stealers));
 
         let autoscaler = self
             .autoscale
@@ -162,7 +161,7 @@ impl Builder {
             delay_budget: self.queue_delay_budget,
             monitor: monitor_parker.clone(),
             autoscaler: autoscaler.clone(),
-            spare_deques,
+            spare_queues,
             thread_name: self.thread_name,
             stack_size: self.stack_size,
         }));
@@ -193,10 +192,10 @@ impl Builder {
 fn worker_thread(index: usize, target_core: Option<usize>, startup: &Startup) {
     let pinned =
         target_core.filter(|&id| core_affinity::set_for_current(core_affinity::CoreId { id }));
-    let local = Worker::new_lifo();
-    startup.report(index, local.stealer(), pinned);
+    let queues = Queues::new();
+    startup.report(index, queues.stealers(), pinned);
     if let Some(shared) = startup.wait_for_shared() {
-        WorkerContext::new(index, shared, local).run();
+        WorkerContext::new(index, shared, queues).run();
     }
 }
 
@@ -207,7 +206,7 @@ struct Startup {
 }
 
 struct StartupState {
-    reports: Vec<Option<(Stealer<Task>, Option<usize>)>>,
+    reports: Vec<Option<(Stealers, Option<usize>)>>,
     reported: usize,
     /// `None` until `build` decides; then the shared state, or `None` to abort.
     outcome: Option<Option<Arc<Shared>>>,
@@ -225,14 +224,14 @@ impl Startup {
         }
     }
 
-    fn report(&self, index: usize, stealer: Stealer<Task>, core: Option<usize>) {
+    fn report(&self, index: usize, stealer: Stealers, core: Option<usize>) {
         let mut state = lock(&self.state);
         state.reports[index] = Some((stealer, core));
         state.reported += 1;
         self.changed.notify_all();
     }
 
-    fn wait_for_reports(&self) -> (Vec<Stealer<Task>>, Vec<Option<usize>>) {
+    fn wait_for_reports(&self) -> (Vec<Stealers>, Vec<Option<usize>>) {
         let mut state = lock(&self.state);
         while state.reported < state.reports.len() {
             state = wait(&self.changed, state);

@@ -2,11 +2,13 @@
 //! share (`Shared`), with what acts on all of it at once: metrics,
 //! autoscaling decisions, resizing, waiting until idle, and the shutdown
 //! drain. The worker threads themselves, and how they find and run tasks,
-//! are in `crate::worker`. Child modules hold the snapshot's assembly
+//! are in `crate::worker`. Child modules hold each slot's two deques and
+//! the order tasks start in (`queues`), the snapshot's assembly
 //! (`snapshot`), the workers' broadcast inboxes (`inbox`) and thread naming
 //! (`thread_name`).
 
 mod inbox;
+mod queues;
 mod snapshot;
 mod thread_name;
 
@@ -24,12 +26,13 @@ use crate::metrics::{bump, StripedCounter, WorkerCounters};
 use crate::sleep::Sleep;
 use crate::sync::{
     lock, thread, wait_deadline, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
-    Parker, Steal, Stealer, Worker,
+    Parker, Steal,
 };
 use crate::task::Task;
 use crate::topology;
 
 pub(crate) use inbox::{Inbox, RunShare, Share};
+pub(crate) use queues::{Queues, Stealers};
 pub(crate) use thread_name::ThreadName;
 
 /// High bit of `Shared::control`.
@@ -56,7 +59,8 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector<Task>,
     pub(crate) admission: Admission,
     pub(crate) sleep: Sleep,
-    pub(crate) stealers: Box<[Stealer<Task>]>,
+    /// For each slot, the ends of its two deques that others take from.
+    pub(crate) stealers: Box<[Stealers]>,
     /// For each worker, the others in the order it steals from them.
     pub(crate) victims: Box<[Box<[usize]>]>,
     pub(crate) counters: Box<[CachePadded<WorkerCounters>]>,
@@ -102,7 +106,7 @@ pub(crate) struct Shared {
     /// Workers blocked in a wait the pool compensates for (`crate::wait`):
     /// spare `k` runs while `k < blocked`.
     pub(crate) blocked: AtomicUsize,
-    /// The spare slots' deques not yet given to a thread, and the spare
+    /// The spare slots' queues not yet given to a thread, and the spare
     /// threads started.
     pub(crate) spares: Mutex<Spares>,
     /// Threads in `Pool::wait_idle` (see `Shared::wait_idle`). A plain std
@@ -129,7 +133,7 @@ pub(crate) struct FifoEntry {
 
 /// The spare workers of a pool (see `crate::wait`, "Blocking waits").
 pub(crate) struct Spares {
-    pub(crate) deques: Vec<Option<Worker<Task>>>,
+    pub(crate) queues: Vec<Option<Queues>>,
     pub(crate) threads: Vec<std::thread::JoinHandle<()>>,
     /// How spare threads are named (`{prefix}-spare-{k}`, or the
     /// builder's `thread_name_fn` called with the slot's index) and sized.
@@ -140,7 +144,7 @@ pub(crate) struct Spares {
 /// Everything `Shared::new` needs, gathered by the builder.
 pub(crate) struct SharedConfig {
     pub(crate) capacity: usize,
-    pub(crate) stealers: Vec<Stealer<Task>>,
+    pub(crate) stealers: Vec<Stealers>,
     pub(crate) cores: Vec<Option<usize>>,
     pub(crate) active: usize,
     pub(crate) hooks: Hooks,
@@ -148,8 +152,8 @@ pub(crate) struct SharedConfig {
     pub(crate) delay_budget: Option<Duration>,
     pub(crate) monitor: Option<Arc<Parker>>,
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
-    /// Deques for the spare slots (their stealers end `stealers`).
-    pub(crate) spare_deques: Vec<Worker<Task>>,
+    /// Queues for the spare slots (their stealers end `stealers`).
+    pub(crate) spare_queues: Vec<Queues>,
     pub(crate) thread_name: ThreadName,
     pub(crate) stack_size: Option<usize>,
 }
@@ -157,7 +161,7 @@ pub(crate) struct SharedConfig {
 impl Shared {
     pub(crate) fn new(config: SharedConfig) -> Self {
         let workers = config.stealers.len();
-        let core_slots = workers - config.spare_deques.len();
+        let core_slots = workers - config.spare_queues.len();
         let mut cores = config.cores;
         cores.resize(workers, None);
         let victims = topology::victim_orders(&cores);
@@ -189,7 +193,7 @@ impl Shared {
             core_slots,
             blocked: AtomicUsize::new(0),
             spares: Mutex::new(Spares {
-                deques: config.spare_deques.into_iter().map(Some).collect(),
+                queues: config.spare_queues.into_iter().map(Some).collect(),
                 threads: Vec::new(),
                 thread_name: config.thread_name,
                 stack_size: config.stack_size,
@@ -454,8 +458,9 @@ impl Shared {
             }
         };
         take_all(&|| self.injector.steal());
-        for stealer in self.stealers.iter() {
-            take_all(&|| stealer.steal());
+        for stealers in self.stealers.iter() {
+            take_all(&|| stealers.inflow.steal());
+            take_all(&|| stealers.local.steal());
         }
         tasks
     }
@@ -487,9 +492,9 @@ impl Shared {
 }
 
 impl Spares {
-    /// Spare threads started so far: each took its slot's deque.
+    /// Spare threads started so far: each took its slot's queues.
     pub(crate) fn threads_started(&self) -> usize {
-        self.deques.iter().filter(|deque| deque.is_none()).count()
+        self.queues.iter().filter(|queues| queues.is_none()).count()
     }
 }
 

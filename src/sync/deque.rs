@@ -145,22 +145,34 @@ impl<T> Injector<T> {
     }
 }
 
-/// LIFO for the owner (`pop` takes the newest), FIFO for thieves.
+/// LIFO (`pop` takes the newest) or FIFO for the owner, FIFO for thieves.
 pub(crate) struct Worker<T> {
     queue: Arc<Queue<T>>,
+    fifo: bool,
 }
 
 impl<T> Worker<T> {
     pub(crate) fn new_lifo() -> Self {
         Worker {
             queue: Arc::new(Queue::new()),
+            fifo: false,
+        }
+    }
+    pub(crate) fn new_fifo() -> Self {
+        Worker {
+            queue: Arc::new(Queue::new()),
+            fifo: true,
         }
     }
     pub(crate) fn push(&self, item: T) {
         lock(&self.queue).push_back(item);
     }
     pub(crate) fn pop(&self) -> Option<T> {
-        lock(&self.queue).pop_back()
+        if self.fifo {
+            lock(&self.queue).pop_front()
+        } else {
+            lock(&self.queue).pop_back()
+        }
     }
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.looks_empty()
@@ -191,5 +203,12 @@ impl<T> Stealer<T> {
             Some(item) => Steal::Success(item),
             None => Steal::Empty,
         }
+    }
+    pub(crate) fn steal_batch_with_limit_and_pop(
+        &self,
+        dest: &Worker<T>,
+        limit: usize,
+    ) -> Steal<T> {
+        batch_and_pop(&self.queue, dest, limit)
     }
 }

@@ -3,20 +3,24 @@
 //!
 //! A worker looks, in order:
 //!
-//! 1. every [`GLOBAL_QUEUE_INTERVAL`]th time, the injector first, so that
-//!    injected work is served even while tasks keep spawning locally; and
-//!    half a period later, one task from another worker's deque, in turn,
-//!    so that a batch held by a descheduled worker does not wait for the
-//!    others to run out of work;
-//! 2. its own deque (LIFO: the task it spawned last is hottest in cache);
-//! 3. the injector, taking a batch into its own deque (after a short pause
-//!    if its last take there found a single task: see
-//!    [`INJECTOR_PACE`]);
-//! 4. as a *searcher* (see [`crate::sleep`]), the oldest task of another
-//!    worker's deque, nearest cores first, for a few rounds, yielding between them
-//!    (in large pools each round visits the nearest workers and a rotating
-//!    window of the others, not all of them), and for at least
-//!    [`STREAM_WINDOW`] while it is catching a stream of tasks from outside;
+//! 1. every [`GLOBAL_QUEUE_INTERVAL`]th time, outside work first (step 3),
+//!    so that it is served even while tasks keep spawning locally; and
+//!    half a period later, one task from another worker's `local` deque,
+//!    in turn, so that the spawned work of a descheduled worker does not
+//!    wait for the others to run out of work;
+//! 2. its own `local` deque (LIFO: the task it spawned last is hottest in
+//!    cache);
+//! 3. outside work, oldest first (`crate::registry::Queues` says why this
+//!    order starts outside tasks in submission order): its own inflow;
+//!    then half of another worker's inflow, nearest first; then a batch
+//!    from the injector into its inflow (after a short pause if its last
+//!    take there found a single task: see [`INJECTOR_PACE`]);
+//! 4. as a *searcher* (see [`crate::sleep`]), outside work again, then the
+//!    oldest task of another worker's `local` deque, nearest cores first,
+//!    for a few rounds, yielding between them (in large pools each round
+//!    visits the nearest workers and a rotating window of the others, not
+//!    all of them), and for at least [`STREAM_WINDOW`] while it is
+//!    catching a stream of tasks from outside;
 //! 5. then it parks, by the protocol in [`crate::sleep`].
 
 use std::time::Duration;
@@ -40,9 +44,10 @@ const BALANCE_TICK: u32 = GLOBAL_QUEUE_INTERVAL / 2;
 /// nearest workers plus this many others in rotation, instead of all.
 const NEAREST_VICTIMS: usize = 8;
 
-/// Most tasks taken from the injector in one steal (crossbeam moves at
-/// most 32 in one batch anyway). Workers steal from each other one task
-/// at a time (`steal_from`).
+/// Most tasks taken from the injector, or from another worker's inflow,
+/// in one steal (crossbeam moves at most 32 in one batch anyway). Workers
+/// steal from each other's `local` deques one task at a time
+/// (`steal_from`).
 const STEAL_BATCH: usize = 32;
 
 /// How long a worker whose last take from the injector found a single
@@ -68,7 +73,7 @@ const INJECTOR_PACE: Duration = if cfg!(corepool_loom) {
 const SEARCH_ROUNDS: u32 = if cfg!(corepool_loom) { 1 } else { 16 };
 
 /// How long a searcher that is catching a stream from outside (its last
-/// search found a task in the injector) keeps searching before it parks,
+/// search found outside work) keeps searching before it parks,
 /// however quickly its rounds go by (see `search`).
 ///
 /// Rounds alone let the worker that shares a busy producer's core
@@ -89,11 +94,12 @@ const STREAM_WINDOW: Duration = if cfg!(corepool_loom) {
 };
 
 impl WorkerContext {
-    /// Steps 1 to 3: the fair injector check, the own deque, the injector.
+    /// Steps 1 to 3: the fair check of outside work, the own deque,
+    /// outside work.
     pub(super) fn find_nearby(&self, tick: u32) -> Option<Task> {
         match tick % GLOBAL_QUEUE_INTERVAL {
             0 => {
-                if let Some(task) = self.steal_from_injector() {
+                if let Some(task) = self.take_outside() {
                     return Some(task);
                 }
             }
@@ -108,7 +114,19 @@ impl WorkerContext {
             }
             _ => {}
         }
-        self.pop_local().or_else(|| self.take_from_injector())
+        self.pop_local()
+            .or_else(|| self.inflow.pop())
+            .or_else(|| self.steal_from_inflows())
+            .or_else(|| self.take_from_injector())
+    }
+
+    /// Step 3 without the pause: the oldest outside task this worker can
+    /// reach (its inflow, another worker's inflow, the injector).
+    pub(super) fn take_outside(&self) -> Option<Task> {
+        self.inflow
+            .pop()
+            .or_else(|| self.steal_from_inflows())
+            .or_else(|| self.steal_from_injector())
     }
 
     /// Step 3, paced: if the last take found a single task, wait
@@ -127,7 +145,7 @@ impl WorkerContext {
         }
         let task = self.steal_from_injector();
         self.took_single
-            .set(task.is_some() && self.local.is_empty());
+            .set(task.is_some() && self.inflow.is_empty());
         task
     }
 
@@ -138,7 +156,7 @@ impl WorkerContext {
         let window_from = self.catching_stream.replace(false).then(Instant::now);
         let mut round = 0;
         loop {
-            if let Some(task) = self.steal_from_injector() {
+            if let Some(task) = self.take_outside() {
                 self.catching_stream.set(true);
                 return Some(task);
             }
@@ -158,18 +176,38 @@ impl WorkerContext {
         }
     }
 
-    pub(super) fn steal_from_injector(&self) -> Option<Task> {
+    /// Takes a batch from the injector into this worker's inflow, and
+    /// returns its oldest task.
+    fn steal_from_injector(&self) -> Option<Task> {
         loop {
             match self
                 .shared
                 .injector
-                .steal_batch_with_limit_and_pop(&self.local, STEAL_BATCH)
+                .steal_batch_with_limit_and_pop(&self.inflow, STEAL_BATCH)
             {
                 Steal::Success(task) => return Some(task),
                 Steal::Empty => return None,
                 Steal::Retry => crate::sync::spin_hint(),
             }
         }
+    }
+
+    /// Takes the older half of the first non-empty inflow of another
+    /// worker, nearest first, into this worker's inflow, and returns its
+    /// oldest task. Those tasks came from the injector before anything
+    /// still there, so they go first.
+    fn steal_from_inflows(&self) -> Option<Task> {
+        let shared = &*self.shared;
+        shared.victims[self.index].iter().find_map(|&victim| loop {
+            match shared.stealers[victim]
+                .inflow
+                .steal_batch_with_limit_and_pop(&self.inflow, STEAL_BATCH)
+            {
+                Steal::Success(task) => break Some(task),
+                Steal::Empty => break None,
+                Steal::Retry => crate::sync::spin_hint(),
+            }
+        })
     }
 
     /// One search round's victims: every other worker in a small pool;
@@ -208,7 +246,7 @@ impl WorkerContext {
         let shared = &*self.shared;
         loop {
             bump(&shared.counters[self.index].steal_attempts, 1);
-            match shared.stealers[victim].steal() {
+            match shared.stealers[victim].local.steal() {
                 Steal::Success(task) => {
                     bump(&shared.counters[self.index].stolen, 1);
                     return Some(task);

@@ -13,9 +13,9 @@
 //!
 //! # Exit
 //!
-//! After shutdown began, a worker exits when its own deque is empty, a
-//! search found nothing, and every admitted task has started. Its own deque
-//! can only be filled by itself, so nothing is left behind.
+//! After shutdown began, a worker exits when its own deques are empty, a
+//! search found nothing, and every admitted task has started. Its own
+//! deques can only be filled by itself, so nothing is left behind.
 
 mod find;
 
@@ -26,7 +26,7 @@ use std::rc::Rc;
 use crate::admission::Released;
 use crate::budget::{DelayBudget, Probe};
 use crate::metrics::bump;
-use crate::registry::{call_guarded, drop_payload, nanos_between, Shared};
+use crate::registry::{call_guarded, drop_payload, nanos_between, Queues, Shared};
 use crate::sleep::{Parked, Recheck};
 use crate::sync::{lock, thread_local, wait, Arc, Instant, Ordering, Worker};
 use crate::task::{JobRef, Task};
@@ -35,7 +35,11 @@ use crate::task::{JobRef, Task};
 pub(crate) struct WorkerContext {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
+    /// Tasks spawned on this worker: LIFO for it (`crate::registry::Queues`).
     pub(crate) local: Worker<Task>,
+    /// Outside tasks this worker took from the injector, or from another
+    /// worker's inflow: FIFO.
+    pub(crate) inflow: Worker<Task>,
     /// Whose turn it is in the periodic balancing steal.
     pub(crate) balance_turn: Cell<usize>,
     /// Whether this worker's last take from the injector found a single
@@ -178,11 +182,12 @@ pub(crate) fn in_piece<R>(region: usize, body: impl FnOnce() -> R) -> R {
 }
 
 impl WorkerContext {
-    pub(crate) fn new(index: usize, shared: Arc<Shared>, local: Worker<Task>) -> Self {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>, queues: Queues) -> Self {
         WorkerContext {
             index,
             shared,
-            local,
+            local: queues.local,
+            inflow: queues.inflow,
             balance_turn: Cell::new(0),
             took_single: Cell::new(false),
             catching_stream: Cell::new(false),
@@ -216,7 +221,7 @@ impl WorkerContext {
         }
         let task = self
             .pop_local()
-            .or_else(|| self.steal_from_injector())
+            .or_else(|| self.take_outside())
             .or_else(|| self.steal_from_workers());
         match task {
             Some(task) => {
@@ -368,9 +373,7 @@ impl WorkerContext {
                 } else if self.broadcast_pending() {
                     // Run at the top of the loop.
                     Recheck::Work(None)
-                } else if let Some(task) = self
-                    .steal_from_injector()
-                    .or_else(|| self.steal_from_workers())
+                } else if let Some(task) = self.take_outside().or_else(|| self.steal_from_workers())
                 {
                     Recheck::Work(Some(task))
                 } else if shared.admission.is_closed_and_drained() {
@@ -443,7 +446,7 @@ impl WorkerContext {
     fn retire(&self) {
         let shared = &*self.shared;
         let mut moved = false;
-        while let Some(task) = self.local.pop() {
+        while let Some(task) = self.inflow.pop().or_else(|| self.local.pop()) {
             shared.injector.push(task);
             moved = true;
         }
@@ -558,21 +561,21 @@ pub(crate) fn spawn_worker(
     builder: std::thread::Builder,
     index: usize,
     shared: Arc<Shared>,
-    deque: Worker<Task>,
-) -> Result<std::thread::JoinHandle<()>, Worker<Task>> {
-    let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared>, Worker<Task>)>();
+    queues: Queues,
+) -> Result<std::thread::JoinHandle<()>, Queues> {
+    let (tx, rx) = std::sync::mpsc::channel::<(Arc<Shared>, Queues)>();
     match builder.spawn(move || {
-        if let Ok((shared, deque)) = rx.recv() {
-            WorkerContext::new(index, shared, deque).run();
+        if let Ok((shared, queues)) = rx.recv() {
+            WorkerContext::new(index, shared, queues).run();
         }
     }) {
         Ok(thread) => {
             // The thread receives before anything else; if it is gone the
             // send fails and the thread has already ended.
-            let _ = tx.send((shared, deque));
+            let _ = tx.send((shared, queues));
             Ok(thread)
         }
-        Err(_) => Err(deque),
+        Err(_) => Err(queues),
     }
 }
 
@@ -582,7 +585,7 @@ pub(crate) fn spawn_worker(
     _builder: std::thread::Builder,
     _index: usize,
     _shared: Arc<Shared>,
-    deque: Worker<Task>,
-) -> Result<std::thread::JoinHandle<()>, Worker<Task>> {
-    Err(deque)
+    queues: Queues,
+) -> Result<std::thread::JoinHandle<()>, Queues> {
+    Err(queues)
 }
