@@ -7,8 +7,14 @@
 //!   per core the process may use, each pinned to its core.
 //! * **Local deques, stealing neighbours**: each worker owns a deque; a task
 //!   submitted from inside a worker goes onto it and never blocks. An idle
-//!   worker takes a batch of tasks from the injector, or steals one task at
-//!   a time (the oldest) from another worker's deque, nearest cores first.
+//!   worker takes the oldest task submitted from outside (a batch of them
+//!   at a time, from the injector or from another worker's batch), or
+//!   steals one task at a time (the oldest) from another worker's deque,
+//!   nearest cores first.
+//! * **First in, first out from outside**: tasks submitted from outside
+//!   start in the order they were submitted, up to a bounded window of
+//!   reordering between workers (`docs/design.md`, "Finding work"); tasks
+//!   spawned inside keep their LIFO locality.
 //! * **A bounded injector**: at most `queue_capacity` tasks submitted from
 //!   outside are accepted and not yet started. When the pool is full,
 //!   [`Pool::submit`] blocks, [`Pool::try_submit`] hands the closure back at
