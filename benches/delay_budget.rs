@@ -201,7 +201,7 @@ fn report(run: &Run, capacity: f64) {
         .count();
     let mean = |v: &[u64]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64 / 1e6;
     println!(
-        "| {} | {:.0} | {} | {:.0} | {:.1} % | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:+.2} / {:+.2} / {:+.2} | {:.2} % |",
+        "| {} | {:.0} | {} | {:.0} | {:.1} % | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:+.2} / {:+.2} / {:+.2} | {:.2} % |",
         run.label,
         capacity,
         run.offered,
@@ -211,6 +211,7 @@ fn report(run: &Run, capacity: f64) {
         mean(&actual),
         ms(quantile(&actual, 0.50)),
         ms(quantile(&actual, 0.99)),
+        ms(quantile(&actual, 0.999)),
         ms(*actual.last().unwrap_or(&0)),
         error_q(0.01),
         error_q(0.50),
@@ -262,10 +263,10 @@ fn main() {
     println!();
     println!(
         "| load | capacity (tasks/s) | offered | served/s | refused | predicted mean (ms) | actual mean (ms) | \
-         actual p50 (ms) | actual p99 (ms) | actual max (ms) | actual - predicted p1 / p50 / p99 (ms) | \
+         actual p50 (ms) | actual p99 (ms) | actual p99.9 (ms) | actual max (ms) | actual - predicted p1 / p50 / p99 (ms) | \
          admitted over budget |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (label, factor, budget) in [
         ("0.5x, budget", 0.5, Some(BUDGET)),
         ("1x, budget", 1.0, Some(BUDGET)),

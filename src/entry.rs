@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::admission::Refused;
+use crate::budget::Check;
 use crate::registry::{nanos_between, Shared};
 use crate::spawn::{self, JoinHandle};
 use crate::sync::Instant;
@@ -27,8 +28,10 @@ pub(crate) enum Wait {
 pub(crate) enum Route {
     /// The calling worker's own deque (submitted from inside the pool).
     Local(Rc<WorkerContext>),
-    /// The injector; a slot of the bound has been taken.
-    Injector,
+    /// The injector; a slot of the bound has been taken. With `judge`
+    /// the task was admitted near the delay budget's limit: it is stamped,
+    /// so that its wait is judged when it starts (`crate::budget`).
+    Injector { judge: bool },
 }
 
 impl Shared {
@@ -39,22 +42,30 @@ impl Shared {
             let taken = self.admission.acquire_unbounded();
             return self.count_refusal(taken);
         }
-        self.acquire_slot(wait)
+        self.acquire_slot(wait).map(|_judge| ())
     }
 
     /// Takes a slot of the bound, waiting as `wait` says; counts a refusal.
-    pub(crate) fn acquire_slot(&self, wait: Wait) -> Result<(), Refused> {
+    /// `Ok(true)`: admitted by the delay budget near its limit, to be
+    /// judged (`crate::budget`).
+    pub(crate) fn acquire_slot(&self, wait: Wait) -> Result<bool, Refused> {
         let admission = &self.admission;
+        let mut judge = false;
         let acquired = match wait {
-            // The budget refuses like a full pool (counted apart, in
-            // `rejected_budget`).
-            Wait::Never if self.over_delay_budget() => return Err(Refused::Full),
-            Wait::Never => admission.try_acquire(),
+            Wait::Never => match self.check_delay_budget() {
+                // The budget refuses like a full pool (counted apart, in
+                // `rejected_budget`).
+                Check::Refuse => return Err(Refused::Full),
+                check => {
+                    judge = check == Check::AdmitAndJudge;
+                    admission.try_acquire()
+                }
+            },
             Wait::Forever => admission.acquire(None),
             // A timeout too large to represent as a deadline waits forever.
             Wait::For(timeout) => admission.acquire(Instant::now().checked_add(timeout)),
         };
-        self.count_refusal(acquired)
+        self.count_refusal(acquired).map(|()| judge)
     }
 
     pub(crate) fn count_refusal(&self, acquired: Result<(), Refused>) -> Result<(), Refused> {
@@ -75,8 +86,8 @@ impl Shared {
         if let Some(worker) = worker::current(self) {
             return Ok(Route::Local(worker));
         }
-        self.acquire_slot(wait)?;
-        Ok(Route::Injector)
+        let judge = self.acquire_slot(wait)?;
+        Ok(Route::Injector { judge })
     }
 
     pub(crate) fn push<F>(&self, route: Route, run: F)
@@ -91,7 +102,10 @@ impl Shared {
     pub(crate) fn push_task(&self, route: Route, make_task: impl FnOnce(bool, bool) -> Task) {
         match route {
             Route::Local(worker) => worker.push(make_task(false, false)),
-            Route::Injector => self.inject(make_task(true, self.latency_epoch.is_some())),
+            Route::Injector { judge } => {
+                let stamp = judge || self.track_latency;
+                self.inject_stamped(make_task(true, stamp), stamp)
+            }
         }
     }
 
@@ -109,8 +123,13 @@ impl Shared {
 
     /// After a slot was taken: the task joins the injector and, if nobody
     /// is looking for work, one sleeping worker is woken.
-    pub(crate) fn inject(&self, mut task: Task) {
-        if let Some(epoch) = self.latency_epoch {
+    pub(crate) fn inject(&self, task: Task) {
+        self.inject_stamped(task, self.track_latency);
+    }
+
+    /// [`inject`](Self::inject), stamping the task with the time if `stamp`.
+    fn inject_stamped(&self, mut task: Task, stamp: bool) {
+        if let (true, Some(epoch)) = (stamp, self.latency_epoch) {
             task.set_enqueued_ns(nanos_between(epoch, Instant::now()));
         }
         let injector = &self.injector;

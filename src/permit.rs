@@ -92,7 +92,7 @@ impl Permit {
     where
         F: FnOnce() + Send + 'static,
     {
-        let stamped = self.shared.latency_epoch.is_some();
+        let stamped = self.shared.track_latency;
         self.use_slot(Task::new(f, true, stamped));
     }
 
@@ -113,7 +113,7 @@ impl Permit {
     {
         let shared = &self.shared;
         let (queued, join) = spawn::wrap(f, Arc::as_ptr(shared) as usize);
-        let task = Task::claimable(queued, true, shared.latency_epoch.is_some());
+        let task = Task::claimable(queued, true, shared.track_latency);
         self.use_slot(task);
         join
     }

@@ -166,7 +166,7 @@ where
             }
             Ok(Slot::Bound) => {
                 let shared = this.acquire.shared;
-                let stamped = shared.latency_epoch.is_some();
+                let stamped = shared.track_latency;
                 shared.inject(Task::new(f, true, stamped));
                 Ok(())
             }
@@ -219,7 +219,7 @@ where
             }
             Ok(Slot::Bound) => {
                 let (queued, join) = spawn::wrap(f, Arc::as_ptr(shared) as usize);
-                let stamped = shared.latency_epoch.is_some();
+                let stamped = shared.track_latency;
                 shared.inject(Task::claimable(queued, true, stamped));
                 Ok(join)
             }

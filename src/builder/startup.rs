@@ -157,7 +157,11 @@ impl Builder {
                 on_start: self.on_start,
                 on_stop: self.on_stop,
             },
-            latency_epoch: self.track_latency.then(Instant::now),
+            // The delay budget learns from admitted tasks' waits: it
+            // stamps some of them too.
+            latency_epoch: (self.track_latency || self.queue_delay_budget.is_some())
+                .then(Instant::now),
+            track_latency: self.track_latency,
             delay_budget: self.queue_delay_budget,
             monitor: monitor_parker.clone(),
             autoscaler: autoscaler.clone(),

@@ -21,7 +21,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::admission::Admission;
 use crate::autoscale::{Autoscaler, LoadSample};
-use crate::budget::DelayBudget;
+use crate::budget::{Check, DelayBudget};
 use crate::metrics::{bump, StripedCounter, WorkerCounters};
 use crate::sleep::Sleep;
 use crate::sync::{
@@ -81,8 +81,13 @@ pub(crate) struct Shared {
     pub(crate) resize_cvar: Condvar,
     /// Where worker `i` is pinned.
     pub(crate) cores: Box<[Option<usize>]>,
-    /// Queue-wait tracking: the clock's origin, if enabled.
+    /// The origin of the submission stamps of injected tasks, with
+    /// `track_latency` (every injected task is stamped, for the queue-wait
+    /// histogram) or a delay budget (the tasks it admits near its limit are
+    /// stamped, to judge their waits: `crate::budget`).
     pub(crate) latency_epoch: Option<Instant>,
+    /// Whether queue waits go into the histogram (`track_latency`).
+    pub(crate) track_latency: bool,
     /// The queue-delay budget and its estimate, if configured.
     pub(crate) delay_budget: Option<DelayBudget>,
     /// Workers that have left their loop, and a condition to wait on it
@@ -149,6 +154,7 @@ pub(crate) struct SharedConfig {
     pub(crate) active: usize,
     pub(crate) hooks: Hooks,
     pub(crate) latency_epoch: Option<Instant>,
+    pub(crate) track_latency: bool,
     pub(crate) delay_budget: Option<Duration>,
     pub(crate) monitor: Option<Arc<Parker>>,
     pub(crate) autoscaler: Option<Arc<Mutex<Autoscaler>>>,
@@ -180,6 +186,7 @@ impl Shared {
             resize_cvar: Condvar::new(),
             cores: cores.into_boxed_slice(),
             latency_epoch: config.latency_epoch,
+            track_latency: config.track_latency,
             delay_budget: config.delay_budget.map(DelayBudget::new),
             exited: Mutex::new(0),
             exited_cvar: Condvar::new(),
@@ -359,22 +366,23 @@ impl Shared {
         self.control.load(Ordering::Relaxed) & !ABORT
     }
 
-    /// Whether a non-blocking submission from outside must be refused
-    /// (`Full`) by the queue-delay budget: a task submitted now is
-    /// expected to wait longer than the budget (`crate::budget`), and the
-    /// pool is open (a closed pool's refusal is `Shutdown`, the caller's
-    /// acquire says so). Counts the refusal in `rejected_budget` when it
-    /// says yes. `false` at once without a budget.
-    pub(crate) fn over_delay_budget(&self) -> bool {
+    /// The queue-delay budget's verdict on a non-blocking submission from
+    /// outside (`crate::budget`): `Refuse` (as `Full`) if a task submitted
+    /// now is expected to wait longer than the limit and the pool is open
+    /// (a closed pool's refusal is `Shutdown`, the caller's acquire says
+    /// so), counted in `rejected_budget`. `Admit` at once without a budget.
+    pub(crate) fn check_delay_budget(&self) -> Check {
         let Some(budget) = &self.delay_budget else {
-            return false;
+            return Check::Admit;
         };
-        let over =
-            budget.over(&self.admission, self.active_workers()) && !self.admission.is_closed();
-        if over {
+        let check = budget.check(&self.admission, self.active_workers());
+        if check == Check::Refuse {
+            if self.admission.is_closed() {
+                return Check::Admit;
+            }
             self.rejected_budget.add(1);
         }
-        over
+        check
     }
 
     /// The delay-budget estimate of a task submitted now, if a budget is

@@ -519,13 +519,18 @@ impl WorkerContext {
                 // task; now they may exit.
                 shared.sleep.wake_all();
             }
-            if let Some(budget) = &shared.delay_budget {
-                budget.on_admitted_start(&self.budget_probe);
-            }
+            // A budget implies an epoch (`Builder::build`), so it is fed
+            // here: one clock read for its sample and the histogram.
             if let Some(epoch) = shared.latency_epoch {
-                if let Some(enqueued) = task.enqueued_ns() {
-                    let now = nanos_between(epoch, Instant::now());
-                    counters.latency.record(now.saturating_sub(enqueued));
+                let now = Instant::now();
+                let waited = task
+                    .enqueued_ns()
+                    .map(|enqueued| nanos_between(epoch, now).saturating_sub(enqueued));
+                if let (true, Some(waited)) = (shared.track_latency, waited) {
+                    counters.latency.record(waited);
+                }
+                if let Some(budget) = &shared.delay_budget {
+                    budget.on_admitted_start(&self.budget_probe, now, waited);
                 }
             }
         }
