@@ -364,16 +364,21 @@ impl Builder {
         self
     }
 
-    /// Bounds the *expected queue wait* as well as the queue's length:
-    /// [`try_submit`](crate::Handle::try_submit) and
+    /// Bounds the *queue wait* as well as the queue's length, at the 99th
+    /// percentile: [`try_submit`](crate::Handle::try_submit) and
     /// [`try_spawn`](crate::Handle::try_spawn) (and
     /// [`try_reserve`](crate::Handle::try_reserve)) also refuse, with their
-    /// usual `Full` error that hands the closure back, a task expected to
-    /// wait longer than `budget` before it starts. The wait is estimated
-    /// from what the pool observes: the tasks queued ahead, times the
-    /// average worker time an admitted task has taken recently, divided
-    /// by the active workers. Until a task has been observed, every task
-    /// is admitted.
+    /// usual `Full` error that hands the closure back, a task unless the
+    /// pool expects it to start within `budget`, so that about one
+    /// admitted task in 100 waits longer than `budget` before it starts.
+    /// The wait is estimated from what the pool observes (the tasks queued
+    /// ahead, times the average worker time an admitted task has taken
+    /// recently, divided by the active workers) and compared with a limit
+    /// below the budget, which the pool lowers for every admitted task
+    /// that started late and raises for those on time. Until a task has
+    /// been observed, every task is admitted. The budget covers the wait
+    /// only: the task's own run, and whatever the caller does around the
+    /// pool, come on top.
     ///
     /// The count bound ([`queue_capacity`](Builder::queue_capacity)) still
     /// holds. Blocking and awaitable submissions (`submit`, `spawn`,
@@ -389,12 +394,10 @@ impl Builder {
     /// nanoseconds (about 584 years) counts as that much, which never
     /// refuses anything.
     ///
-    /// The budget bounds the *expected* wait, not a percentile: at twice
-    /// the capacity with a 10 ms budget, on a busy 2-core machine, admitted
-    /// tasks waited 8 ms on average and 23 ms at the 99th percentile, where
-    /// without a budget they waited 110 ms. For a p99 target, set the
-    /// budget below it. `docs/operations.md` ("Delay budget") has the
-    /// measurements and the estimator's failure modes.
+    /// The percentile holds while the load is steady; it takes some
+    /// hundreds of tasks to settle after a change. `docs/operations.md`
+    /// ("Delay budget") has the measurements, and `src/budget.rs` the rule
+    /// and its failure modes.
     ///
     /// ```
     /// use std::time::Duration;
