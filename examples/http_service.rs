@@ -76,9 +76,10 @@ struct Args {
     /// [default: the pool's, workers × 256].
     #[arg(long)]
     capacity: Option<usize>,
-    /// corepool only: also refuse a request whose expected wait in the
-    /// queue exceeds this many milliseconds (`Builder::queue_delay_budget`,
-    /// estimated from the queue depth and recent task times).
+    /// corepool only: the pool's queue-delay budget
+    /// (`Builder::queue_delay_budget`): also refuse requests so that the
+    /// wait of the admitted ones before their hashing starts stays within
+    /// this many milliseconds at the 99th percentile.
     #[arg(long)]
     budget_ms: Option<u64>,
     /// corepool only: do not pin each worker to a core (corepool pins by
@@ -417,9 +418,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 builder = builder.queue_capacity(capacity);
             }
             if let Some(ms) = args.budget_ms {
-                // try_spawn then also refuses a request expected to wait
-                // longer than this in the queue: the knob that keeps served
+                // try_spawn then also refuses what would make the queue
+                // wait's p99 exceed this: the knob that keeps served
                 // latency bounded under overload (a count bound cannot).
+                // The answer's time adds the hashing and the HTTP work.
                 builder = builder.queue_delay_budget(Duration::from_millis(ms));
             }
             Some(builder.build()?)
