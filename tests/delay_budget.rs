@@ -328,6 +328,60 @@ fn a_refused_closure_may_resubmit_from_its_drop() {
     assert_eq!(pool.metrics().rejected_budget, 2);
 }
 
+/// Fills the queue behind the held worker with `try_submit` until the
+/// budget refuses (one second over tasks of at least `OBSERVED`: at most
+/// 50 admitted), so that the last ones are admitted near its limit and
+/// judged; returns how many were admitted.
+fn fill_to_the_limit(pool: &Pool, runs: &Arc<AtomicUsize>) -> usize {
+    let mut admitted = 0;
+    while pool.try_submit(counting(runs)).is_ok() {
+        admitted += 1;
+        assert!(admitted < CAPACITY, "the budget refused nothing");
+    }
+    assert_eq!(pool.metrics().rejected_budget, 1);
+    admitted
+}
+
+#[test]
+fn tasks_the_budget_judges_stay_out_of_the_queue_wait_histogram() {
+    // The budget stamps the tasks it admits near its limit, with the
+    // stamp `track_latency` uses; without `track_latency` none of them
+    // may show up in `queue_wait`.
+    let _watchdog = Watchdog::new("tasks_the_budget_judges_stay_out_of_the_queue_wait_histogram");
+    let pool = pool(Some(Duration::from_secs(1)));
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let admitted = fill_to_the_limit(&pool, &runs);
+    gate.open();
+    pool.wait_idle();
+    assert_eq!(runs.load(Ordering::SeqCst), admitted);
+    assert_eq!(pool.metrics().queue_wait.count, 0);
+}
+
+#[test]
+fn with_track_latency_and_a_budget_every_task_is_in_the_histogram() {
+    let _watchdog = Watchdog::new("with_track_latency_and_a_budget_every_task_is_in_the_histogram");
+    let pool = Pool::builder()
+        .workers(WORKERS)
+        .pin_workers(false)
+        .track_latency(true)
+        .queue_delay_budget(Duration::from_secs(1))
+        .build()
+        .expect("build");
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let admitted = fill_to_the_limit(&pool, &runs);
+    gate.open();
+    pool.wait_idle();
+    assert_eq!(runs.load(Ordering::SeqCst), admitted);
+    // The slow task, the held one and every admitted one.
+    assert_eq!(pool.metrics().queue_wait.count, admitted as u64 + 2);
+}
+
 #[test]
 fn the_default_configuration_has_no_budget() {
     let pool = Pool::builder().workers(WORKERS).build().expect("build");
