@@ -14,7 +14,9 @@
 //! * `--addr IP:PORT` (port 0 picks a free one), `--workers N`,
 //!   `--engine corepool|spawn-blocking|rayon|inline`; for corepool also
 //!   `--capacity N` (the pool's queue bound), `--budget-ms MS` (its
-//!   queue-delay budget) and `--no-pin`. Once the socket accepts, stdout
+//!   queue-delay budget), `--no-pin` and `--report-waits` (the shutdown
+//!   line then also gives percentiles of each hashed request's wait in the
+//!   pool's queue and its whole time in the pool). Once the socket accepts, stdout
 //!   gets one line: `listening on http://IP:PORT`.
 //! * `POST /hash?rounds=R`, 1 ≤ R ≤ 100000, default 1000: `200` with the
 //!   hex SHA-256 of the body hashed R times (`h1 = sha256(body)`,
@@ -87,6 +89,13 @@ struct Args {
     /// busy processes, a pinned worker cannot move off a contended core.
     #[arg(long)]
     no_pin: bool,
+    /// corepool only: time each hashed request's wait in the pool's queue
+    /// (`try_spawn` to the start of the hashing) and its time in the pool
+    /// (to the end of the hashing), and print their p50/p99/p99.9 in the
+    /// shutdown line: what the delay budget bounds, apart from the HTTP
+    /// work around it.
+    #[arg(long)]
+    report_waits: bool,
     /// Where the hashing runs.
     #[arg(long, value_enum, default_value_t = EngineKind::Corepool)]
     engine: EngineKind,
@@ -156,7 +165,7 @@ fn parse_rounds(query: Option<&str>) -> Result<u32, String> {
 // ---------------------------------------------------------------------------
 
 enum Engine {
-    Corepool(corepool::Handle),
+    Corepool(corepool::Handle, Option<Arc<Waits>>),
     SpawnBlocking,
     Rayon(rayon::ThreadPool),
     Inline,
@@ -176,13 +185,21 @@ impl Engine {
         match self {
             // try_spawn, never spawn: a blocking spawn on a full pool would
             // stall this runtime thread and every connection it serves.
-            Engine::Corepool(handle) => match handle.try_spawn(work) {
-                Ok(join) => match CancelOnDrop(join).await {
-                    Ok(hex) => Outcome::Hashed(hex),
-                    Err(err) => Outcome::Failed(err.to_string()),
-                },
-                Err(_full_or_shutdown) => Outcome::Refused,
-            },
+            Engine::Corepool(handle, waits) => {
+                // A refusal (full, over the budget, or shutting down)
+                // hands the closure back; it is dropped here.
+                let spawned = match waits {
+                    None => handle.try_spawn(work).map_err(drop),
+                    Some(waits) => handle.try_spawn(waits.timed(work)).map_err(drop),
+                };
+                match spawned {
+                    Ok(join) => match CancelOnDrop(join).await {
+                        Ok(hex) => Outcome::Hashed(hex),
+                        Err(err) => Outcome::Failed(err.to_string()),
+                    },
+                    Err(()) => Outcome::Refused,
+                }
+            }
             Engine::SpawnBlocking => match tokio::task::spawn_blocking(work).await {
                 Ok(hex) => Outcome::Hashed(hex),
                 Err(err) => Outcome::Failed(err.to_string()),
@@ -200,6 +217,59 @@ impl Engine {
             }
             Engine::Inline => Outcome::Hashed(work()),
         }
+    }
+}
+
+/// `--report-waits`: per hashed request, (wait in the queue, time in the
+/// pool), in microseconds, in the order the hashing ended.
+#[derive(Default)]
+struct Waits(std::sync::Mutex<Vec<(u32, u32)>>);
+
+impl Waits {
+    /// `work`, recording its wait and its time in the pool, counted from
+    /// now (just before `try_spawn`).
+    fn timed<T>(self: &Arc<Self>, work: impl FnOnce() -> T) -> impl FnOnce() -> T {
+        let waits = self.clone();
+        let submitted = Instant::now();
+        move || {
+            let started = Instant::now();
+            let out = work();
+            let micros = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+            let sample = (micros(started - submitted), micros(submitted.elapsed()));
+            // A poisoned lock only means another task panicked mid-push.
+            waits
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(sample);
+            out
+        }
+    }
+
+    /// ` pool_wait_ms=P50/P99/P99.9 pool_time_ms=P50/P99/P99.9`, or nothing
+    /// if no request was hashed.
+    fn summary(&self) -> String {
+        let samples = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if samples.is_empty() {
+            return String::new();
+        }
+        let percentiles = |pick: fn(&(u32, u32)) -> u32| {
+            let mut values: Vec<u32> = samples.iter().map(pick).collect();
+            values.sort_unstable();
+            let at = |q: f64| {
+                let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+                f64::from(values[rank - 1]) / 1000.0
+            };
+            format!("{:.2}/{:.2}/{:.2}", at(0.5), at(0.99), at(0.999))
+        };
+        format!(
+            " pool_wait_ms={} pool_time_ms={}",
+            percentiles(|s| s.0),
+            percentiles(|s| s.1)
+        )
     }
 }
 
@@ -396,10 +466,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         return Err("--workers must be at least 1".into());
     }
     if args.engine != EngineKind::Corepool
-        && (args.capacity.is_some() || args.budget_ms.is_some() || args.no_pin)
+        && (args.capacity.is_some() || args.budget_ms.is_some() || args.no_pin || args.report_waits)
     {
         return Err(format!(
-            "--capacity, --budget-ms and --no-pin apply to the corepool engine only, not {}",
+            "--capacity, --budget-ms, --no-pin and --report-waits apply to the corepool engine only, not {}",
             args.engine.name()
         )
         .into());
@@ -428,8 +498,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         _ => None,
     };
+    let waits = args.report_waits.then(|| Arc::new(Waits::default()));
     let engine = match (&pool, args.engine) {
-        (Some(pool), _) => Engine::Corepool(pool.handle()),
+        (Some(pool), _) => Engine::Corepool(pool.handle(), waits.clone()),
         (None, EngineKind::Rayon) => Engine::Rayon(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(workers)
@@ -459,8 +530,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Some(pool) => {
             let report = pool.shutdown();
             format!(
-                " pool_executed={} pool_panicked={}",
-                report.executed, report.panicked
+                " pool_executed={} pool_panicked={}{}",
+                report.executed,
+                report.panicked,
+                waits.map_or_else(String::new, |waits| waits.summary())
             )
         }
         None => String::new(),

@@ -454,7 +454,15 @@ fn a_delay_budget_refuses_with_503_before_the_queue_is_full() {
     const ROUNDS: u32 = 20_000;
     // The default capacity (256) is far above any burst here: every
     // refusal must come from the budget.
-    let server = Server::start(&["--engine", "corepool", "--workers", "1", "--budget-ms", "1"]);
+    let server = Server::start(&[
+        "--engine",
+        "corepool",
+        "--workers",
+        "1",
+        "--budget-ms",
+        "1",
+        "--report-waits",
+    ]);
     let body = b"budget";
     let expected = expected_hash(body, ROUNDS);
     let (mut ok, mut refused) = (0u64, 0u64);
@@ -487,6 +495,28 @@ fn a_delay_budget_refuses_with_503_before_the_queue_is_full() {
     let (status, summary) = server.wait_for_exit();
     assert!(status.success(), "exit {status}: {summary}");
     assert_eq!(summary_field(&summary, "503"), refused, "{summary}");
+    // --report-waits: p50/p99/p99.9 of each served request's wait in the
+    // queue and of its whole time in the pool, which includes the wait.
+    let waits = summary_percentiles(&summary, "pool_wait_ms");
+    let times = summary_percentiles(&summary, "pool_time_ms");
+    for (wait, time) in waits.iter().zip(&times) {
+        assert!(wait <= time, "{summary}");
+    }
+    assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{summary}");
+}
+
+/// `key=P50/P99/P99.9` from a `shutdown:` line.
+fn summary_percentiles(summary: &str, key: &str) -> Vec<f64> {
+    let value = summary
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in {summary:?}"));
+    let percentiles: Vec<f64> = value
+        .split('/')
+        .map(|p| p.parse().unwrap_or_else(|e| panic!("{key}={value}: {e}")))
+        .collect();
+    assert_eq!(percentiles.len(), 3, "{summary}");
+    percentiles
 }
 
 #[test]
@@ -499,6 +529,10 @@ fn flags_that_do_not_apply_are_refused_at_startup() {
         ),
         (&["--engine", "inline", "--capacity", "8"][..], "--capacity"),
         (&["--engine", "spawn-blocking", "--no-pin"][..], "--no-pin"),
+        (
+            &["--engine", "rayon", "--report-waits"][..],
+            "--report-waits",
+        ),
         (&["--workers", "0"][..], "--workers"),
         (&["--budget-ms", "0"][..], "budget"),
     ] {

@@ -30,9 +30,11 @@ def number(text):
 
 def table(rows):
     head = ["load", "engine", "offered req/s", "served req/s", "p50 ms", "p99 ms",
-            "p99.9 ms", "503s", "in flight at the deadline", "peak RSS MiB"]
+            "p99.9 ms", "503s", "in flight at the deadline", "peak RSS MiB",
+            "pool wait p99 ms", "pool time p99 ms"]
     keys = ["load", "engine", "rate", "served_rps", "p50_ms", "p99_ms", "p999_ms",
-            "share_503", "deadline_aborts", "peak_rss_mib"]
+            "share_503", "deadline_aborts", "peak_rss_mib", "pool_wait_p99_ms",
+            "pool_time_p99_ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lines.append("| " + " | ".join(row[k] for k in keys) + " |")

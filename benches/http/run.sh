@@ -20,7 +20,9 @@
 #    its default queue bound and no budget, spawn-blocking, rayon, inline. Each row: served (200) req/s, p50,
 #    p99 and p99.9 of the served requests only (oha's
 #    --stats-success-breakdown), the share of 503s, requests oha gave up
-#    on at the deadline, and the server's peak RSS (VmHWM).
+#    on at the deadline, the server's peak RSS (VmHWM), and for corepool
+#    the p99 of the served requests' wait in its queue and of their time
+#    in the pool, as the service measured them (--report-waits).
 #
 # Writes DIR/results.tsv, DIR/table.md, DIR/chart.svg and oha's JSON per
 # run (DIR defaults to target/http-bench). Runs about 7 minutes. Not part
@@ -92,9 +94,9 @@ stop() { # stop: SIGTERM, wait, print the peak RSS in KiB read before the exit
 
 engine_args() { # engine_args NAME: the service's flags for a row's engine
     case $1 in
-    corepool-budget10) echo "--engine corepool --budget-ms 10" ;;
-    corepool-budget5) echo "--engine corepool --budget-ms 5" ;;
-    corepool) echo "--engine corepool" ;;
+    corepool-budget10) echo "--engine corepool --budget-ms 10 --report-waits" ;;
+    corepool-budget5) echo "--engine corepool --budget-ms 5 --report-waits" ;;
+    corepool) echo "--engine corepool --report-waits" ;;
     *) echo "--engine $1" ;;
     esac
 }
@@ -128,7 +130,7 @@ fi
 echo "1x = $capacity req/s (rounds=$rounds, workers=$workers on CPUs $server_cpus, oha on CPUs $client_cpus, $duration per run, $connections connections)"
 
 results="$out/results.tsv"
-printf 'load\tengine\trate\tserved_rps\tp50_ms\tp99_ms\tp999_ms\tshare_503\tdeadline_aborts\tpeak_rss_mib\n' >"$results"
+printf 'load\tengine\trate\tserved_rps\tp50_ms\tp99_ms\tp999_ms\tshare_503\tdeadline_aborts\tpeak_rss_mib\tpool_wait_p99_ms\tpool_time_p99_ms\n' >"$results"
 for load in 0.5 1 2; do
     rate=$(jq -n --argjson c "$capacity" --argjson l "$load" '$c * $l | floor')
     for engine in corepool-budget10 corepool-budget5 corepool spawn-blocking rayon inline; do
@@ -137,8 +139,13 @@ for load in 0.5 1 2; do
         json="$out/load${load}x-$engine.json"
         oha_json "$json" -q "$rate" --latency-correction -z "$duration" -c "$connections"
         hwm=$(stop)
+        # corepool's own view (--report-waits): p99 of the requests' wait
+        # in its queue and of their whole time in the pool.
+        pool_wait=$(sed -n 's|.* pool_wait_ms=[^/]*/\([^/]*\)/.*|\1|p' "$out/server.out")
+        pool_time=$(sed -n 's|.* pool_time_ms=[^/]*/\([^/]*\)/.*|\1|p' "$out/server.out")
         jq -r --arg load "${load}x" --arg engine "$engine" --argjson rate "$rate" \
-            --argjson s "$seconds" --argjson hwm "$hwm" '
+            --argjson s "$seconds" --argjson hwm "$hwm" \
+            --arg pool_wait "${pool_wait:-n/a}" --arg pool_time "${pool_time:-n/a}" '
             (.statusCodeDistribution // {}) as $codes
             | ([$codes[]] | add // 0) as $answered
             | (.latencyPercentilesSuccessful // {}) as $p
@@ -148,7 +155,8 @@ for load in 0.5 1 2; do
                ms($p.p50), ms($p.p99), ms($p["p99.9"]),
                (if $answered == 0 then "n/a" else (($codes["503"] // 0) / $answered * 1000 | round / 10 | tostring) + "%" end),
                ([.errorDistribution // {} | to_entries[] | .value] | add // 0 | tostring),
-               ($hwm / 1024 | . * 10 | round / 10 | tostring)]
+               ($hwm / 1024 | . * 10 | round / 10 | tostring),
+               $pool_wait, $pool_time]
             | @tsv' "$json" >>"$results"
         tail -n 1 "$results"
     done
