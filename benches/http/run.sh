@@ -58,6 +58,7 @@ cargo build --release --quiet --features prometheus --example http_service
 bin="${CARGO_TARGET_DIR:-target}/release/examples/http_service"
 
 server=
+hwm=
 base=
 cleanup() {
     if [[ -n $server ]] && kill -0 "$server" 2>/dev/null; then
@@ -83,13 +84,13 @@ start() { # start ARGS...: runs the service on a free port, sets $server and $ba
     exit 1
 }
 
-stop() { # stop: SIGTERM, wait, print the peak RSS in KiB read before the exit
-    local hwm
+stop() { # stop: SIGTERM, wait for the exit, set $hwm to the peak RSS in KiB read before it
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
     kill -TERM "$server"
+    # In this shell, not a subshell: only the parent can wait for the
+    # server, and its shutdown line is complete once it has exited.
     wait "$server"
     server=
-    echo "$hwm"
 }
 
 engine_args() { # engine_args NAME: the service's flags for a row's engine
@@ -121,7 +122,7 @@ if [[ -z $capacity ]]; then
         start $(engine_args "$engine")
         oha_json "$out/capacity-$engine.json" -z 10s -c 64
         rps=$(served_rps "$out/capacity-$engine.json" 10)
-        stop >/dev/null
+        stop
         printf 'capacity %-10s %8.0f req/s served at saturation\n' "$engine" "$rps"
         best=$(jq -n --argjson a "$best" --argjson b "$rps" 'if $a > $b then $a else $b end')
     done
@@ -138,7 +139,7 @@ for load in 0.5 1 2; do
         start $(engine_args "$engine")
         json="$out/load${load}x-$engine.json"
         oha_json "$json" -q "$rate" --latency-correction -z "$duration" -c "$connections"
-        hwm=$(stop)
+        stop
         # corepool's own view (--report-waits): p99 of the requests' wait
         # in its queue and of their whole time in the pool.
         pool_wait=$(sed -n 's|.* pool_wait_ms=[^/]*/\([^/]*\)/.*|\1|p' "$out/server.out")
