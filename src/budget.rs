@@ -59,9 +59,10 @@
 //! a burst.
 //!
 //! Tasks admitted far below the limit are not judged: they are the least
-//! likely to be late, so leaving them out errs on the safe side (the
-//! share of all admitted tasks that are late is at most the share among
-//! those judged), and they cost nothing extra. With `track_latency`
+//! likely to be late, so leaving them out errs on the safe side (as long
+//! as they are late no more often than those judged, the share of all
+//! admitted tasks that are late is at most the share among those judged),
+//! and they cost nothing extra. With `track_latency`
 //! every injected task carries a stamp, and every stamped task is judged,
 //! also those of blocking submissions and permits, which the budget never
 //! refuses: their waits are those of the queue the budget shapes.
