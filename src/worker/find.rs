@@ -198,12 +198,17 @@ impl WorkerContext {
     /// still there, so they go first.
     fn steal_from_inflows(&self) -> Option<Task> {
         let shared = &*self.shared;
+        let counters = &shared.counters[self.index];
         shared.victims[self.index].iter().find_map(|&victim| loop {
+            bump(&counters.steal_attempts, 1);
             match shared.stealers[victim]
                 .inflow
                 .steal_batch_with_limit_and_pop(&self.inflow, STEAL_BATCH)
             {
-                Steal::Success(task) => break Some(task),
+                Steal::Success(task) => {
+                    bump(&counters.stolen, 1);
+                    break Some(task);
+                }
                 Steal::Empty => break None,
                 Steal::Retry => crate::sync::spin_hint(),
             }
