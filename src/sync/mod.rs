@@ -23,6 +23,22 @@ mod imp {
     pub(crate) fn spin_hint() {
         std::hint::spin_loop();
     }
+
+    /// crossbeam's `steal_batch_with_limit_and_pop`, but `Empty` at once
+    /// when the deque looks empty: crossbeam pins its epoch (a SeqCst
+    /// fence) before it looks, and a worker probes other workers' inflows,
+    /// mostly empty, each time its own queues run dry. The stand-in's
+    /// steal already starts with the same lock-free look.
+    pub(crate) fn steal_batch_if_any<T>(
+        stealer: &Stealer<T>,
+        dest: &Worker<T>,
+        limit: usize,
+    ) -> Steal<T> {
+        if stealer.is_empty() {
+            return Steal::Empty;
+        }
+        stealer.steal_batch_with_limit_and_pop(dest, limit)
+    }
 }
 
 #[cfg(corepool_loom)]
@@ -38,6 +54,16 @@ mod imp {
     /// lets the other threads make progress.
     pub(crate) fn spin_hint() {
         loom::thread::yield_now();
+    }
+
+    /// As outside loom; the stand-in's steal makes the same lock-free look
+    /// first, so no second look is added to the models.
+    pub(crate) fn steal_batch_if_any<T>(
+        stealer: &Stealer<T>,
+        dest: &Worker<T>,
+        limit: usize,
+    ) -> Steal<T> {
+        stealer.steal_batch_with_limit_and_pop(dest, limit)
     }
 }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use super::WorkerContext;
 use crate::metrics::bump;
-use crate::sync::{thread, Instant, Steal};
+use crate::sync::{steal_batch_if_any, thread, Instant, Steal};
 use crate::task::Task;
 
 /// How often (in tasks) a worker looks at the injector before its own deque.
@@ -201,10 +201,7 @@ impl WorkerContext {
         let counters = &shared.counters[self.index];
         shared.victims[self.index].iter().find_map(|&victim| loop {
             bump(&counters.steal_attempts, 1);
-            match shared.stealers[victim]
-                .inflow
-                .steal_batch_with_limit_and_pop(&self.inflow, STEAL_BATCH)
-            {
+            match steal_batch_if_any(&shared.stealers[victim].inflow, &self.inflow, STEAL_BATCH) {
                 Steal::Success(task) => {
                     bump(&counters.stolen, 1);
                     break Some(task);
