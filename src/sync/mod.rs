@@ -86,6 +86,39 @@ pub(crate) mod stats {
     pub(crate) use std::sync::atomic::AtomicU64;
 }
 
+/// A flag that only steers where a worker looks first, never whether a
+/// task is found: a plain std atomic, read and written `Relaxed`. Under
+/// loom it always reads `true` (look everywhere), since loom must replay
+/// every read it does not track the same way; what loom checks is then
+/// the path that ignores the hint, and every path that decides to park
+/// ignores it in every build.
+pub(crate) struct Hint(#[cfg(not(corepool_loom))] std::sync::atomic::AtomicBool);
+
+impl Hint {
+    pub(crate) fn new() -> Self {
+        Hint(
+            #[cfg(not(corepool_loom))]
+            std::sync::atomic::AtomicBool::new(false),
+        )
+    }
+
+    pub(crate) fn set(&self, _value: bool) {
+        #[cfg(not(corepool_loom))]
+        self.0.store(_value, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> bool {
+        #[cfg(not(corepool_loom))]
+        {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        #[cfg(corepool_loom)]
+        {
+            true
+        }
+    }
+}
+
 /// The clock. Deadlines are computed from it; under loom no wait actually
 /// waits for it (see [`Parker::park_until`]), which keeps executions
 /// deterministic while still exploring every point at which a timeout fires.
