@@ -48,7 +48,7 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::job::{JoinLatch, StackJob};
+use crate::job::{JobBody, JoinLatch, StackJob};
 use crate::task::{JobRef, Task};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
@@ -86,6 +86,24 @@ where
     RA: Send,
     RB: Send,
 {
+    join_framed(worker, a, b, |b| b())
+}
+
+/// A join with a frame: `b` waits in a join frame (offered to thieves as
+/// described above) while `a` runs here. If `b` is still here once `a`
+/// returns, `run_b` runs it (`JoinContext::join` hands it its context);
+/// a thief runs it with `JobBody::run`.
+pub(crate) fn join_framed<A, B, RA, RB>(
+    worker: &WorkerContext,
+    a: A,
+    b: B,
+    run_b: impl FnOnce(B) -> RB,
+) -> (RA, RB)
+where
+    A: FnOnce() -> RA,
+    B: JobBody<RB>,
+    RB: Send,
+{
     let job_b = StackJob::new(JoinLatch::new(), b);
     // SAFETY: `job_b` stays here, unmoved, until it ran here or its latch
     // is set: every path below runs it here or waits for the latch before
@@ -95,10 +113,16 @@ where
 
     let result_a = catch_unwind(AssertUnwindSafe(a));
 
+    let mut run_b = Some(run_b);
+    let mut run_here = || {
+        let b = job_b.take_here()?;
+        let run_b = run_b.take()?;
+        Some(catch_unwind(AssertUnwindSafe(|| run_b(b))))
+    };
     let mut result_b = None;
     if !worker.close_join(&job_ref) {
         // Never offered: no other thread can reach `b`.
-        result_b = job_b.run_here();
+        result_b = run_here();
     } else {
         loop {
             if job_b.latch.probe() {
@@ -110,7 +134,7 @@ where
                     // the latch round trip. (A stack task's drop does
                     // nothing.)
                     std::mem::forget(task);
-                    result_b = job_b.run_here();
+                    result_b = run_here();
                     break;
                 }
                 // Pushed by `a` above `b` and not yet run, or an older
@@ -175,6 +199,15 @@ impl WorkerContext {
             self.region_new.set(self.region_new.get() + 1);
             self.shared.sleep.notify_join_work();
         }
+    }
+
+    /// The join frames of the innermost region that no other worker can
+    /// see yet.
+    #[inline]
+    pub(crate) fn private_frames(&self) -> usize {
+        // SAFETY: as in `open_join`: one call on the `Vec`, on its thread.
+        let frames = unsafe { (*self.join_frames.get()).len() };
+        frames - self.offered_frames.get()
     }
 
     /// Closes the newest join frame, `job`'s, once its first closure has
