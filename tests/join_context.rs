@@ -201,7 +201,7 @@ fn a_panic_on_either_side_is_reraised_after_both_ran() {
                     join_at_depth(&pool, depth, &|| -> u8 { panic!("first side") }, &|| {
                         ran_b.fetch_add(1, Ordering::SeqCst)
                     });
-                let payload = result.err().expect("the first side panicked");
+                let payload = result.expect_err("the first side panicked");
                 assert_eq!(panic_message(&*payload), "first side", "depth {depth}");
                 assert_eq!(ran_b.load(Ordering::SeqCst), 1, "b ran, depth {depth}");
 
@@ -212,7 +212,7 @@ fn a_panic_on_either_side_is_reraised_after_both_ran() {
                     &|| ran_a.fetch_add(1, Ordering::SeqCst),
                     &|| -> u8 { panic!("second side") },
                 );
-                let payload = result.err().expect("the second side panicked");
+                let payload = result.expect_err("the second side panicked");
                 assert_eq!(panic_message(&*payload), "second side", "depth {depth}");
                 assert_eq!(ran_a.load(Ordering::SeqCst), 1, "a ran, depth {depth}");
 
@@ -220,7 +220,7 @@ fn a_panic_on_either_side_is_reraised_after_both_ran() {
                     join_at_depth(&pool, depth, &|| -> u8 { panic!("first") }, &|| -> u8 {
                         panic!("second")
                     });
-                let payload = result.err().expect("both sides panicked");
+                let payload = result.expect_err("both sides panicked");
                 assert_eq!(panic_message(&*payload), "first", "depth {depth}");
             }
             // The pool and its workers' frames are fine afterwards.
@@ -265,7 +265,7 @@ fn deep_context_joins_stay_correct_after_panics_deep_inside() {
                     )
                 }))
             });
-            let payload = result.err().expect("the deep panic propagates");
+            let payload = result.expect_err("the deep panic propagates");
             assert_eq!(panic_message(&*payload), "deep", "round {round}");
             let (s, f) = pool
                 .install(|| corepool::join_context(|ctx| sum(&values, ctx), |ctx| fib(20, ctx)));
