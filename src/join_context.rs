@@ -184,7 +184,12 @@ impl<'w> JoinContext<'w> {
     /// assert_eq!(total, 4095);
     /// # Ok::<(), corepool::BuildError>(())
     /// ```
-    #[inline]
+    // Not inlined into its caller: the closures are inlined into it
+    // instead, so a recursion through it becomes `join` calling itself,
+    // with the closures' own early returns (a leaf's) made before the
+    // call rather than inside it. On the tree sum that saves a call per
+    // leaf, and a third of the time (docs/benchmarks.md, "fork-join").
+    #[inline(never)]
     pub fn join<A, B, RA, RB>(&mut self, a: A, b: B) -> (RA, RB)
     where
         A: FnOnce(&mut JoinContext<'_>) -> RA + Send,
