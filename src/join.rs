@@ -113,20 +113,15 @@ where
 
     let result_a = catch_unwind(AssertUnwindSafe(a));
 
-    let mut run_b = Some(run_b);
-    let mut run_here = || {
-        let b = job_b.take_here()?;
-        let run_b = run_b.take()?;
-        Some(catch_unwind(AssertUnwindSafe(|| run_b(b))))
-    };
-    let mut result_b = None;
-    if !worker.close_join(&job_ref) {
+    // Whether `b` is still here, for this thread to run: never offered,
+    // or offered and popped back before anyone took it.
+    let here = if !worker.close_join(&job_ref) {
         // Never offered: no other thread can reach `b`.
-        result_b = run_here();
+        true
     } else {
         loop {
             if job_b.latch.probe() {
-                break; // stolen, and already done
+                break false; // stolen, and already done
             }
             match worker.pop_local() {
                 Some(task) if task.is_job(&job_ref) => {
@@ -134,8 +129,7 @@ where
                     // the latch round trip. (A stack task's drop does
                     // nothing.)
                     std::mem::forget(task);
-                    result_b = run_here();
-                    break;
+                    break true;
                 }
                 // Pushed by `a` above `b` and not yet run, or an older
                 // join's offered closure below a stolen `b`: run it, it is
@@ -153,14 +147,15 @@ where
                                 .park_until_set(worker.wait_parker(), || worker.broadcast_pending())
                         },
                     );
-                    break;
+                    break false;
                 }
             }
         }
-    }
+    };
 
-    let result_b = match result_b {
-        Some(result) => result,
+    let taken_back = if here { job_b.take_here() } else { None };
+    let result_b = match taken_back {
+        Some(b) => catch_unwind(AssertUnwindSafe(|| run_b(b))),
         None => job_b.into_result_catching(),
     };
     match (result_a, result_b) {
