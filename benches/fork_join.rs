@@ -40,7 +40,11 @@
 //! (its `Scope` lives on the thread that creates it).
 //!
 //! Run: `cargo bench --bench fork_join` (smoke test: `-- --test`; W from
-//! `COREPOOL_BENCH_WORKERS`, default the cores available).
+//! `COREPOOL_BENCH_WORKERS`, default the cores available). On a loaded
+//! machine, `COREPOOL_FORK_JOIN_ROUNDS=21` runs each group's rows in
+//! alternating rounds instead of criterion's consecutive samples and
+//! prints medians (`COREPOOL_FORK_JOIN_GROUPS=tree_sum,tree_sum_1thread`
+//! picks groups).
 
 mod common;
 
@@ -210,6 +214,12 @@ fn sum_rayon(node: &Option<Box<Node>>) -> i64 {
 /// recursion on the measuring thread) comes first by convention, so the
 /// report can give each row's speedup over it.
 fn bench_rows(c: &mut Criterion, group_name: &str, elements: usize, rows: &[(&str, &dyn Fn())]) {
+    if let Some(alternate) = alternate_rounds() {
+        if alternate.runs(group_name) {
+            alternate_rows(group_name, alternate.rounds, rows);
+        }
+        return;
+    }
     let mut group = c.benchmark_group(group_name);
     configure(&mut group, elements);
     for (id, run) in rows {
@@ -224,6 +234,61 @@ fn bench_rows(c: &mut Criterion, group_name: &str, elements: usize, rows: &[(&st
         });
     }
     group.finish();
+}
+
+/// The alternating mode: `COREPOOL_FORK_JOIN_ROUNDS=N` replaces criterion
+/// with N rounds per group, each running every row once in turn, so that
+/// a burst of load from elsewhere on the machine hits every row alike;
+/// `COREPOOL_FORK_JOIN_GROUPS` (comma-separated group names) limits it to
+/// those groups.
+struct Alternate {
+    rounds: usize,
+    groups: Option<Vec<String>>,
+}
+
+impl Alternate {
+    fn runs(&self, group_name: &str) -> bool {
+        self.groups
+            .as_ref()
+            .is_none_or(|groups| groups.iter().any(|g| g == group_name))
+    }
+}
+
+fn alternate_rounds() -> Option<Alternate> {
+    let rounds = std::env::var("COREPOOL_FORK_JOIN_ROUNDS")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&r| r > 0)?;
+    let groups = std::env::var("COREPOOL_FORK_JOIN_GROUPS")
+        .ok()
+        .map(|g| g.split(',').map(str::to_owned).collect());
+    Some(Alternate { rounds, groups })
+}
+
+/// One group in the alternating mode: a warm-up round, then `rounds`
+/// rounds of every row in turn; prints each row's median, min and max in
+/// milliseconds.
+fn alternate_rows(group_name: &str, rounds: usize, rows: &[(&str, &dyn Fn())]) {
+    let mut times = vec![Vec::with_capacity(rounds); rows.len()];
+    for round in 0..=rounds {
+        for ((_, run), times) in rows.iter().zip(&mut times) {
+            let start = Instant::now();
+            run();
+            if round > 0 {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    for ((id, _), times) in rows.iter().zip(&mut times) {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{group_name}/{id}: median {:.2} ms (min {:.2}, max {:.2}; {rounds} alternating rounds)",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+        );
+    }
 }
 
 /// A chili pool of `threads` threads in all: `threads − 1` workers and the
