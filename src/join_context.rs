@@ -54,6 +54,11 @@ pub(crate) const KEEP_PRIVATE: usize = 3;
 /// A context belongs to its thread: it is neither `Send` nor `Sync`. A
 /// closure that another worker takes gets that worker's context.
 ///
+/// ```compile_fail
+/// fn needs_send<T: Send>(_: T) {}
+/// corepool::join_context(|ctx| needs_send(ctx), |_| ());
+/// ```
+///
 /// ```
 /// use corepool::JoinContext;
 ///
