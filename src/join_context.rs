@@ -192,8 +192,8 @@ impl<'w> JoinContext<'w> {
     // Not inlined into its caller: the closures are inlined into it
     // instead, so a recursion through it becomes `join` calling itself,
     // with the closures' own early returns (a leaf's) made before the
-    // call rather than inside it. On the tree sum that saves a call per
-    // leaf, and a third of the time (docs/benchmarks.md, "fork-join").
+    // call rather than inside it: on a tree, one call fewer per empty
+    // child (docs/benchmarks.md, "fork-join").
     #[inline(never)]
     pub fn join<A, B, RA, RB>(&mut self, a: A, b: B) -> (RA, RB)
     where
