@@ -45,6 +45,9 @@
 //! long closure that makes no join waits for that closure to return.
 //! rayon offers every second closure at once. The frames are a field of
 //! `WorkerContext`; `open_join` and `close_join` are below.
+//!
+//! `JoinContext::join` (`crate::join_context`) frames only some of its
+//! joins, through `join_framed` below, and runs the rest as plain calls.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
