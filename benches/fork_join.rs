@@ -8,12 +8,26 @@
 //!   (about 29,000 joins over leaves of ~0.3 µs).
 //! * `fib_join_fine`: fib(32) by `join` all the way down to n < 2
 //!   (rayon-demo's shape: 3.5M joins of nothing, join overhead only).
+//!   Both fib groups also run `corepool_ctx`: `JoinContext::join`.
 //! * `tree_sum`: the sum of a balanced binary tree of 2^22 − 1 =
 //!   4,194,303 heap nodes, a `join` at every node and no cutoff (Spice's
 //!   benchmark shape), on W threads; `tree_sum_1thread` is the same sum
 //!   with one thread per pool, where the whole difference is a join's
 //!   cost. chili (a port of Spice, heartbeat scheduling) is the reference
 //!   here: its join touches no shared memory until a heartbeat asks it to.
+//!   corepool runs twice: `corepool` with the free `join`, `corepool_ctx`
+//!   with `JoinContext::join`, the context-passing join (chili's shape).
+//!
+//!   Every row visits the right subtree before the left one. chili's
+//!   `join(a, b)` runs `b` first on the calling thread (and offers `a`),
+//!   while corepool's and rayon's run `a` first; and the tree is allocated
+//!   children first, so the right-first order reads the nodes downwards
+//!   through memory, which the prefetcher follows, while the left-first
+//!   order jumps. On the 2-core VM the left-first plain recursion takes
+//!   about three times as long as the right-first one: letting each pool
+//!   keep its natural order would measure the memory layout, not the
+//!   join. So chili gets `join(left, right)`, the others
+//!   `join(right, left)`.
 //! * `join_chain`: a chain of 1,000 joins, each first closure recursing
 //!   and each second doing ~10 µs of work: the shape where a pool that
 //!   offers second closures lazily must keep offering on the way back up
@@ -26,7 +40,11 @@
 //! (its `Scope` lives on the thread that creates it).
 //!
 //! Run: `cargo bench --bench fork_join` (smoke test: `-- --test`; W from
-//! `COREPOOL_BENCH_WORKERS`, default the cores available).
+//! `COREPOOL_BENCH_WORKERS`, default the cores available). On a loaded
+//! machine, `COREPOOL_FORK_JOIN_ROUNDS=21` runs each group's rows in
+//! alternating rounds instead of criterion's consecutive samples and
+//! prints medians (`COREPOOL_FORK_JOIN_GROUPS=tree_sum,tree_sum_1thread`
+//! picks groups).
 
 mod common;
 
@@ -58,6 +76,17 @@ fn fib_corepool(n: u64, cutoff: u64) -> u64 {
     let (a, b) = corepool::join(
         || fib_corepool(n - 1, cutoff),
         || fib_corepool(n - 2, cutoff),
+    );
+    a + b
+}
+
+fn fib_corepool_ctx(n: u64, cutoff: u64, ctx: &mut corepool::JoinContext<'_>) -> u64 {
+    if n < cutoff.max(2) {
+        return fib_seq(n);
+    }
+    let (a, b) = ctx.join(
+        |ctx| fib_corepool_ctx(n - 1, cutoff, ctx),
+        |ctx| fib_corepool_ctx(n - 2, cutoff, ctx),
     );
     a + b
 }
@@ -114,7 +143,11 @@ fn build(depth: u32, next: &mut i64) -> Option<Box<Node>> {
 fn sum_seq(node: &Option<Box<Node>>) -> i64 {
     match node {
         None => 0,
-        Some(n) => n.value + sum_seq(&n.left) + sum_seq(&n.right),
+        Some(n) => {
+            let r = sum_seq(&n.right);
+            let l = sum_seq(&n.left);
+            n.value + l + r
+        }
     }
 }
 
@@ -122,7 +155,35 @@ fn sum_corepool(node: &Option<Box<Node>>) -> i64 {
     match node {
         None => 0,
         Some(n) => {
-            let (l, r) = corepool::join(|| sum_corepool(&n.left), || sum_corepool(&n.right));
+            let (r, l) = corepool::join(|| sum_corepool(&n.right), || sum_corepool(&n.left));
+            n.value + l + r
+        }
+    }
+}
+
+fn sum_corepool_ctx(node: &Option<Box<Node>>, ctx: &mut corepool::JoinContext<'_>) -> i64 {
+    match node {
+        None => 0,
+        Some(n) => {
+            let (r, l) = ctx.join(
+                |ctx| sum_corepool_ctx(&n.right, ctx),
+                |ctx| sum_corepool_ctx(&n.left, ctx),
+            );
+            n.value + l + r
+        }
+    }
+}
+
+/// `sum_corepool_ctx` from the pool's worker: the root's join is
+/// `join_context`, which hands each side its context.
+fn sum_corepool_ctx_root(tree: &Option<Box<Node>>) -> i64 {
+    match tree {
+        None => 0,
+        Some(n) => {
+            let (r, l) = corepool::join_context(
+                |ctx| sum_corepool_ctx(&n.right, ctx),
+                |ctx| sum_corepool_ctx(&n.left, ctx),
+            );
             n.value + l + r
         }
     }
@@ -142,7 +203,7 @@ fn sum_rayon(node: &Option<Box<Node>>) -> i64 {
     match node {
         None => 0,
         Some(n) => {
-            let (l, r) = rayon::join(|| sum_rayon(&n.left), || sum_rayon(&n.right));
+            let (r, l) = rayon::join(|| sum_rayon(&n.right), || sum_rayon(&n.left));
             n.value + l + r
         }
     }
@@ -153,6 +214,12 @@ fn sum_rayon(node: &Option<Box<Node>>) -> i64 {
 /// recursion on the measuring thread) comes first by convention, so the
 /// report can give each row's speedup over it.
 fn bench_rows(c: &mut Criterion, group_name: &str, elements: usize, rows: &[(&str, &dyn Fn())]) {
+    if let Some(alternate) = alternate_rounds() {
+        if alternate.runs(group_name) {
+            alternate_rows(group_name, alternate.rounds, rows);
+        }
+        return;
+    }
     let mut group = c.benchmark_group(group_name);
     configure(&mut group, elements);
     for (id, run) in rows {
@@ -167,6 +234,61 @@ fn bench_rows(c: &mut Criterion, group_name: &str, elements: usize, rows: &[(&st
         });
     }
     group.finish();
+}
+
+/// The alternating mode: `COREPOOL_FORK_JOIN_ROUNDS=N` replaces criterion
+/// with N rounds per group, each running every row once in turn, so that
+/// a burst of load from elsewhere on the machine hits every row alike;
+/// `COREPOOL_FORK_JOIN_GROUPS` (comma-separated group names) limits it to
+/// those groups.
+struct Alternate {
+    rounds: usize,
+    groups: Option<Vec<String>>,
+}
+
+impl Alternate {
+    fn runs(&self, group_name: &str) -> bool {
+        self.groups
+            .as_ref()
+            .is_none_or(|groups| groups.iter().any(|g| g == group_name))
+    }
+}
+
+fn alternate_rounds() -> Option<Alternate> {
+    let rounds = std::env::var("COREPOOL_FORK_JOIN_ROUNDS")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&r| r > 0)?;
+    let groups = std::env::var("COREPOOL_FORK_JOIN_GROUPS")
+        .ok()
+        .map(|g| g.split(',').map(str::to_owned).collect());
+    Some(Alternate { rounds, groups })
+}
+
+/// One group in the alternating mode: a warm-up round, then `rounds`
+/// rounds of every row in turn; prints each row's median, min and max in
+/// milliseconds.
+fn alternate_rows(group_name: &str, rounds: usize, rows: &[(&str, &dyn Fn())]) {
+    let mut times = vec![Vec::with_capacity(rounds); rows.len()];
+    for round in 0..=rounds {
+        for ((_, run), times) in rows.iter().zip(&mut times) {
+            let start = Instant::now();
+            run();
+            if round > 0 {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    for ((id, _), times) in rows.iter().zip(&mut times) {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{group_name}/{id}: median {:.2} ms (min {:.2}, max {:.2}; {rounds} alternating rounds)",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+        );
+    }
 }
 
 /// A chili pool of `threads` threads in all: `threads − 1` workers and the
@@ -212,6 +334,17 @@ fn main() {
                     let r = corepool.install(|| fib_corepool(black_box(fib_n), cut));
                     assert_eq!(r, expected_fib);
                 }),
+                ("corepool_ctx", &|| {
+                    let n = black_box(fib_n);
+                    let r = corepool.install(|| {
+                        let (a, b) = corepool::join_context(
+                            |ctx| fib_corepool_ctx(n - 1, cut, ctx),
+                            |ctx| fib_corepool_ctx(n - 2, cut, ctx),
+                        );
+                        a + b
+                    });
+                    assert_eq!(r, expected_fib);
+                }),
                 ("rayon", &|| {
                     let r = rayon.install(|| fib_rayon(black_box(fib_n), cut));
                     assert_eq!(r, expected_fib);
@@ -234,6 +367,12 @@ fn main() {
                 ("sequential", &seq_sum),
                 ("corepool", &|| {
                     assert_eq!(corepool.install(|| sum_corepool(&tree)), expected_sum)
+                }),
+                ("corepool_ctx", &|| {
+                    assert_eq!(
+                        corepool.install(|| sum_corepool_ctx_root(&tree)),
+                        expected_sum
+                    )
                 }),
                 ("rayon", &|| {
                     assert_eq!(rayon.install(|| sum_rayon(&tree)), expected_sum)
@@ -260,6 +399,12 @@ fn main() {
                 ("sequential", &seq_sum),
                 ("corepool", &|| {
                     assert_eq!(corepool1.install(|| sum_corepool(&tree)), expected_sum)
+                }),
+                ("corepool_ctx", &|| {
+                    assert_eq!(
+                        corepool1.install(|| sum_corepool_ctx_root(&tree)),
+                        expected_sum
+                    )
                 }),
                 ("rayon", &|| {
                     assert_eq!(rayon1.install(|| sum_rayon(&tree)), expected_sum)

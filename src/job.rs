@@ -131,6 +131,24 @@ impl Latch for LockLatch {
     }
 }
 
+/// What a [`StackJob`] runs: a closure `FnOnce() -> R`, or a body that
+/// finds what it needs on the thread that runs it (a `JoinContext` join's
+/// second closure takes the context of the worker that runs it).
+pub(crate) trait JobBody<R>: Send {
+    /// Runs the body on the current thread.
+    fn run(self) -> R;
+}
+
+impl<R, F> JobBody<R> for F
+where
+    F: FnOnce() -> R + Send,
+{
+    #[inline]
+    fn run(self) -> R {
+        self()
+    }
+}
+
 /// A closure and the slot for its result, on the owner's stack. The
 /// header comes first (`repr(C)`), as a `Task` expects of every job.
 #[repr(C)]
@@ -144,7 +162,7 @@ pub(crate) struct StackJob<L, F, R> {
 impl<L, F, R> StackJob<L, F, R>
 where
     L: Latch,
-    F: FnOnce() -> R + Send,
+    F: JobBody<R>,
     R: Send,
 {
     pub(crate) fn new(latch: L, func: F) -> Self {
@@ -191,7 +209,9 @@ where
         let func = unsafe { (*this.func.get()).take() };
         if let Some(func) = func {
             let region = this.region();
-            let result = catch_unwind(AssertUnwindSafe(|| crate::worker::in_piece(region, func)));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                crate::worker::in_piece(region, || func.run())
+            }));
             // SAFETY: as above; the owner reads `result` only after the
             // latch is set, which happens-after this write (Release/Acquire
             // or the latch's mutex).
@@ -211,16 +231,13 @@ where
         unsafe { Self::execute(&mut slot, Action::Run) }
     }
 
-    /// Takes the closure back and runs it here, catching a panic: for an
-    /// owner that never offered its job, or popped it back before anyone
-    /// else could run it. Skips the result cell and the latch, which no
-    /// one else reads. Returns `None` if the job already ran.
-    pub(crate) fn run_here(&self) -> Option<Result<R, Box<dyn Any + Send>>> {
+    /// Takes the body back, unrun, for an owner that runs it itself: one
+    /// that never offered its job, or popped it back before anyone else
+    /// could run it. Returns `None` if the job already ran.
+    pub(crate) fn take_here(&self) -> Option<F> {
         // SAFETY: called by the owner only when no one else can execute a
-        // `JobRef` to this job (never offered, or popped back from the
-        // owner's own deque), so no one else touches `func`.
-        let func = unsafe { (*self.func.get()).take() }?;
-        Some(catch_unwind(AssertUnwindSafe(func)))
+        // `JobRef` to this job, so no one else touches `func`.
+        unsafe { (*self.func.get()).take() }
     }
 
     /// The job's result, re-raising its panic. Call only once the latch

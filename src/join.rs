@@ -45,10 +45,13 @@
 //! long closure that makes no join waits for that closure to return.
 //! rayon offers every second closure at once. The frames are a field of
 //! `WorkerContext`; `open_join` and `close_join` are below.
+//!
+//! `JoinContext::join` (`crate::join_context`) frames only some of its
+//! joins, through `join_framed` below, and runs the rest as plain calls.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::job::{JoinLatch, StackJob};
+use crate::job::{JobBody, JoinLatch, StackJob};
 use crate::task::{JobRef, Task};
 use crate::wait::Region;
 use crate::worker::{self, WorkerContext};
@@ -86,6 +89,24 @@ where
     RA: Send,
     RB: Send,
 {
+    join_framed(worker, a, b, |b| b())
+}
+
+/// A join with a frame: `b` waits in a join frame (offered to thieves as
+/// described above) while `a` runs here. If `b` is still here once `a`
+/// returns, `run_b` runs it (`JoinContext::join` hands it its context);
+/// a thief runs it with `JobBody::run`.
+pub(crate) fn join_framed<A, B, RA, RB>(
+    worker: &WorkerContext,
+    a: A,
+    b: B,
+    run_b: impl FnOnce(B) -> RB,
+) -> (RA, RB)
+where
+    A: FnOnce() -> RA,
+    B: JobBody<RB>,
+    RB: Send,
+{
     let job_b = StackJob::new(JoinLatch::new(), b);
     // SAFETY: `job_b` stays here, unmoved, until it ran here or its latch
     // is set: every path below runs it here or waits for the latch before
@@ -95,14 +116,15 @@ where
 
     let result_a = catch_unwind(AssertUnwindSafe(a));
 
-    let mut result_b = None;
-    if !worker.close_join(&job_ref) {
+    // Whether `b` is still here, for this thread to run: never offered,
+    // or offered and popped back before anyone took it.
+    let here = if !worker.close_join(&job_ref) {
         // Never offered: no other thread can reach `b`.
-        result_b = job_b.run_here();
+        true
     } else {
         loop {
             if job_b.latch.probe() {
-                break; // stolen, and already done
+                break false; // stolen, and already done
             }
             match worker.pop_local() {
                 Some(task) if task.is_job(&job_ref) => {
@@ -110,8 +132,7 @@ where
                     // the latch round trip. (A stack task's drop does
                     // nothing.)
                     std::mem::forget(task);
-                    result_b = job_b.run_here();
-                    break;
+                    break true;
                 }
                 // Pushed by `a` above `b` and not yet run, or an older
                 // join's offered closure below a stolen `b`: run it, it is
@@ -129,14 +150,15 @@ where
                                 .park_until_set(worker.wait_parker(), || worker.broadcast_pending())
                         },
                     );
-                    break;
+                    break false;
                 }
             }
         }
-    }
+    };
 
-    let result_b = match result_b {
-        Some(result) => result,
+    let taken_back = if here { job_b.take_here() } else { None };
+    let result_b = match taken_back {
+        Some(b) => catch_unwind(AssertUnwindSafe(|| run_b(b))),
         None => job_b.into_result_catching(),
     };
     match (result_a, result_b) {
@@ -175,6 +197,15 @@ impl WorkerContext {
             self.region_new.set(self.region_new.get() + 1);
             self.shared.sleep.notify_join_work();
         }
+    }
+
+    /// The join frames of the innermost region that no other worker can
+    /// see yet.
+    #[inline]
+    pub(crate) fn private_frames(&self) -> usize {
+        // SAFETY: as in `open_join`: one call on the `Vec`, on its thread.
+        let frames = unsafe { (*self.join_frames.get()).len() };
+        frames - self.offered_frames.get()
     }
 
     /// Closes the newest join frame, `job`'s, once its first closure has

@@ -98,6 +98,7 @@ mod global;
 mod handle;
 mod job;
 mod join;
+mod join_context;
 mod metrics;
 mod monitor;
 mod permit;
@@ -132,6 +133,7 @@ pub use current::{
 };
 pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
 pub use handle::Handle;
+pub use join_context::{join_context, JoinContext};
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 pub use monitor::{FillEvent, FILL_HYSTERESIS, FILL_SAMPLE_INTERVAL};
 pub use permit::Permit;

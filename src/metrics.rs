@@ -250,9 +250,11 @@ pub struct WorkerMetrics {
     pub active: bool,
     /// Tasks it ran.
     pub executed: u64,
-    /// Tasks stolen from other workers (one per steal).
+    /// Tasks stolen from other workers (one per steal; a batch of outside
+    /// tasks taken from another worker's inflow counts as one).
     pub stolen: u64,
-    /// Steal attempts, successful or not.
+    /// Steal attempts, successful or not: looks at another worker's
+    /// deques.
     pub steal_attempts: u64,
     /// Times it went to sleep.
     pub parks: u64,

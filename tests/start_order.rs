@@ -118,6 +118,9 @@ fn a_stuck_workers_batch_runs_before_newer_tasks() {
         order, expected,
         "the batch held by the stuck worker waited behind newer tasks"
     );
+    // Taking the stuck worker's batch is a steal.
+    let metrics = pool.metrics();
+    assert!(metrics.stolen >= 1, "no steal counted: {metrics:#?}");
 }
 
 #[test]

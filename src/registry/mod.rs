@@ -25,8 +25,8 @@ use crate::budget::{Check, DelayBudget};
 use crate::metrics::{bump, StripedCounter, WorkerCounters};
 use crate::sleep::Sleep;
 use crate::sync::{
-    lock, thread, wait_deadline, Arc, AtomicUsize, Condvar, Injector, Instant, Mutex, Ordering,
-    Parker, Steal,
+    lock, thread, wait_deadline, Arc, AtomicUsize, Condvar, Hint, Injector, Instant, Mutex,
+    Ordering, Parker, Steal,
 };
 use crate::task::Task;
 use crate::topology;
@@ -61,6 +61,13 @@ pub(crate) struct Shared {
     pub(crate) sleep: Sleep,
     /// For each slot, the ends of its two deques that others take from.
     pub(crate) stealers: Box<[Stealers]>,
+    /// For each slot, whether its inflow holds tasks, as its owner last
+    /// said: set when it takes a batch that leaves tasks there, cleared
+    /// when it finds its inflow empty. A busy worker whose own queues ran
+    /// dry looks only at the inflows said to hold tasks, instead of taking
+    /// a cache miss on each (an inflow's front moves at every pop);
+    /// searchers and the look before parking see every inflow.
+    pub(crate) inflow_held: Box<[CachePadded<Hint>]>,
     /// For each worker, the others in the order it steals from them.
     pub(crate) victims: Box<[Box<[usize]>]>,
     pub(crate) counters: Box<[CachePadded<WorkerCounters>]>,
@@ -179,6 +186,9 @@ impl Shared {
             victims: victims.into_boxed_slice(),
             counters: (0..workers).map(|_| CachePadded::default()).collect(),
             pieces: (0..workers).map(|_| CachePadded::default()).collect(),
+            inflow_held: (0..workers)
+                .map(|_| CachePadded::new(Hint::new()))
+                .collect(),
             wait_parkers: (0..workers).map(|_| Parker::new()).collect(),
             hooks: config.hooks,
             control: CachePadded::new(AtomicUsize::new(config.active)),

@@ -23,6 +23,22 @@ mod imp {
     pub(crate) fn spin_hint() {
         std::hint::spin_loop();
     }
+
+    /// crossbeam's `steal_batch_with_limit_and_pop`, but `Empty` at once
+    /// when the deque looks empty: crossbeam pins its epoch (a SeqCst
+    /// fence) before it looks, and a worker probes other workers' inflows,
+    /// mostly empty, each time its own queues run dry. The stand-in's
+    /// steal already starts with the same lock-free look.
+    pub(crate) fn steal_batch_if_any<T>(
+        stealer: &Stealer<T>,
+        dest: &Worker<T>,
+        limit: usize,
+    ) -> Steal<T> {
+        if stealer.is_empty() {
+            return Steal::Empty;
+        }
+        stealer.steal_batch_with_limit_and_pop(dest, limit)
+    }
 }
 
 #[cfg(corepool_loom)]
@@ -38,6 +54,16 @@ mod imp {
     /// lets the other threads make progress.
     pub(crate) fn spin_hint() {
         loom::thread::yield_now();
+    }
+
+    /// As outside loom; the stand-in's steal makes the same lock-free look
+    /// first, so no second look is added to the models.
+    pub(crate) fn steal_batch_if_any<T>(
+        stealer: &Stealer<T>,
+        dest: &Worker<T>,
+        limit: usize,
+    ) -> Steal<T> {
+        stealer.steal_batch_with_limit_and_pop(dest, limit)
     }
 }
 
@@ -58,6 +84,39 @@ pub(crate) use imp::*;
 /// `admitted_started`); no loom model covers it.
 pub(crate) mod stats {
     pub(crate) use std::sync::atomic::AtomicU64;
+}
+
+/// A flag that only steers where a worker looks first, never whether a
+/// task is found: a plain std atomic, read and written `Relaxed`. Under
+/// loom it always reads `true` (look everywhere), since loom must replay
+/// every read it does not track the same way; what loom checks is then
+/// the path that ignores the hint, and every path that decides to park
+/// ignores it in every build.
+pub(crate) struct Hint(#[cfg(not(corepool_loom))] std::sync::atomic::AtomicBool);
+
+impl Hint {
+    pub(crate) fn new() -> Self {
+        Hint(
+            #[cfg(not(corepool_loom))]
+            std::sync::atomic::AtomicBool::new(false),
+        )
+    }
+
+    pub(crate) fn set(&self, _value: bool) {
+        #[cfg(not(corepool_loom))]
+        self.0.store(_value, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> bool {
+        #[cfg(not(corepool_loom))]
+        {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        #[cfg(corepool_loom)]
+        {
+            true
+        }
+    }
 }
 
 /// The clock. Deadlines are computed from it; under loom no wait actually

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use super::WorkerContext;
 use crate::metrics::bump;
-use crate::sync::{thread, Instant, Steal};
+use crate::sync::{steal_batch_if_any, thread, Instant, Steal};
 use crate::task::Task;
 
 /// How often (in tasks) a worker looks at the injector before its own deque.
@@ -115,18 +115,37 @@ impl WorkerContext {
             _ => {}
         }
         self.pop_local()
-            .or_else(|| self.inflow.pop())
-            .or_else(|| self.steal_from_inflows())
+            .or_else(|| self.pop_inflow())
+            .or_else(|| self.steal_from_inflows(true))
             .or_else(|| self.take_from_injector())
     }
 
-    /// Step 3 without the pause: the oldest outside task this worker can
-    /// reach (its inflow, another worker's inflow, the injector).
+    /// Step 3 without the pause, and looking at every other inflow: the
+    /// oldest outside task this worker can reach (its inflow, another
+    /// worker's inflow, the injector).
     pub(super) fn take_outside(&self) -> Option<Task> {
-        self.inflow
-            .pop()
-            .or_else(|| self.steal_from_inflows())
+        self.pop_inflow()
+            .or_else(|| self.steal_from_inflows(false))
             .or_else(|| self.steal_from_injector())
+    }
+
+    /// Pops the oldest task of this worker's inflow; when there is none,
+    /// tells the others (`Shared::inflow_held`).
+    pub(super) fn pop_inflow(&self) -> Option<Task> {
+        let task = self.inflow.pop();
+        if task.is_none() && self.inflow_announced.replace(false) {
+            self.shared.inflow_held[self.index].set(false);
+        }
+        task
+    }
+
+    /// After a take into this worker's inflow: if tasks are left there,
+    /// tells the others (`Shared::inflow_held`).
+    fn announce_inflow(&self) {
+        if !self.inflow_announced.get() && !self.inflow.is_empty() {
+            self.inflow_announced.set(true);
+            self.shared.inflow_held[self.index].set(true);
+        }
     }
 
     /// Step 3, paced: if the last take found a single task, wait
@@ -185,7 +204,10 @@ impl WorkerContext {
                 .injector
                 .steal_batch_with_limit_and_pop(&self.inflow, STEAL_BATCH)
             {
-                Steal::Success(task) => return Some(task),
+                Steal::Success(task) => {
+                    self.announce_inflow();
+                    return Some(task);
+                }
                 Steal::Empty => return None,
                 Steal::Retry => crate::sync::spin_hint(),
             }
@@ -195,19 +217,29 @@ impl WorkerContext {
     /// Takes the older half of the first non-empty inflow of another
     /// worker, nearest first, into this worker's inflow, and returns its
     /// oldest task. Those tasks came from the injector before anything
-    /// still there, so they go first.
-    fn steal_from_inflows(&self) -> Option<Task> {
+    /// still there, so they go first. `hinted`: only the inflows said to
+    /// hold tasks (`Shared::inflow_held`).
+    fn steal_from_inflows(&self, hinted: bool) -> Option<Task> {
         let shared = &*self.shared;
-        shared.victims[self.index].iter().find_map(|&victim| loop {
-            match shared.stealers[victim]
-                .inflow
-                .steal_batch_with_limit_and_pop(&self.inflow, STEAL_BATCH)
-            {
-                Steal::Success(task) => break Some(task),
+        let counters = &shared.counters[self.index];
+        let task = shared.victims[self.index].iter().find_map(|&victim| loop {
+            if hinted && !shared.inflow_held[victim].get() {
+                break None;
+            }
+            bump(&counters.steal_attempts, 1);
+            match steal_batch_if_any(&shared.stealers[victim].inflow, &self.inflow, STEAL_BATCH) {
+                Steal::Success(task) => {
+                    bump(&counters.stolen, 1);
+                    break Some(task);
+                }
                 Steal::Empty => break None,
                 Steal::Retry => crate::sync::spin_hint(),
             }
-        })
+        });
+        if task.is_some() {
+            self.announce_inflow();
+        }
+        task
     }
 
     /// One search round's victims: every other worker in a small pool;

@@ -40,6 +40,9 @@ pub(crate) struct WorkerContext {
     /// Outside tasks this worker took from the injector, or from another
     /// worker's inflow: FIFO.
     pub(crate) inflow: Worker<Task>,
+    /// Whether this worker last told the others its inflow holds tasks
+    /// (`Shared::inflow_held`).
+    pub(crate) inflow_announced: Cell<bool>,
     /// Whose turn it is in the periodic balancing steal.
     pub(crate) balance_turn: Cell<usize>,
     /// Whether this worker's last take from the injector found a single
@@ -188,6 +191,7 @@ impl WorkerContext {
             shared,
             local: queues.local,
             inflow: queues.inflow,
+            inflow_announced: Cell::new(false),
             balance_turn: Cell::new(0),
             took_single: Cell::new(false),
             catching_stream: Cell::new(false),
@@ -446,7 +450,7 @@ impl WorkerContext {
     fn retire(&self) {
         let shared = &*self.shared;
         let mut moved = false;
-        while let Some(task) = self.inflow.pop().or_else(|| self.local.pop()) {
+        while let Some(task) = self.pop_inflow().or_else(|| self.local.pop()) {
             shared.injector.push(task);
             moved = true;
         }
