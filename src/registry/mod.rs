@@ -61,12 +61,14 @@ pub(crate) struct Shared {
     pub(crate) sleep: Sleep,
     /// For each slot, the ends of its two deques that others take from.
     pub(crate) stealers: Box<[Stealers]>,
-    /// For each slot, whether its inflow holds tasks, as its owner last
-    /// said: set when it takes a batch that leaves tasks there, cleared
+    /// For each slot, the number of the batch its inflow holds, as its
+    /// owner last said (0: none): a new number at each batch it takes, 0
     /// when it finds its inflow empty. A busy worker whose own queues ran
-    /// dry looks only at the inflows said to hold tasks, instead of taking
-    /// a cache miss on each (an inflow's front moves at every pop);
-    /// searchers and the look before parking see every inflow.
+    /// dry takes from another worker's inflow only if it holds the same
+    /// batch as at this worker's last look: that worker is stuck or slower
+    /// (`crate::registry::Queues`). Workers that keep up are left to their
+    /// own batches, and no look touches an inflow's front, which moves at
+    /// every pop. Searchers and the look before parking see every inflow.
     pub(crate) inflow_held: Box<[CachePadded<Hint>]>,
     /// For each worker, the others in the order it steals from them.
     pub(crate) victims: Box<[Box<[usize]>]>,

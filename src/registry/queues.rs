@@ -16,21 +16,32 @@
 //! The injector is FIFO, and a worker moves a batch of it (at most
 //! `STEAL_BATCH`, 32, and at most about half of what is queued) into its
 //! inflow, where the batch keeps its order. A worker with nothing of its
-//! own to run (`worker::find`) takes, in this order: its inflow's oldest
-//! task; half of another worker's inflow, nearest workers first; and only
-//! then a new batch from the injector. Every source is FIFO and each holds
-//! only tasks older than the next, so one worker alone starts outside
-//! tasks exactly in submission order, even when another worker holding a
-//! batch is stuck in a long task.
+//! own to run (`worker::find`) takes its inflow's oldest task, and when
+//! that is empty:
+//!
+//! * if it is busy (it just ran a task), the older half of the inflow of a
+//!   worker that *lags*, one that still holds the batch it held at this
+//!   worker's previous look, so it took no new batch while this one went
+//!   through one of its own; then a new batch from the injector;
+//! * if it is searching (it found nothing nearby), the older half of any
+//!   other inflow, nearest workers first, then the injector.
+//!
+//! Every source is FIFO and holds only tasks older than the next, so one
+//! worker alone starts outside tasks exactly in submission order. A
+//! worker stuck in a long task does not hold up its batch for long: each
+//! other worker runs at most its own batch, 32 tasks, before it takes the
+//! stuck one's, oldest first. Workers that keep up are left to their own
+//! batches: taking from each other's inflows while both pop them made
+//! every pop fight over the same cache line, 15–20 % more time per task
+//! on one producer's stream of tiny tasks (`docs/benchmarks.md`, "The
+//! tuning the figures support").
 //!
 //! With `W` workers the window of reordering is bounded by the batches in
-//! flight: a task can start after later ones only if they sit in a batch
-//! another worker took at about the same time as its own (each worker
-//! takes a new batch only after finding every inflow empty), or in its own
-//! batch, when a thief took the older half of it and the owner runs the
-//! newer half meanwhile. So at most `W × STEAL_BATCH` later tasks start
-//! before it, and typically a few, since a batch is at most half of the
-//! queue. The exception is what a worker has in hand when the operating
+//! flight: a task can be overtaken by the batch each other worker took
+//! before it noticed this task's worker lagging, or, in its own batch, by
+//! the newer half its owner runs after a thief took the older half. So at
+//! most about `W × 32` newer tasks start before any task, typically a
+//! few. The exception is what a worker has in hand when the operating
 //! system deschedules it: the task it took and has not started, or the
 //! batch it is moving (a crossbeam batch steal claims the tasks first and
 //! publishes them in the new deque after), which waits until that worker

@@ -86,35 +86,35 @@ pub(crate) mod stats {
     pub(crate) use std::sync::atomic::AtomicU64;
 }
 
-/// A flag that only steers where a worker looks first, never whether a
+/// A number that only steers where a worker looks first, never whether a
 /// task is found: a plain std atomic, read and written `Relaxed`. Under
-/// loom it always reads `true` (look everywhere), since loom must replay
-/// every read it does not track the same way; what loom checks is then
-/// the path that ignores the hint, and every path that decides to park
-/// ignores it in every build.
-pub(crate) struct Hint(#[cfg(not(corepool_loom))] std::sync::atomic::AtomicBool);
+/// loom it always reads 1 (writes are dropped), since loom must replay
+/// every read it does not track the same way: loom then checks a worker
+/// that takes from another's inflow at every busy look but its first,
+/// and every path that decides to park ignores the hint in every build.
+pub(crate) struct Hint(#[cfg(not(corepool_loom))] std::sync::atomic::AtomicU64);
 
 impl Hint {
     pub(crate) fn new() -> Self {
         Hint(
             #[cfg(not(corepool_loom))]
-            std::sync::atomic::AtomicBool::new(false),
+            std::sync::atomic::AtomicU64::new(0),
         )
     }
 
-    pub(crate) fn set(&self, _value: bool) {
+    pub(crate) fn set(&self, _value: u64) {
         #[cfg(not(corepool_loom))]
         self.0.store(_value, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub(crate) fn get(&self) -> bool {
+    pub(crate) fn get(&self) -> u64 {
         #[cfg(not(corepool_loom))]
         {
             self.0.load(std::sync::atomic::Ordering::Relaxed)
         }
         #[cfg(corepool_loom)]
         {
-            true
+            1
         }
     }
 }

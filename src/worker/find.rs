@@ -12,10 +12,12 @@
 //!    cache);
 //! 3. outside work, oldest first (`crate::registry::Queues` says why this
 //!    order starts outside tasks in submission order): its own inflow;
-//!    then half of another worker's inflow, nearest first; then a batch
-//!    from the injector into its inflow (after a short pause if its last
-//!    take there found a single task: see [`INJECTOR_PACE`]);
-//! 4. as a *searcher* (see [`crate::sleep`]), outside work again, then the
+//!    then half of the inflow of a worker that lags (it held the same
+//!    batch at this worker's last look); then a batch from the injector
+//!    into its inflow (after a short pause if its last take there found a
+//!    single task: see [`INJECTOR_PACE`]);
+//! 4. as a *searcher* (see [`crate::sleep`]), outside work again (any
+//!    other worker's inflow, not only a lagging one's), then the
 //!    oldest task of another worker's `local` deque, nearest cores first,
 //!    for a few rounds, yielding between them (in large pools each round
 //!    visits the nearest workers and a rotating window of the others, not
@@ -134,18 +136,28 @@ impl WorkerContext {
     pub(super) fn pop_inflow(&self) -> Option<Task> {
         let task = self.inflow.pop();
         if task.is_none() && self.inflow_announced.replace(false) {
-            self.shared.inflow_held[self.index].set(false);
+            self.shared.inflow_held[self.index].set(0);
         }
         task
     }
 
     /// After a take into this worker's inflow: if tasks are left there,
-    /// tells the others (`Shared::inflow_held`).
+    /// tells the others it holds a new batch (`Shared::inflow_held`).
     fn announce_inflow(&self) {
-        if !self.inflow_announced.get() && !self.inflow.is_empty() {
+        if !self.inflow.is_empty() {
+            let batch = self.inflow_batches.get() + 1;
+            self.inflow_batches.set(batch);
             self.inflow_announced.set(true);
-            self.shared.inflow_held[self.index].set(true);
+            self.shared.inflow_held[self.index].set(batch);
         }
+    }
+
+    /// Whether this busy worker should take from `victim`'s inflow: it
+    /// holds the same batch as at this worker's last look, so it is stuck
+    /// or slower than this one (`Shared::inflow_held`).
+    fn victim_lags(&self, victim: usize) -> bool {
+        let batch = self.shared.inflow_held[victim].get();
+        batch != 0 && self.seen_batches[victim].replace(batch) == batch
     }
 
     /// Step 3, paced: if the last take found a single task, wait
@@ -217,13 +229,13 @@ impl WorkerContext {
     /// Takes the older half of the first non-empty inflow of another
     /// worker, nearest first, into this worker's inflow, and returns its
     /// oldest task. Those tasks came from the injector before anything
-    /// still there, so they go first. `hinted`: only the inflows said to
-    /// hold tasks (`Shared::inflow_held`).
-    fn steal_from_inflows(&self, hinted: bool) -> Option<Task> {
+    /// still there, so they go first. `busy`: only from workers that lag
+    /// (`victim_lags`).
+    fn steal_from_inflows(&self, busy: bool) -> Option<Task> {
         let shared = &*self.shared;
         let counters = &shared.counters[self.index];
         let task = shared.victims[self.index].iter().find_map(|&victim| loop {
-            if hinted && !shared.inflow_held[victim].get() {
+            if busy && !self.victim_lags(victim) {
                 break None;
             }
             bump(&counters.steal_attempts, 1);

@@ -40,9 +40,13 @@ pub(crate) struct WorkerContext {
     /// Outside tasks this worker took from the injector, or from another
     /// worker's inflow: FIFO.
     pub(crate) inflow: Worker<Task>,
-    /// Whether this worker last told the others its inflow holds tasks
-    /// (`Shared::inflow_held`).
+    /// The number of the last batch this worker announced, if its inflow
+    /// may still hold it (`Shared::inflow_held`), and how many it took.
     pub(crate) inflow_announced: Cell<bool>,
+    pub(crate) inflow_batches: Cell<u64>,
+    /// For each slot, the batch number its inflow held at this worker's
+    /// last busy look (`Shared::inflow_held`).
+    pub(crate) seen_batches: Box<[Cell<u64>]>,
     /// Whose turn it is in the periodic balancing steal.
     pub(crate) balance_turn: Cell<usize>,
     /// Whether this worker's last take from the injector found a single
@@ -186,12 +190,15 @@ pub(crate) fn in_piece<R>(region: usize, body: impl FnOnce() -> R) -> R {
 
 impl WorkerContext {
     pub(crate) fn new(index: usize, shared: Arc<Shared>, queues: Queues) -> Self {
+        let slots = shared.stealers.len();
         WorkerContext {
             index,
             shared,
             local: queues.local,
             inflow: queues.inflow,
             inflow_announced: Cell::new(false),
+            inflow_batches: Cell::new(0),
+            seen_batches: (0..slots).map(|_| Cell::new(0)).collect(),
             balance_turn: Cell::new(0),
             took_single: Cell::new(false),
             catching_stream: Cell::new(false),
