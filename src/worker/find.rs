@@ -105,10 +105,12 @@ impl WorkerContext {
                     return Some(task);
                 }
             }
-            // Half a period later, one other worker's deque: a worker that
-            // is descheduled (its core taken by another process) would
-            // otherwise keep its batch until every other worker runs out
-            // of work, which under steady load is never.
+            // Half a period later, one task from another worker's `local`
+            // deque: a worker that is descheduled (its core taken by
+            // another process) would otherwise keep the tasks it spawned
+            // until every other worker runs out of work, which under
+            // steady load is never. (Its outside batch is taken over in
+            // step 3, once it lags.)
             BALANCE_TICK => {
                 if let Some(task) = self.steal_from_next_victim() {
                     return Some(task);
