@@ -40,9 +40,10 @@ pub(crate) struct WorkerContext {
     /// Outside tasks this worker took from the injector, or from another
     /// worker's inflow: FIFO.
     pub(crate) inflow: Worker<Task>,
-    /// The number of the last batch this worker announced, if its inflow
-    /// may still hold it (`Shared::inflow_held`), and how many it took.
+    /// Whether this worker's entry in `Shared::inflow_held` is non-zero,
+    /// so that an empty pop clears it only once.
     pub(crate) inflow_announced: Cell<bool>,
+    /// How many batches this worker has announced: the next one's number.
     pub(crate) inflow_batches: Cell<u64>,
     /// For each slot, the batch number its inflow held at this worker's
     /// last busy look (`Shared::inflow_held`).
