@@ -15,23 +15,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use corepool::Pool;
-use support::{hold_one_worker, within, Gate};
-
-fn pool(workers: usize) -> Pool {
-    Pool::builder()
-        .workers(workers)
-        .pin_workers(false)
-        .build()
-        .expect("build a pool")
-}
-
-fn fib_seq(n: u64) -> u64 {
-    if n < 2 {
-        n
-    } else {
-        fib_seq(n - 1) + fib_seq(n - 2)
-    }
-}
+use support::{fib_seq, hold_one_worker, unpinned_pool as pool, within, Gate};
 
 /// Fibonacci by `corepool::join`, sequential below a cutoff.
 fn fib(n: u64) -> u64 {

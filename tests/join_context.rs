@@ -13,23 +13,7 @@ use std::sync::Barrier;
 use std::thread;
 
 use corepool::{JoinContext, Pool};
-use support::within;
-
-fn pool(workers: usize) -> Pool {
-    Pool::builder()
-        .workers(workers)
-        .pin_workers(false)
-        .build()
-        .expect("build a pool")
-}
-
-fn fib_seq(n: u64) -> u64 {
-    if n < 2 {
-        n
-    } else {
-        fib_seq(n - 1) + fib_seq(n - 2)
-    }
-}
+use support::{fib_seq, unpinned_pool as pool, within};
 
 /// Fibonacci by context joins all the way down.
 fn fib(n: u64, ctx: &mut JoinContext<'_>) -> u64 {

@@ -11,15 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 use corepool::Pool;
-use support::{within, Gate};
-
-fn pool(workers: usize) -> Pool {
-    Pool::builder()
-        .workers(workers)
-        .pin_workers(false)
-        .build()
-        .expect("build the pool")
-}
+use support::{unpinned_pool as pool, within, Gate};
 
 /// X blocks; A joins X; B, submitted once A waits, joins A; then X is
 /// released. A's worker must not run B on top of A (B would wait for A,

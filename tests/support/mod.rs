@@ -288,3 +288,22 @@ pub fn small_pool(workers: usize, capacity: usize) -> Pool {
         .build()
         .expect("build a pool")
 }
+
+/// An unpinned pool of `workers` with the default capacity.
+pub fn unpinned_pool(workers: usize) -> Pool {
+    Pool::builder()
+        .workers(workers)
+        .pin_workers(false)
+        .build()
+        .expect("build a pool")
+}
+
+/// Fibonacci by plain recursion: the sequential answer fork-join tests
+/// compare with.
+pub fn fib_seq(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fib_seq(n - 1) + fib_seq(n - 2)
+    }
+}
