@@ -376,8 +376,7 @@ impl Handle {
     /// The [delay budget](crate::Builder::queue_delay_budget)'s estimate
     /// of how long a task submitted now would wait before it starts, on
     /// average: the figure `try_submit` compares with the budget's current
-    /// limit (at most the budget; see `docs/operations.md`, "Delay
-    /// budget"). A few loads, no lock:
+    /// limit (at most the budget; see `docs/delay-budget.md`). A few loads, no lock:
     /// cheap enough to read per request (say, to log it beside a refusal).
     /// `None` without a budget, or before any task was observed.
     ///

@@ -395,8 +395,8 @@ impl Builder {
     /// refuses anything.
     ///
     /// The percentile holds while the load is steady; it takes some
-    /// hundreds of tasks to settle after a change. `docs/operations.md`
-    /// ("Delay budget") has the measurements, and `src/budget.rs` the rule
+    /// hundreds of tasks to settle after a change. `docs/delay-budget.md`
+    /// has the measurements, and `src/budget.rs` the rule
     /// and its failure modes.
     ///
     /// ```
