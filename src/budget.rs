@@ -195,8 +195,9 @@ pub(crate) enum Check {
 /// The budget, the pool-wide service-time average and the limit (see the
 /// module docs).
 pub(crate) struct DelayBudget {
-    /// The budget, in nanoseconds (saturated at `u64::MAX`).
-    budget_ns: u64,
+    /// The budget, in nanoseconds (saturated at `u64::MAX`), never 0.
+    /// A setting: changed only by `set_budget`, read relaxed.
+    budget_ns: AtomicU64,
     /// Average worker time per admitted task, in nanoseconds; 0 until the
     /// first sample. A statistic: no protocol depends on its ordering.
     service_ns: AtomicU64,
@@ -223,10 +224,28 @@ impl DelayBudget {
     pub(crate) fn new(budget: Duration) -> Self {
         let budget_ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
         DelayBudget {
-            budget_ns,
+            budget_ns: AtomicU64::new(budget_ns),
             service_ns: AtomicU64::new(0),
             limit_ns: AtomicU64::new(budget_ns),
         }
+    }
+
+    /// The budget in force.
+    pub(crate) fn budget(&self) -> Duration {
+        Duration::from_nanos(self.budget_ns.load(Ordering::Relaxed))
+    }
+
+    /// Replaces the budget (not zero: the caller checks). The limit keeps
+    /// its ratio to the budget, which is what the verdicts taught it (how
+    /// far actual waits scatter above expected ones).
+    pub(crate) fn set_budget(&self, budget: Duration) {
+        let new = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let old = self.budget_ns.swap(new, Ordering::Relaxed);
+        let limit = u128::from(self.limit_ns.load(Ordering::Relaxed));
+        let scaled = (limit * u128::from(new) / u128::from(old.max(1))).min(u128::from(new));
+        // `scaled <= new`, which is a u64.
+        self.limit_ns
+            .store(u64::try_from(scaled).unwrap_or(new), Ordering::Relaxed);
     }
 
     /// The average worker time per admitted task, if any was observed.
@@ -262,7 +281,12 @@ impl DelayBudget {
         if service == 0 {
             return Check::Admit; // cold start
         }
-        let limit = u128::from(self.limit_ns.load(Ordering::Relaxed));
+        // A limit steered against a budget just lowered may still be above it.
+        let limit = u128::from(
+            self.limit_ns
+                .load(Ordering::Relaxed)
+                .min(self.budget_ns.load(Ordering::Relaxed)),
+        );
         // An upper bound first: the word also counts held-back slots of
         // tasks already started, and reading it costs nothing extra (the
         // acquire that follows reads the same line).
@@ -300,7 +324,7 @@ impl DelayBudget {
 
     /// Counts one verdict: late if the task waited longer than the budget.
     fn judge(&self, probe: &Probe, waited_ns: u64) {
-        let verdict = if waited_ns > self.budget_ns {
+        let verdict = if waited_ns > self.budget_ns.load(Ordering::Relaxed) {
             &probe.late
         } else {
             &probe.on_time
@@ -340,16 +364,15 @@ impl DelayBudget {
 
     /// Moves the limit by a batch of verdicts (see the module docs).
     fn steer(&self, late: u32, on_time: u32) {
-        let budget = u128::from(self.budget_ns);
+        let budget_ns = self.budget_ns.load(Ordering::Relaxed);
+        let budget = u128::from(budget_ns);
         let down = budget * u128::from(late) / u128::from(STEP_DIVISOR);
         let up = budget * u128::from(on_time) / u128::from(STEP_DIVISOR * (LATE_ONE_IN - 1));
         let old = u128::from(self.limit_ns.load(Ordering::Relaxed));
         let new = (old + up).saturating_sub(down).min(budget);
         // `new <= budget`, which is a u64.
-        self.limit_ns.store(
-            u64::try_from(new).unwrap_or(self.budget_ns),
-            Ordering::Relaxed,
-        );
+        self.limit_ns
+            .store(u64::try_from(new).unwrap_or(budget_ns), Ordering::Relaxed);
     }
 }
 
@@ -457,9 +480,33 @@ mod tests {
     }
 
     #[test]
+    fn a_new_budget_keeps_the_limits_ratio_and_judges_against_itself() {
+        let budget = budget();
+        budget.publish_service(1_000_000); // 1 ms a task: 0.5 ms per queued task on 2 workers
+        budget.steer(16, 0); // L = budget × 3/4 = 7.5 ms
+        assert_eq!(budget.limit(), Duration::from_micros(7_500));
+        budget.set_budget(Duration::from_millis(4));
+        assert_eq!(budget.budget(), Duration::from_millis(4));
+        assert_eq!(budget.limit(), Duration::from_millis(3));
+        // Judged against the new budget: a 5 ms wait is late now.
+        let probe = Probe::default();
+        budget.judge(&probe, 5_000_000);
+        assert_eq!((probe.late.get(), probe.on_time.get()), (1, 0));
+        // A limit left above a lowered budget (a racing steer) is capped by it.
+        budget.limit_ns.store(BUDGET_NS, Ordering::Relaxed);
+        let admission = Admission::new(100, 1);
+        for _ in 0..8 {
+            assert_eq!(admission.try_acquire(), Ok(())); // 8 queued: 4 ms expected
+        }
+        assert_eq!(budget.check(&admission, 2), Check::AdmitAndJudge);
+        assert_eq!(admission.try_acquire(), Ok(())); // 9 queued: 4.5 ms
+        assert_eq!(budget.check(&admission, 2), Check::Refuse);
+    }
+
+    #[test]
     fn an_absurd_budget_saturates() {
         let budget = DelayBudget::new(Duration::MAX);
-        assert_eq!(budget.budget_ns, u64::MAX);
+        assert_eq!(budget.budget(), Duration::from_nanos(u64::MAX));
         budget.steer(0, 1_000);
         assert_eq!(budget.limit_ns.load(Ordering::Relaxed), u64::MAX);
         budget.steer(1, 0);

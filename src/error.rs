@@ -479,3 +479,38 @@ impl fmt::Display for ResizeError {
 }
 
 impl Error for ResizeError {}
+
+/// [`Handle::set_queue_delay_budget`](crate::Handle::set_queue_delay_budget)
+/// refused a budget.
+///
+/// ```
+/// use std::time::Duration;
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// let err = pool.handle().set_queue_delay_budget(Duration::from_millis(5)).unwrap_err();
+/// assert!(matches!(err, corepool::BudgetError::NotConfigured));
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BudgetError {
+    /// The pool was built without
+    /// [`Builder::queue_delay_budget`](crate::Builder::queue_delay_budget):
+    /// a budget cannot be switched on later.
+    NotConfigured,
+    /// A zero budget would refuse every task that finds a queue.
+    Zero,
+}
+
+impl fmt::Display for BudgetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetError::NotConfigured => f.write_str(
+                "the pool was built without a queue-delay budget; set one with \
+                 Builder::queue_delay_budget",
+            ),
+            BudgetError::Zero => f.write_str("a queue-delay budget must be above zero"),
+        }
+    }
+}
+
+impl Error for BudgetError {}

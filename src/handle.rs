@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use crate::admission::Refused;
+use crate::budget::DelayBudget;
 use crate::entry::Wait;
-use crate::error::{SubmitError, SubmitTimeoutError, TrySubmitError};
+use crate::error::{BudgetError, SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::job::{LockLatch, StackJob};
 use crate::metrics::MetricsSnapshot;
 use crate::permit::Permit;
@@ -391,6 +392,62 @@ impl Handle {
     /// ```
     pub fn expected_queue_delay(&self) -> Option<Duration> {
         self.shared.expected_queue_delay()
+    }
+
+    /// The [delay budget](crate::Builder::queue_delay_budget) in force:
+    /// the one built with, or the last one set; `None` without a budget.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(1)
+    ///     .queue_delay_budget(Duration::from_millis(10))
+    ///     .build()?;
+    /// assert_eq!(pool.handle().queue_delay_budget(), Some(Duration::from_millis(10)));
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn queue_delay_budget(&self) -> Option<Duration> {
+        self.shared.delay_budget.as_ref().map(DelayBudget::budget)
+    }
+
+    /// Replaces the [delay budget](crate::Builder::queue_delay_budget) of
+    /// a pool built with one, for the `try_*` submissions from now on:
+    /// for a service whose latency target covers more than the queue wait
+    /// and that measures the rest as it runs (its budget for the wait is
+    /// the target minus that; `examples/http_service.rs` does so). The
+    /// limit the pool steered below the old budget keeps its ratio to the
+    /// new one, so what it learned about the scatter of waits carries
+    /// over. Cheap (two relaxed stores), and callable from anywhere,
+    /// a task of this pool included.
+    ///
+    /// Errors: [`BudgetError::NotConfigured`] if the pool was built
+    /// without a budget, [`BudgetError::Zero`] for a zero budget; the
+    /// budget in force is then unchanged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = corepool::Pool::builder()
+    ///     .workers(1)
+    ///     .queue_delay_budget(Duration::from_millis(10))
+    ///     .build()?;
+    /// let handle = pool.handle();
+    /// handle.set_queue_delay_budget(Duration::from_millis(8)).unwrap();
+    /// assert_eq!(handle.queue_delay_budget(), Some(Duration::from_millis(8)));
+    /// assert_eq!(
+    ///     handle.set_queue_delay_budget(Duration::ZERO),
+    ///     Err(corepool::BudgetError::Zero)
+    /// );
+    /// # Ok::<(), corepool::BuildError>(())
+    /// ```
+    pub fn set_queue_delay_budget(&self, budget: Duration) -> Result<(), BudgetError> {
+        let Some(delay_budget) = &self.shared.delay_budget else {
+            return Err(BudgetError::NotConfigured);
+        };
+        if budget.is_zero() {
+            return Err(BudgetError::Zero);
+        }
+        delay_budget.set_budget(budget);
+        Ok(())
     }
 
     /// Runs `op` on a worker of this pool and returns its result; see

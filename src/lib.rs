@@ -131,7 +131,9 @@ pub use current::{
     block_in_place, current_num_threads, current_thread_index, join, scope, spawn, spawn_fifo,
     submit, yield_now, Yield,
 };
-pub use error::{BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError};
+pub use error::{
+    BudgetError, BuildError, ResizeError, SubmitError, SubmitTimeoutError, TrySubmitError,
+};
 pub use handle::Handle;
 pub use join_context::{join_context, JoinContext};
 pub use metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};

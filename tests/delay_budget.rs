@@ -328,6 +328,66 @@ fn a_refused_closure_may_resubmit_from_its_drop() {
     assert_eq!(pool.metrics().rejected_budget, 2);
 }
 
+#[test]
+fn a_budget_set_while_running_decides_the_next_submissions() {
+    let _watchdog = Watchdog::new("a_budget_set_while_running_decides_the_next_submissions");
+    const HOUR: Duration = Duration::from_secs(3600);
+    let pool = pool(Some(HOUR));
+    let handle = pool.handle();
+    let gate = Gate::new();
+    let _open = gate.open_on_drop();
+    observe_then_hold(&pool, &gate, false);
+    let runs = Arc::new(AtomicUsize::new(0));
+    pool.try_submit(counting(&runs)).expect("an empty queue");
+    pool.try_submit(counting(&runs))
+        .expect("one queued ahead: about OBSERVED, far within an hour");
+
+    // Lowered from a task of another pool (this pool's one worker is held).
+    let other = Pool::builder()
+        .workers(1)
+        .pin_workers(false)
+        .build()
+        .expect("build");
+    let from_task = handle.clone();
+    other
+        .handle()
+        .spawn(move || from_task.set_queue_delay_budget(BUDGET))
+        .expect("the other pool is running")
+        .join()
+        .expect("ran")
+        .expect("the pool has a budget");
+    assert_eq!(handle.queue_delay_budget(), Some(BUDGET));
+    let err = pool
+        .try_submit(counting(&runs))
+        .expect_err("two queued ahead: at least 2 × OBSERVED > BUDGET");
+    assert!(err.is_full());
+    assert_eq!(pool.metrics().rejected_budget, 1);
+
+    // A refused setting leaves the budget in force.
+    assert_eq!(
+        handle.set_queue_delay_budget(Duration::ZERO),
+        Err(corepool::BudgetError::Zero)
+    );
+    assert_eq!(handle.queue_delay_budget(), Some(BUDGET));
+
+    handle.set_queue_delay_budget(HOUR).expect("raised again");
+    pool.try_submit(counting(&runs))
+        .expect("admitted under the raised budget");
+    gate.open();
+    pool.wait_idle();
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+
+    let plain = self::pool(None);
+    assert_eq!(plain.handle().queue_delay_budget(), None);
+    let err = plain
+        .handle()
+        .set_queue_delay_budget(BUDGET)
+        .expect_err("no budget to change");
+    assert_eq!(err, corepool::BudgetError::NotConfigured);
+    assert!(err.to_string().contains("Builder::queue_delay_budget"));
+    assert_eq!(plain.handle().queue_delay_budget(), None);
+}
+
 /// Fills the queue behind the held worker with `try_submit` until the
 /// budget refuses (one second over tasks of at least `OBSERVED`: at most
 /// 50 admitted), so that the last ones are admitted near its limit and
