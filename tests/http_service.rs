@@ -503,6 +503,79 @@ fn a_delay_budget_refuses_with_503_before_the_queue_is_full() {
         assert!(wait <= time, "{summary}");
     }
     assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{summary}");
+    // The pool's share of the 1 ms request budget: all of it until the
+    // rest of the requests was measured, never under a quarter.
+    let share: f64 = summary
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("queue_budget_ms=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no queue_budget_ms= in {summary:?}"));
+    assert!((0.25..=1.0).contains(&share), "{summary}");
+}
+
+/// The nice value of each thread of process `pid`, by thread name.
+#[cfg(target_os = "linux")]
+fn thread_nice_values(pid: u32) -> Vec<(String, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/PID/task");
+    tasks
+        .map(|task| {
+            let dir = task.expect("a task entry").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).expect("read comm");
+            let stat = std::fs::read_to_string(dir.join("stat")).expect("read stat");
+            // Fields after the name in parentheses start at field 3
+            // (state); nice is field 19.
+            let after_name = &stat[stat.rfind(')').expect("stat has a name") + 1..];
+            let nice = after_name
+                .split_whitespace()
+                .nth(19 - 3)
+                .and_then(|field| field.parse().ok())
+                .unwrap_or_else(|| panic!("no nice field in {stat:?}"));
+            (comm.trim_end().to_owned(), nice)
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn hash_nice_lowers_the_hashing_threads_only() {
+    let _watchdog = watchdog("hash_nice_lowers_the_hashing_threads_only");
+    for engine in ["corepool", "rayon", "spawn-blocking"] {
+        let server = Server::start(&["--engine", engine, "--workers", "1", "--hash-nice", "7"]);
+        // One request ran on the one hashing thread, after its start hook.
+        let reply = post_hash(server.addr, b"nice", Some(3));
+        assert_eq!(reply.body.trim_end(), expected_hash(b"nice", 3), "{engine}");
+        let threads = thread_nice_values(server.child.id());
+        // The main thread's nice (this test may run niced), and 7 below it.
+        let (_, base) = *threads
+            .iter()
+            .find(|(name, _)| name == "http_service")
+            .unwrap_or_else(|| panic!("no main thread in {threads:?}"));
+        let lowered = (base + 7).min(19);
+        let io: Vec<_> = threads
+            .iter()
+            .filter(|(name, _)| name == "http-io")
+            .collect();
+        assert!(!io.is_empty(), "{engine}: {threads:?}");
+        if engine == "spawn-blocking" {
+            // tokio names its blocking threads like its I/O thread: one
+            // of them hashed, lowered; the I/O thread stayed as it was.
+            assert!(io.iter().any(|(_, nice)| *nice == lowered), "{threads:?}");
+            assert!(io.iter().any(|(_, nice)| *nice == base), "{threads:?}");
+        } else {
+            assert!(
+                io.iter().all(|(_, nice)| *nice == base),
+                "{engine}: {threads:?}"
+            );
+            let hashing: Vec<_> = threads
+                .iter()
+                .filter(|(name, _)| name.starts_with("hash"))
+                .collect();
+            assert_eq!(hashing.len(), 1, "{engine}: {threads:?}");
+            assert_eq!(hashing[0].1, lowered, "{engine}: {threads:?}");
+        }
+        server.signal(libc::SIGTERM);
+        let (status, summary) = server.wait_for_exit();
+        assert!(status.success(), "{engine}: exit {status}, {summary}");
+    }
 }
 
 /// `key=P50/P99/P99.9` from a `shutdown:` line.
@@ -535,6 +608,11 @@ fn flags_that_do_not_apply_are_refused_at_startup() {
         ),
         (&["--workers", "0"][..], "--workers"),
         (&["--budget-ms", "0"][..], "budget"),
+        (
+            &["--engine", "inline", "--hash-nice", "5"][..],
+            "--hash-nice",
+        ),
+        (&["--hash-nice", "20"][..], "--hash-nice"),
     ] {
         let output = Command::new(example_binary())
             .args(["--addr", "127.0.0.1:0"])
