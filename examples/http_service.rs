@@ -13,11 +13,13 @@
 //!
 //! * `--addr IP:PORT` (port 0 picks a free one), `--workers N`,
 //!   `--engine corepool|spawn-blocking|rayon|inline`; for corepool also
-//!   `--capacity N` (the pool's queue bound), `--budget-ms MS` (its
-//!   queue-delay budget), `--no-pin` and `--report-waits` (the shutdown
-//!   line then also gives percentiles of each hashed request's wait in the
-//!   pool's queue and its whole time in the pool). Once the socket accepts, stdout
-//!   gets one line: `listening on http://IP:PORT`.
+//!   `--capacity N` (the pool's queue bound), `--budget-ms MS` (a served
+//!   request's p99 budget, of which the pool's queue-delay budget gets
+//!   what the rest of a request leaves: `BudgetSplit`), `--no-pin` and
+//!   `--report-waits` (the shutdown line then also gives percentiles of
+//!   each hashed request's wait in the pool's queue and its whole time in
+//!   the pool); for every engine but inline `--hash-nice N`. Once the
+//!   socket accepts, stdout gets one line: `listening on http://IP:PORT`.
 //! * `POST /hash?rounds=R`, 1 ≤ R ≤ 100000, default 1000: `200` with the
 //!   hex SHA-256 of the body hashed R times (`h1 = sha256(body)`,
 //!   `h(i+1) = sha256(h(i))`), computed on the engine. A bad `rounds` is a

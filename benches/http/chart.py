@@ -14,6 +14,7 @@ from html import escape
 
 COLORS = {
     "corepool-budget10": "#1b7837",
+    "corepool-budget10-nice10": "#00441b",
     "corepool": "#7fbf7b",
     "spawn-blocking": "#d6604d",
     "rayon": "#4393c3",
@@ -31,10 +32,10 @@ def number(text):
 def table(rows):
     head = ["load", "engine", "offered req/s", "served req/s", "p50 ms", "p99 ms",
             "p99.9 ms", "503s", "in flight at the deadline", "peak RSS MiB",
-            "pool wait p99 ms", "pool time p99 ms"]
+            "pool wait p99 ms", "pool time p99 ms", "pool budget at the end ms"]
     keys = ["load", "engine", "rate", "served_rps", "p50_ms", "p99_ms", "p999_ms",
             "share_503", "deadline_aborts", "peak_rss_mib", "pool_wait_p99_ms",
-            "pool_time_p99_ms"]
+            "pool_time_p99_ms", "queue_budget_ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lines.append("| " + " | ".join(row[k] for k in keys) + " |")

@@ -16,16 +16,18 @@
 #    saturation (closed loop, 64 connections, no rate limit); the larger
 #    one is "1x" unless --capacity gives it.
 # 2. For 0.5x, 1x and 2x that rate, each engine in a fresh process:
-#    corepool with --budget-ms 10 and with --budget-ms 5, corepool with
-#    its default queue bound and no budget, spawn-blocking, rayon, inline. Each row: served (200) req/s, p50,
+#    corepool with --budget-ms 10 (also with --hash-nice 10) and with
+#    --budget-ms 5, corepool with its default queue bound and no budget,
+#    spawn-blocking, rayon, inline. Each row: served (200) req/s, p50,
 #    p99 and p99.9 of the served requests only (oha's
 #    --stats-success-breakdown), the share of 503s, requests oha gave up
 #    on at the deadline, the server's peak RSS (VmHWM), and for corepool
 #    the p99 of the served requests' wait in its queue and of their time
-#    in the pool, as the service measured them (--report-waits).
+#    in the pool, as the service measured them (--report-waits), and with
+#    a budget the pool's share of it at the end of the run.
 #
 # Writes DIR/results.tsv, DIR/table.md, DIR/chart.svg and oha's JSON per
-# run (DIR defaults to target/http-bench). Runs about 7 minutes. Not part
+# run (DIR defaults to target/http-bench). Runs about 8 minutes. Not part
 # of `cargo test`: the load generator is not ours, and timings belong here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -96,6 +98,7 @@ stop() { # stop: SIGTERM, wait for the exit, set $hwm to the peak RSS in KiB rea
 engine_args() { # engine_args NAME: the service's flags for a row's engine
     case $1 in
     corepool-budget10) echo "--engine corepool --budget-ms 10 --report-waits" ;;
+    corepool-budget10-nice10) echo "--engine corepool --budget-ms 10 --hash-nice 10 --report-waits" ;;
     corepool-budget5) echo "--engine corepool --budget-ms 5 --report-waits" ;;
     corepool) echo "--engine corepool --report-waits" ;;
     *) echo "--engine $1" ;;
@@ -131,10 +134,10 @@ fi
 echo "1x = $capacity req/s (rounds=$rounds, workers=$workers on CPUs $server_cpus, oha on CPUs $client_cpus, $duration per run, $connections connections)"
 
 results="$out/results.tsv"
-printf 'load\tengine\trate\tserved_rps\tp50_ms\tp99_ms\tp999_ms\tshare_503\tdeadline_aborts\tpeak_rss_mib\tpool_wait_p99_ms\tpool_time_p99_ms\n' >"$results"
+printf 'load\tengine\trate\tserved_rps\tp50_ms\tp99_ms\tp999_ms\tshare_503\tdeadline_aborts\tpeak_rss_mib\tpool_wait_p99_ms\tpool_time_p99_ms\tqueue_budget_ms\n' >"$results"
 for load in 0.5 1 2; do
     rate=$(jq -n --argjson c "$capacity" --argjson l "$load" '$c * $l | floor')
-    for engine in corepool-budget10 corepool-budget5 corepool spawn-blocking rayon inline; do
+    for engine in corepool-budget10 corepool-budget10-nice10 corepool-budget5 corepool spawn-blocking rayon inline; do
         # shellcheck disable=SC2046
         start $(engine_args "$engine")
         json="$out/load${load}x-$engine.json"
@@ -144,9 +147,12 @@ for load in 0.5 1 2; do
         # in its queue and of their whole time in the pool.
         pool_wait=$(sed -n 's|.* pool_wait_ms=[^/]*/\([^/]*\)/.*|\1|p' "$out/server.out")
         pool_time=$(sed -n 's|.* pool_time_ms=[^/]*/\([^/]*\)/.*|\1|p' "$out/server.out")
+        # With --budget-ms, the pool's share of it when the run ended.
+        queue_budget=$(sed -n 's|.* queue_budget_ms=\([^ ]*\) .*|\1|p' "$out/server.out")
         jq -r --arg load "${load}x" --arg engine "$engine" --argjson rate "$rate" \
             --argjson s "$seconds" --argjson hwm "$hwm" \
-            --arg pool_wait "${pool_wait:-n/a}" --arg pool_time "${pool_time:-n/a}" '
+            --arg pool_wait "${pool_wait:-n/a}" --arg pool_time "${pool_time:-n/a}" \
+            --arg queue_budget "${queue_budget:-n/a}" '
             (.statusCodeDistribution // {}) as $codes
             | ([$codes[]] | add // 0) as $answered
             | (.latencyPercentilesSuccessful // {}) as $p
@@ -157,7 +163,7 @@ for load in 0.5 1 2; do
                (if $answered == 0 then "n/a" else (($codes["503"] // 0) / $answered * 1000 | round / 10 | tostring) + "%" end),
                ([.errorDistribution // {} | to_entries[] | .value] | add // 0 | tostring),
                ($hwm / 1024 | . * 10 | round / 10 | tostring),
-               $pool_wait, $pool_time]
+               $pool_wait, $pool_time, $queue_budget]
             | @tsv' "$json" >>"$results"
         tail -n 1 "$results"
     done
