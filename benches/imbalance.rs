@@ -24,7 +24,7 @@
 //! After criterion, a **paired pass** runs the same burst round by round:
 //! every round runs `sequential`, `static split`, corepool (through
 //! `submit`, through caller-runs, and with 16 times the capacity),
-//! threadpool and rayon once each, in an order rotated by one every
+//! threadpool, rayon and executors once each, in an order rotated by one every
 //! round, so that a slow spell of this noisy machine falls on all of them
 //! alike; it prints each one's efficiency and its makespan over
 //! threadpool's in the same round. Criterion measures each
@@ -44,7 +44,7 @@ use criterion::Criterion;
 use serde_json::json;
 
 use common::crit::{configure, rounds};
-use common::runtimes::{Corepool, Rayon, Runtime, Threadpool};
+use common::runtimes::{Corepool, Executors, Rayon, Runtime, Threadpool};
 use common::sync::Latch;
 use common::work;
 
@@ -142,8 +142,9 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
     let corepool = Corepool::new(workers);
     let threadpool = Threadpool::new(workers);
     let rayon = Rayon::new(workers);
+    let executors = Executors::new(workers);
     let deep = Corepool::with_capacity_per_worker(workers, 4096);
-    let latches: Vec<&'static Latch> = (0..5).map(|_| Latch::leaked()).collect();
+    let latches: Vec<&'static Latch> = (0..6).map(|_| Latch::leaked()).collect();
     let mut contenders: Vec<Contender> = vec![
         ("sequential", Box::new(|| sequential(shape))),
         ("static split", Box::new(|| static_split(shape, workers))),
@@ -157,6 +158,10 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
             Box::new(|| burst(&threadpool, latches[2], shape)),
         ),
         ("rayon", Box::new(|| burst(&rayon, latches[3], shape))),
+        (
+            "executors",
+            Box::new(|| burst(&executors, latches[5], shape)),
+        ),
         (
             "corepool cap=Wx4096",
             Box::new(|| burst(&deep, latches[4], shape)),

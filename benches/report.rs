@@ -35,7 +35,14 @@ use serde_json::{json, Value};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The peers, in table order; corepool rows come first.
-const PEERS: &[&str] = &["rayon", "chili", "tokio", "threadpool", "go-style"];
+const PEERS: &[&str] = &[
+    "rayon",
+    "chili",
+    "tokio",
+    "threadpool",
+    "executors",
+    "go-style",
+];
 
 /// A measured value: median and spread.
 #[derive(Clone, Copy, Debug)]
@@ -155,8 +162,9 @@ fn order_key(name: &str) -> usize {
         "tokio" => 5,
         n if n.starts_with("tokio") => 6,
         "threadpool" => 7,
-        "go-style" => 8,
-        _ => 9,
+        "executors" => 8,
+        "go-style" => 9,
+        _ => 10,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Workloads 1 to 3 of `docs/benchmarks.md`, and the default-capacity
-//! question, against rayon, tokio, threadpool and a Go-style pool.
+//! question, against rayon, tokio, threadpool, executors and a Go-style
+//! pool.
 //!
 //! * `spawn_many_remote`: one outside thread submits 1M tiny tasks (an
 //!   atomic decrement plus ~20 ns of work) and waits for all of them.

@@ -1,5 +1,5 @@
-//! Shared by every bench binary: the runtimes under test (one trait, five
-//! implementations), the Go-style pool, calibrated busy work, the
+//! Shared by every bench binary: the runtimes under test (one trait, an
+//! implementation per runtime), the Go-style pool, calibrated busy work, the
 //! completion latch, quick mode, and where results are written.
 //!
 //! Each bench binary includes this module with `mod common;` and uses the

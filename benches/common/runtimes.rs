@@ -2,12 +2,16 @@
 //! documentation recommends: corepool `submit` (`corepool::submit` from
 //! inside), rayon `ThreadPool::spawn` (`rayon::spawn` from inside), tokio
 //! multi-thread `Runtime::spawn` (`tokio::spawn` from inside), threadpool
-//! `execute`, and the Go-style pool. Every one gets the same worker count.
+//! `execute`, executors' `crossbeam_workstealing_pool` (`Executor::execute`,
+//! from inside too, on a clone of the pool), and the Go-style pool. Every
+//! one gets the same worker count.
 //!
 //! No runtime pays an allocation that corepool does not: a task is the
-//! closure as given (corepool, rayon, threadpool and the Go pool box it
-//! once; tokio allocates its task cell once, with the closure inside an
-//! `async` block), and tasks capture `&'static` state, not reference counts.
+//! closure as given (corepool, rayon, threadpool, executors and the Go pool
+//! box it once; tokio allocates its task cell once, with the closure inside
+//! an `async` block), and tasks capture `&'static` state, not reference
+//! counts (executors' tasks that submit capture a pool clone, as
+//! threadpool's do: that is how both crates submit from inside).
 
 use crate::common::gopool::{self, GoPool, Job};
 
@@ -308,6 +312,91 @@ impl Runtime for Threadpool {
     }
 }
 
+/// The `executors` crate's work-stealing pool
+/// (`crossbeam_workstealing_pool`): a deque per worker, a global injector
+/// for outside threads, parked workers woken one per outside submission.
+/// Built as its documentation recommends, `small_pool(W)` (up to 32
+/// threads, the parker statically dispatched), `pool_with_auto_parker(W)`
+/// beyond that; workers unpinned (its `thread-pinning` feature is off).
+/// Dropping it calls `shutdown`, which stops the workers.
+pub struct Executors {
+    pool: ExecutorsPool,
+}
+
+/// A handle to an [`Executors`] pool, of whichever parker it was built with.
+#[derive(Clone)]
+pub enum ExecutorsPool {
+    /// `small_pool(W)`, W ≤ 32.
+    Small(
+        executors::crossbeam_workstealing_pool::ThreadPool<
+            executors::parker::StaticParker<executors::parker::SmallThreadData>,
+        >,
+    ),
+    /// `pool_with_auto_parker(W)`, W > 32.
+    Auto(executors::crossbeam_workstealing_pool::ThreadPool<executors::parker::DynParker>),
+}
+
+impl ExecutorsPool {
+    fn execute<F: FnOnce() + Send + 'static>(&self, f: F) {
+        use executors::Executor;
+        match self {
+            ExecutorsPool::Small(pool) => pool.execute(f),
+            ExecutorsPool::Auto(pool) => pool.execute(f),
+        }
+    }
+}
+
+impl Executors {
+    /// W threads.
+    pub fn new(workers: usize) -> Self {
+        use executors::crossbeam_workstealing_pool::{pool_with_auto_parker, small_pool};
+        // `SmallThreadData` tracks parked threads in one 32-bit word.
+        let pool = if workers <= 32 {
+            ExecutorsPool::Small(small_pool(workers))
+        } else {
+            ExecutorsPool::Auto(pool_with_auto_parker(workers))
+        };
+        Executors { pool }
+    }
+}
+
+impl Drop for Executors {
+    fn drop(&mut self) {
+        use executors::Executor;
+        // Every bench waits for its tasks before dropping the runtime, so
+        // the queues are empty and the workers stop at once; the pool would
+        // otherwise only warn and leave its threads to notice by themselves.
+        let stopped = match &self.pool {
+            ExecutorsPool::Small(pool) => pool.shutdown_borrowed(),
+            ExecutorsPool::Auto(pool) => pool.shutdown_borrowed(),
+        };
+        if let Err(why) = stopped {
+            eprintln!("executors: {why}");
+        }
+    }
+}
+
+impl Runtime for Executors {
+    type Spawner = ExecutorsPool;
+
+    fn name(&self) -> String {
+        "executors".to_owned()
+    }
+
+    fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) {
+        self.pool.execute(f);
+    }
+
+    fn spawner(&self) -> ExecutorsPool {
+        self.pool.clone()
+    }
+
+    fn spawn_inside<F: FnOnce() + Send + 'static>(spawner: &ExecutorsPool, f: F) {
+        // On a worker, `execute` pushes onto that worker's own deque.
+        spawner.execute(f);
+    }
+}
+
 /// The Go-style pool of [`gopool`].
 pub struct Go {
     pool: GoPool,
@@ -370,6 +459,10 @@ macro_rules! for_each_runtime {
         }
         {
             let $rt = $crate::common::runtimes::Threadpool::new(workers);
+            $body;
+        }
+        {
+            let $rt = $crate::common::runtimes::Executors::new(workers);
             $body;
         }
         {
