@@ -22,6 +22,9 @@
 //! -- --test`). Criterion's samples land in `target/criterion/<group>/`,
 //! the task counts in `target/corepool-bench/spawn-meta.json`;
 //! `cargo bench --bench report` turns them into tables and charts.
+//! `COREPOOL_BENCH_PRODUCER_CPU=N` pins the measuring thread, the one
+//! producer of the one-producer groups, to CPU `N` (docs/benchmarks.md,
+//! section 1b: which core it shares decides corepool's figure).
 
 mod common;
 
@@ -221,6 +224,15 @@ fn main() {
          ({:.1} ns), quick = {quick}",
         tiny_iters as f64 / work::iters_per_ns()
     );
+    if let Some(cpu) = std::env::var("COREPOOL_BENCH_PRODUCER_CPU")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        // The one-producer groups submit from this thread: pin it, to
+        // tell apart which worker's core it shares.
+        let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+        eprintln!("producer pinned to CPU {cpu}: {pinned}");
+    }
     let mut c = Criterion::default().configure_from_args();
     let mut skipped = serde_json::Map::new();
 
