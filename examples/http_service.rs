@@ -49,7 +49,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Extension;
 use axum::Router;
 use clap::{Parser, ValueEnum};
 use corepool::prometheus::prometheus_client::encoding::{prometheus_text, text};
@@ -81,8 +80,8 @@ struct Args {
     /// [default: the pool's, workers × 256].
     #[arg(long)]
     capacity: Option<usize>,
-    /// corepool only: the latency budget of a served request, from its
-    /// head being read to its answer, at the 99th percentile. The pool
+    /// corepool only: the latency budget of a served request, from the
+    /// moment it has been read to its answer, at the 99th percentile. The pool
     /// gets it as its queue-delay budget (`Builder::queue_delay_budget`),
     /// less what the rest of a request takes, measured as the service runs
     /// (see `BudgetSplit`): requests that would wait longer are refused.
@@ -196,7 +195,7 @@ enum Outcome {
 }
 
 impl Engine {
-    /// Hashes a request whose head was read at `arrived`.
+    /// Hashes a request the handler received at `arrived`.
     async fn hash(&self, body: Bytes, rounds: u32, arrived: Instant) -> Outcome {
         let work = move || hash_rounds(&body, rounds);
         match self {
@@ -260,16 +259,18 @@ impl Engine {
 }
 
 /// `--budget-ms` with the corepool engine: a served request's budget,
-/// split between its wait in the pool's queue and the rest of it (reading
-/// the body, hashing, the answer's way back to the I/O thread). The rest
-/// is measured per hashed request, as its time from its head being read to
-/// its answer minus its queue wait; every `SPLIT_EVERY` the pool's budget
+/// split between its wait in the pool's queue and the rest of it (the
+/// handler, the hashing, the answer's way back to the I/O thread). The
+/// rest is measured per hashed request, as its time from the handler
+/// receiving it, read, to its answer, minus its queue wait; from there,
+/// not from the head, so that a client sending its body slowly cannot
+/// shrink everyone's share. Every `SPLIT_EVERY` the pool's budget
 /// is set to the total minus the rest's 99th percentile over the last
 /// `SPLIT_SAMPLES` requests (`Handle::set_queue_delay_budget`). The sum of
 /// two 99th percentiles is exceeded by at most 2 % of the requests, and in
 /// practice by about 1 %: a request rarely meets both tails. What happens
-/// before the head is read (the connection waiting for the I/O thread) is
-/// not seen; `--hash-nice` keeps that short.
+/// before the request is read (the connection waiting for the I/O thread)
+/// is not seen.
 struct BudgetSplit {
     total: Duration,
     handle: corepool::Handle,
@@ -531,13 +532,8 @@ async fn count_status(State(app): State<Arc<App>>, request: Request, next: Next)
     response
 }
 
-/// When a request's head was read: where `--budget-ms` counts from.
-#[derive(Clone, Copy)]
-struct Arrived(Instant);
-
 /// Runs when the request head is in, before the body is read.
-async fn in_flight(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
-    request.extensions_mut().insert(Arrived(Instant::now()));
+async fn in_flight(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     app.in_flight.inc();
     // A guard, not a decrement after the await: a client that hangs up
     // drops this future mid-await.
@@ -551,14 +547,9 @@ async fn in_flight(State(app): State<Arc<App>>, mut request: Request, next: Next
     next.run(request).await
 }
 
-async fn hash(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    arrived: Option<Extension<Arrived>>,
-    body: Bytes,
-) -> Response {
-    // Always there: the `in_flight` layer puts it on every /hash request.
-    let arrived = arrived.map_or_else(Instant::now, |Extension(Arrived(at))| at);
+async fn hash(State(app): State<Arc<App>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    // Where `--budget-ms` counts from: the request is read, body included.
+    let arrived = Instant::now();
     let rounds = match parse_rounds(query.as_deref()) {
         Ok(rounds) => rounds,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
