@@ -257,10 +257,14 @@ impl DelayBudget {
         }
     }
 
-    /// The longest expected wait admitted now.
-    #[cfg(test)]
-    fn limit(&self) -> Duration {
-        Duration::from_nanos(self.limit_ns.load(Ordering::Relaxed))
+    /// The longest expected wait admitted now (at most the budget, also
+    /// just after the budget was lowered).
+    pub(crate) fn limit(&self) -> Duration {
+        Duration::from_nanos(
+            self.limit_ns
+                .load(Ordering::Relaxed)
+                .min(self.budget_ns.load(Ordering::Relaxed)),
+        )
     }
 
     /// The expected wait of a task submitted now behind `queued` others,

@@ -352,6 +352,17 @@ pub struct MetricsSnapshot {
     /// [`Builder::queue_delay_budget`](crate::Builder::queue_delay_budget)).
     /// `None` without a budget, or before any task was observed.
     pub expected_queue_delay: Option<Duration>,
+    /// The delay budget in force (as built, or as last set by
+    /// [`Handle::set_queue_delay_budget`](crate::Handle::set_queue_delay_budget));
+    /// `None` without a budget.
+    pub queue_delay_budget: Option<Duration>,
+    /// The longest expected wait the budget admits now: its *limit*,
+    /// between zero and the budget, steered so that about one admitted
+    /// task in 100 waits longer than the budget (`docs/delay-budget.md`).
+    /// Well below the budget means that actual waits scatter far above
+    /// the estimate (preempted workers, task costs that vary). `None`
+    /// without a budget.
+    pub queue_delay_limit: Option<Duration>,
     /// Per-worker figures, one per worker slot.
     pub per_worker: Vec<WorkerMetrics>,
 }

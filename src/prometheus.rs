@@ -62,6 +62,8 @@
 //! | `corepool_queue_fill_ratio` | gauge | | `queue_depth / queue_capacity`, 0 to 1 |
 //! | `corepool_in_flight` | gauge | | tasks running right now |
 //! | `corepool_expected_queue_delay_seconds` | gauge | | the delay budget's estimated wait for a task submitted now; only with a budget, once a task was observed |
+//! | `corepool_queue_delay_budget_seconds` | gauge | | the delay budget in force; only with a budget |
+//! | `corepool_queue_delay_limit_seconds` | gauge | | the longest expected wait the budget admits now (its steered limit); only with a budget |
 //! | `corepool_queue_wait_seconds` | histogram | `le` | submit-to-start wait of external tasks |
 //! | `corepool_worker_executed_total` | counter | `worker` | tasks run by that worker |
 //! | `corepool_worker_stolen_total` | counter | `worker` | successful steals by that worker |
@@ -498,14 +500,33 @@ fn encode_snapshot(m: &MetricsSnapshot, encoder: &mut DescriptorEncoder) -> Resu
         m.in_flight,
     )?;
 
-    if let Some(delay) = m.expected_queue_delay {
-        let metric = ConstGauge::new(delay.as_secs_f64());
-        metric.encode(encoder.encode_descriptor(
+    // Only with a delay budget (the estimate: once a task was observed).
+    for (name, help, value) in [
+        (
             "expected_queue_delay",
             "The queue-delay budget's estimate of how long a task submitted now would wait.",
-            Some(&Unit::Seconds),
-            metric.metric_type(),
-        )?)?;
+            m.expected_queue_delay,
+        ),
+        (
+            "queue_delay_budget",
+            "The queue-delay budget in force.",
+            m.queue_delay_budget,
+        ),
+        (
+            "queue_delay_limit",
+            "The longest expected wait the queue-delay budget admits now.",
+            m.queue_delay_limit,
+        ),
+    ] {
+        if let Some(value) = value {
+            let metric = ConstGauge::new(value.as_secs_f64());
+            metric.encode(encoder.encode_descriptor(
+                name,
+                help,
+                Some(&Unit::Seconds),
+                metric.metric_type(),
+            )?)?;
+        }
     }
 
     // LatencySummary::buckets is cumulative; the encoder wants per-bucket

@@ -357,6 +357,10 @@ fn a_budget_set_while_running_decides_the_next_submissions() {
         .expect("ran")
         .expect("the pool has a budget");
     assert_eq!(handle.queue_delay_budget(), Some(BUDGET));
+    let m = pool.metrics();
+    assert_eq!(m.queue_delay_budget, Some(BUDGET));
+    // Nothing was judged late: the limit kept its ratio, all of the budget.
+    assert_eq!(m.queue_delay_limit, Some(BUDGET));
     let err = pool
         .try_submit(counting(&runs))
         .expect_err("two queued ahead: at least 2 × OBSERVED > BUDGET");
@@ -447,6 +451,8 @@ fn the_default_configuration_has_no_budget() {
     let pool = Pool::builder().workers(WORKERS).build().expect("build");
     let m = pool.metrics();
     assert_eq!(m.expected_queue_delay, None);
+    assert_eq!(m.queue_delay_budget, None);
+    assert_eq!(m.queue_delay_limit, None);
     assert_eq!(m.rejected_budget, 0);
     assert_eq!(pool.handle().expected_queue_delay(), None);
 }
@@ -477,11 +483,22 @@ fn prometheus_exports_budget_refusals_and_the_estimate() {
         text.contains("# UNIT corepool_expected_queue_delay_seconds seconds\n"),
         "{text}"
     );
-    let estimate: f64 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("corepool_expected_queue_delay_seconds "))
-        .expect("the estimate is exported")
-        .parse()
-        .expect("a number");
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} is exported: {text}"))
+            .parse()
+            .expect("a number")
+    };
+    let estimate = gauge("corepool_expected_queue_delay_seconds");
     assert!(estimate > BUDGET.as_secs_f64(), "{estimate}");
+    assert_eq!(
+        gauge("corepool_queue_delay_budget_seconds"),
+        BUDGET.as_secs_f64()
+    );
+    // No task was judged late yet: the limit is still the budget.
+    assert_eq!(
+        gauge("corepool_queue_delay_limit_seconds"),
+        BUDGET.as_secs_f64()
+    );
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::Shared;
+use crate::budget::DelayBudget;
 use crate::metrics::{LatencySummary, MetricsSnapshot, WorkerMetrics};
 use crate::sync::Ordering;
 
@@ -75,6 +76,8 @@ impl Shared {
             searching_workers: self.sleep.searching(),
             queue_wait: LatencySummary::from_workers(self.counters.iter().map(|c| &**c)),
             expected_queue_delay: self.expected_queue_delay(),
+            queue_delay_budget: self.delay_budget.as_ref().map(DelayBudget::budget),
+            queue_delay_limit: self.delay_budget.as_ref().map(DelayBudget::limit),
             per_worker,
         }
     }
