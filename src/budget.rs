@@ -125,6 +125,11 @@
 //! Cold start: until the first sample of `S` every task is admitted (the
 //! count bound still applies); `L` is the budget until the first verdict.
 //!
+//! The budget itself may be replaced while the pool runs
+//! (`Handle::set_queue_delay_budget`): `L` is scaled with it, keeping its
+//! ratio to the budget, which is what the verdicts taught it; verdicts
+//! from then on are judged against the new budget.
+//!
 //! # Known failure modes
 //!
 //! * The samples come from tasks that *finished* an interval and the
@@ -257,14 +262,17 @@ impl DelayBudget {
         }
     }
 
-    /// The longest expected wait admitted now (at most the budget, also
-    /// just after the budget was lowered).
+    /// The longest expected wait admitted now.
     pub(crate) fn limit(&self) -> Duration {
-        Duration::from_nanos(
-            self.limit_ns
-                .load(Ordering::Relaxed)
-                .min(self.budget_ns.load(Ordering::Relaxed)),
-        )
+        Duration::from_nanos(self.limit_ns())
+    }
+
+    /// The limit, in nanoseconds, capped by the budget: a limit steered
+    /// against a budget just lowered may still be above it.
+    fn limit_ns(&self) -> u64 {
+        self.limit_ns
+            .load(Ordering::Relaxed)
+            .min(self.budget_ns.load(Ordering::Relaxed))
     }
 
     /// The expected wait of a task submitted now behind `queued` others,
@@ -285,12 +293,7 @@ impl DelayBudget {
         if service == 0 {
             return Check::Admit; // cold start
         }
-        // A limit steered against a budget just lowered may still be above it.
-        let limit = u128::from(
-            self.limit_ns
-                .load(Ordering::Relaxed)
-                .min(self.budget_ns.load(Ordering::Relaxed)),
-        );
+        let limit = u128::from(self.limit_ns());
         // An upper bound first: the word also counts held-back slots of
         // tasks already started, and reading it costs nothing extra (the
         // acquire that follows reads the same line).

@@ -417,8 +417,8 @@ impl Handle {
     /// the target minus that; `examples/http_service.rs` does so). The
     /// limit the pool steered below the old budget keeps its ratio to the
     /// new one, so what it learned about the scatter of waits carries
-    /// over. Cheap (two relaxed stores), and callable from anywhere,
-    /// a task of this pool included.
+    /// over. Cheap (a few relaxed atomic operations, no lock), and
+    /// callable from anywhere, a task of this pool included.
     ///
     /// Errors: [`BudgetError::NotConfigured`] if the pool was built
     /// without a budget, [`BudgetError::Zero`] for a zero budget; the
