@@ -578,6 +578,38 @@ fn hash_nice_lowers_the_hashing_threads_only() {
     }
 }
 
+#[test]
+fn the_budget_split_gives_the_pool_what_the_rest_of_a_request_leaves() {
+    let _watchdog = watchdog("the_budget_split_gives_the_pool_what_the_rest_leaves");
+    let server = Server::start(&[
+        "--engine",
+        "corepool",
+        "--workers",
+        "1",
+        "--budget-ms",
+        "1000",
+    ]);
+    let budget = |text: &str| sample(text, "corepool_queue_delay_budget_seconds");
+    // Before the rest of any request was measured the pool has it all.
+    assert_eq!(budget(&scrape(server.addr)), 1.0);
+    // One at a time, so none is refused: more than the split needs
+    // (100) to take the rest's 99th percentile.
+    for _ in 0..120 {
+        let reply = post_hash(server.addr, b"split", None);
+        assert_eq!(reply.body.trim_end(), expected_hash(b"split", 1000));
+    }
+    // Every request's rest (its hashing, at least) is above zero, so at
+    // the next recomputation the pool's share drops below the whole
+    // budget; far below it only if the rest took most of a second.
+    let (text, _) = poll_metrics(server.addr, |text| budget(text) < 1.0);
+    let share = budget(&text);
+    assert!((0.25..1.0).contains(&share), "{share}");
+    server.signal(libc::SIGTERM);
+    let (status, summary) = server.wait_for_exit();
+    assert!(status.success(), "exit {status}: {summary}");
+    assert!(summary.contains("queue_budget_ms="), "{summary}");
+}
+
 /// `key=P50/P99/P99.9` from a `shutdown:` line.
 fn summary_percentiles(summary: &str, key: &str) -> Vec<f64> {
     let value = summary
