@@ -23,8 +23,8 @@
 //! the task counts in `target/corepool-bench/spawn-meta.json`;
 //! `cargo bench --bench report` turns them into tables and charts.
 //! `COREPOOL_BENCH_PRODUCER_CPU=N` pins the measuring thread, the one
-//! producer of the one-producer groups, to CPU `N` (docs/benchmarks.md,
-//! section 1b: which core it shares decides corepool's figure).
+//! producer of the one-producer groups, to CPU `N` while it measures
+//! (docs/benchmarks.md, section 1b).
 
 mod common;
 
@@ -92,8 +92,63 @@ fn bench_remote<R: Runtime>(
 ) {
     let latch = Latch::leaked();
     group.bench_function(rt.name(), |b| {
-        b.iter_custom(|iters| rounds(iters, || remote_round(rt, latch, tasks, producers)))
+        b.iter_custom(|iters| {
+            let measure = || rounds(iters, || remote_round(rt, latch, tasks, producers));
+            match producer_cpu().filter(|_| producers == 1) {
+                Some(cpu) => pinned_to(cpu, measure),
+                None => measure(),
+            }
+        })
     });
+}
+
+/// `COREPOOL_BENCH_PRODUCER_CPU`: the CPU the one-producer groups'
+/// producer (the measuring thread) is pinned to while it measures.
+fn producer_cpu() -> Option<usize> {
+    std::env::var("COREPOOL_BENCH_PRODUCER_CPU")
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Runs `f` with this thread pinned to `cpu`, then gives the thread its
+/// affinity mask back. Pinned only here, after the runtime under test
+/// started its threads: threads inherit their creator's mask, and
+/// corepool reads it to choose its workers' cores.
+#[cfg(target_os = "linux")]
+fn pinned_to<T>(cpu: usize, f: impl FnOnce() -> T) -> T {
+    // SAFETY: cpu_set_t is plain data, for which all zeroes is the empty
+    // set; the calls read and write only the set passed, of the size
+    // given; pid 0 is the calling thread.
+    unsafe {
+        let mut saved: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(
+            libc::sched_getaffinity(0, size, &mut saved),
+            0,
+            "sched_getaffinity"
+        );
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        assert_eq!(
+            libc::sched_setaffinity(0, size, &one),
+            0,
+            "pin to CPU {cpu}"
+        );
+        let out = f();
+        assert_eq!(
+            libc::sched_setaffinity(0, size, &saved),
+            0,
+            "restore the mask"
+        );
+        out
+    }
+}
+
+/// Pinning the producer is Linux's `sched_setaffinity`; elsewhere `f` runs as it is.
+#[cfg(not(target_os = "linux"))]
+fn pinned_to<T>(_cpu: usize, f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 // ---------------------------------------------------------------------
@@ -224,14 +279,8 @@ fn main() {
          ({:.1} ns), quick = {quick}",
         tiny_iters as f64 / work::iters_per_ns()
     );
-    if let Some(cpu) = std::env::var("COREPOOL_BENCH_PRODUCER_CPU")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        // The one-producer groups submit from this thread: pin it, to
-        // tell apart which worker's core it shares.
-        let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-        eprintln!("producer pinned to CPU {cpu}: {pinned}");
+    if let Some(cpu) = producer_cpu() {
+        eprintln!("one-producer groups: the producer runs pinned to CPU {cpu}");
     }
     let mut c = Criterion::default().configure_from_args();
     let mut skipped = serde_json::Map::new();
