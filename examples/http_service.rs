@@ -101,9 +101,9 @@ struct Args {
     report_waits: bool,
     /// How many nice values the threads that hash run below the I/O
     /// thread, every engine but inline (Linux, where nice applies per
-    /// thread): the scheduler then runs the I/O thread first whenever both
-    /// are ready, so a finished hash is answered, and a new request read,
-    /// without waiting for the core.
+    /// thread): the scheduler then favours the I/O thread when both are
+    /// ready, so a finished hash is answered, and a new request read,
+    /// sooner.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
     hash_nice: i32,
     /// Where the hashing runs.
@@ -267,8 +267,8 @@ impl Engine {
 /// shrink everyone's share. Every `SPLIT_EVERY` the pool's budget
 /// is set to the total minus the rest's 99th percentile over the last
 /// `SPLIT_SAMPLES` requests (`Handle::set_queue_delay_budget`). The sum of
-/// two 99th percentiles is exceeded by at most 2 % of the requests, and in
-/// practice by about 1 %: a request rarely meets both tails. What happens
+/// two 99th percentiles is exceeded by at most 2 % of the requests, and
+/// less often when few requests meet both tails. What happens
 /// before the request is read (the connection waiting for the I/O thread)
 /// is not seen.
 struct BudgetSplit {
