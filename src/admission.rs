@@ -36,7 +36,8 @@
 //! A producer that finds the pool full first waits a few rounds (a slot
 //! usually frees that fast: it yields its core if the queue is deep,
 //! spins if it is small; see `acquire`), unless others already queue, and
-//! then queues.
+//! then queues. While it waits, the worker sharing its core yields to it
+//! once the word has drained to half the capacity ([`crate::handoff`]).
 //!
 //! # The waiters: one FIFO, slots granted in order
 //!
@@ -107,6 +108,7 @@ use std::task::{Context, Poll};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
+use crate::handoff::Handoff;
 use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Instant, Ordering};
 use crate::waiters::{Waiter, Waiters};
 
@@ -178,24 +180,51 @@ pub(crate) struct Admission {
     /// Written by its worker, and by a producer that finds the word full
     /// and takes one of them over (`reclaim_held`).
     held: Box<[CachePadded<AtomicUsize>]>,
+    /// The worker sharing a waiting producer's core hands it over
+    /// (`crate::handoff`) when the word has fallen to `low_water`, half
+    /// the capacity: the producer then refills half the queue per turn.
+    /// At three quarters the turns came twice as often and the imbalance
+    /// burst took 1.022x threadpool's makespan, at half 1.000x (paired
+    /// runs, docs/benchmarks.md, "The producer's wait on a full queue").
+    handoff: Handoff,
+    low_water: usize,
 }
 
 impl Admission {
     pub(crate) fn new(capacity: usize, workers: usize) -> Self {
         debug_assert!(capacity > 0 && capacity <= MAX_CAPACITY);
+        let yield_while_full = capacity >= workers.saturating_mul(YIELD_CAPACITY_PER_WORKER);
         Admission {
             state: CachePadded::new(AtomicUsize::new(0)),
             capacity,
             waiters: Waiters::new(),
             permits: CachePadded::new(AtomicUsize::new(0)),
             permits_aborted: AtomicBool::new(false),
-            yield_while_full: capacity >= workers.saturating_mul(YIELD_CAPACITY_PER_WORKER),
+            yield_while_full,
             release_batch: (capacity / workers.saturating_mul(CAPACITY_PER_HELD_SLOT).max(1))
                 .clamp(1, MAX_RELEASE_BATCH),
             held: (0..workers)
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
+            handoff: Handoff::new(yield_while_full, workers),
+            low_water: capacity / 2,
         }
+    }
+
+    /// Called by `worker` after it started an admitted task: yields its
+    /// core to a producer waiting on it, once per turn, when the bound has
+    /// drained to the low-water mark (see `crate::handoff`). `true` when it
+    /// yielded.
+    pub(crate) fn hand_over_core(&self, worker: usize) -> bool {
+        // The word is read only while a producer waits: it is the line
+        // every producer CASes, and otherwise this runs for every task.
+        let yield_core = self.handoff.is_waiting()
+            && self.state.load(Ordering::Relaxed) & !CLOSED <= self.low_water
+            && self.handoff.take_turn(worker);
+        if yield_core {
+            crate::sync::thread::yield_now();
+        }
+        yield_core
     }
 
     /// Counts the start of an admitted task by `worker`. Its slot is held
@@ -365,11 +394,15 @@ impl Admission {
         // queues only spin. See docs/benchmarks.md ("The producer's wait on
         // a full queue"). Not under loom (no rounds there). Not when others
         // already queue either: freed slots go to them, not to the word.
+        let mut turn = self.handoff.begin_wait();
         if WAIT_BEFORE_QUEUEING && self.waiters.len_hint() == 0 {
             let backoff = Backoff::new();
             for _ in 0..PRODUCER_WAIT_ROUNDS {
                 if self.yield_while_full {
                     crate::sync::thread::yield_now();
+                    if let Some(turn) = &mut turn {
+                        turn.after_yield();
+                    }
                 } else {
                     backoff.spin();
                 }
@@ -556,6 +589,40 @@ impl Admission {
     /// `shutdown_now` began: a permit used from now on drops its task.
     pub(crate) fn abort_permits(&self) {
         self.permits_aborted.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(all(test, not(corepool_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_takes_the_turn_once_the_bound_drained_to_half() {
+        let admission = Admission::new(128, 1);
+        for _ in 0..128 {
+            admission.try_acquire().expect("room");
+        }
+        assert!(!admission.hand_over_core(0), "no producer waits");
+        // A producer waiting, as `acquire` publishes it.
+        let turn = admission.handoff.begin_wait();
+        assert!(turn.is_some(), "128 slots for one worker is a deep queue");
+        assert_eq!(admission.release(63), Released::Open);
+        admission.hand_over_core(0);
+        assert!(
+            !admission.handoff.turn_taken(0),
+            "65 admitted: above the mark"
+        );
+        assert_eq!(admission.release(1), Released::Open);
+        admission.hand_over_core(0);
+        assert!(admission.handoff.turn_taken(0), "64 admitted: at the mark");
+        drop(turn);
+        assert!(!admission.hand_over_core(0), "the producer left");
+    }
+
+    #[test]
+    fn a_queue_the_producer_spins_on_hands_nothing_over() {
+        let admission = Admission::new(63, 1);
+        assert!(admission.handoff.begin_wait().is_none());
     }
 }
 

@@ -96,6 +96,7 @@ mod error;
 mod fifo;
 mod global;
 mod handle;
+mod handoff;
 mod job;
 mod join;
 mod join_context;
