@@ -211,13 +211,13 @@ impl Admission {
         }
     }
 
-    /// Called by `worker` after it started an admitted task: yields its
+    /// Called by `worker` when it returns the slots it held back: yields its
     /// core to a producer waiting on it, once per turn, when the bound has
     /// drained to the low-water mark (see `crate::handoff`). `true` when it
-    /// yielded.
-    pub(crate) fn hand_over_core(&self, worker: usize) -> bool {
-        // The word is read only while a producer waits: it is the line
-        // every producer CASes, and otherwise this runs for every task.
+    /// yielded. Not at every start: the waiting count's line, which the
+    /// producers write at each wait, would then be read for every task.
+    fn hand_over_core(&self, worker: usize) -> bool {
+        // The word is read only while a producer waits.
         let yield_core = self.handoff.is_waiting()
             && self.state.load(Ordering::Relaxed) & !CLOSED <= self.low_water
             && self.handoff.take_turn(worker);
@@ -244,7 +244,9 @@ impl Admission {
         // SeqCst RMWs pair with the waiters' count). Relaxed suffices.
         let held = self.held[worker].fetch_add(1, Ordering::Relaxed) + 1;
         if held >= self.release_batch || self.waiters.len_hint() > 0 {
-            self.return_held(worker)
+            let released = self.return_held(worker);
+            self.hand_over_core(worker);
+            released
         } else {
             Released::Open
         }

@@ -531,7 +531,6 @@ impl WorkerContext {
                 // task; now they may exit.
                 shared.sleep.wake_all();
             }
-            shared.admission.hand_over_core(self.index);
             // A budget implies an epoch (`Builder::build`), so it is fed
             // here: one clock read for its sample and the histogram.
             if let Some(epoch) = shared.latency_epoch {
