@@ -20,6 +20,16 @@
 //! on the machine. That is the floor no pool can go under here: a pool's
 //! task starts on another thread, after the producer's `spawn` returned.
 //!
+//! A **paired pass** (`COREPOOL_LATENCY_PAIRS=<rounds>`, off by default)
+//! runs the main contenders round by round instead: inline, corepool and
+//! every peer, all built up front and warmed once, then each runs once
+//! per round in an order rotated by one every round, so a noisy spell of
+//! this machine (its millisecond stalls set every p99.9 here) falls on
+//! all of them alike. It prints each one's median p99 and p99.9 over the
+//! rounds, and in how many rounds corepool's was at or below the best
+//! peer's in the same round. `COREPOOL_LATENCY_PAIRED_ONLY=1` runs only
+//! that pass.
+//!
 //! Run: `cargo bench --bench latency` (smoke test: `-- --test` or
 //! `COREPOOL_BENCH_QUICK=1`). Options through the environment:
 //! `COREPOOL_LATENCY_RATE` (tasks/s), `COREPOOL_LATENCY_SECS` (per run),
@@ -38,7 +48,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use common::runtimes::{Corepool, Runtime};
+use common::runtimes::{Corepool, Executors, Go, Rayon, Runtime, Threadpool, Tokio};
 use common::sync::Latch;
 use common::work;
 
@@ -193,6 +203,106 @@ impl Runtime for Inline {
     }
 }
 
+/// A contender of the paired pass: its label and one run.
+type Contender<'a> = (String, Box<dyn Fn(&'static Latch, usize) -> RunResult + 'a>);
+
+fn contender<R: Runtime>(rt: &R) -> Contender<'_> {
+    (
+        rt.name(),
+        Box::new(move |latch, tasks| run(rt, latch, tasks)),
+    )
+}
+
+/// The paired pass (module docs): `pairs` rounds, each running every
+/// contender once, the order rotated by one per round, after one
+/// unmeasured warm-up run each.
+fn paired_pass(workers: usize, pairs: usize, tasks: usize, warmup_tasks: usize) {
+    let corepool = Corepool::new(workers);
+    let rayon = Rayon::new(workers);
+    let tokio = Tokio::new(workers);
+    let threadpool = Threadpool::new(workers);
+    let executors = Executors::new(workers);
+    let go = Go::new(workers);
+    let contenders: Vec<Contender> = vec![
+        contender(&Inline),
+        contender(&corepool),
+        contender(&rayon),
+        contender(&tokio),
+        contender(&threadpool),
+        contender(&executors),
+        contender(&go),
+    ];
+    let n = contenders.len();
+    let latch = Latch::leaked();
+    for (_, run_once) in &contenders {
+        run_once(latch, warmup_tasks);
+    }
+    // [round][contender]: (p99, p99.9) in µs.
+    let mut tails = vec![vec![(0.0f64, 0.0f64); n]; pairs];
+    for (round, row) in tails.iter_mut().enumerate() {
+        for k in 0..n {
+            let which = (round + k) % n;
+            let h = (contenders[which].1)(latch, tasks).latency;
+            row[which] = (
+                micros(h.value_at_quantile(0.99)),
+                micros(h.value_at_quantile(0.999)),
+            );
+        }
+    }
+    let names: Vec<&str> = contenders.iter().map(|c| c.0.as_str()).collect();
+    let Some(core) = names.iter().position(|&name| name == "corepool") else {
+        return;
+    };
+    let peers: Vec<usize> = (0..n)
+        .filter(|&c| c != core && names[c] != "inline")
+        .collect();
+    // Rounds where corepool's tail was at or below every peer's.
+    let at_or_below = |pick: fn(&(f64, f64)) -> f64| {
+        tails
+            .iter()
+            .filter(|row| peers.iter().all(|&p| pick(&row[core]) <= pick(&row[p])))
+            .count()
+    };
+    let (p99_rounds, p999_rounds) = (at_or_below(|t| t.0), at_or_below(|t| t.1));
+    println!(
+        "\n**latency, paired: {pairs} rounds, each runtime once per round; corepool at or below \
+         the best peer's p99 in {p99_rounds} of {pairs} rounds, p99.9 in {p999_rounds} of {pairs}**\n"
+    );
+    println!("| runtime | p99 µs: median | min – max | p99.9 µs: median | min – max |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for (c, name) in names.iter().enumerate() {
+        let mut p99: Vec<f64> = tails.iter().map(|row| row[c].0).collect();
+        let mut p999: Vec<f64> = tails.iter().map(|row| row[c].1).collect();
+        rows.push(json!({"runtime": name, "p99_us": p99, "p999_us": p999}));
+        let (a, b) = (
+            common::output::summary(&mut p99),
+            common::output::summary(&mut p999),
+        );
+        let f = |v: &Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {name} | {:.1} | {:.1} – {:.1} | {:.1} | {:.1} – {:.1} |",
+            f(&a, "median"),
+            f(&a, "min"),
+            f(&a, "max"),
+            f(&b, "median"),
+            f(&b, "min"),
+            f(&b, "max")
+        );
+    }
+    common::output::write_json(
+        "latency-paired",
+        &json!({
+            "machine": common::process::machine(),
+            "rounds": pairs,
+            "tasks_per_run": tasks,
+            "corepool_p99_at_or_below_best_peer_rounds": p99_rounds,
+            "corepool_p999_at_or_below_best_peer_rounds": p999_rounds,
+            "rows": rows,
+        }),
+    );
+}
+
 fn env_f64(key: &str) -> Option<f64> {
     std::env::var(key).ok().and_then(|v| v.parse().ok())
 }
@@ -220,6 +330,17 @@ fn main() {
             "yielding"
         }
     );
+
+    let pairs = std::env::var("COREPOOL_LATENCY_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if pairs > 0 {
+        paired_pass(workers, pairs, tasks, warmup_tasks);
+    }
+    if std::env::var("COREPOOL_LATENCY_PAIRED_ONLY").is_ok_and(|v| !v.is_empty() && v != "0") {
+        return;
+    }
 
     let mut results = vec![measure(&Inline, tasks, warmup_tasks)];
     for_each_runtime!(workers, |rt| results.push(measure(
