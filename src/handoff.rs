@@ -9,8 +9,8 @@
 //! hundred microseconds of small tasks: the queue runs dry, the workers
 //! park, and the producer wakes them once it runs. So the worker on the
 //! producer's core yields once per wait, when the bound has drained to
-//! its *low-water mark* (three quarters of the capacity): the producer
-//! refills that quarter in microseconds and yields back.
+//! its *low-water mark* (half the capacity): the producer refills that
+//! half in microseconds and yields back.
 //!
 //! # Protocol
 //!
@@ -18,8 +18,9 @@
 //!   a new *turn*: the CPU it runs on, then `turn` bumped. After each of
 //!   its yields it looks at its CPU again and publishes a new turn if the
 //!   scheduler moved it.
-//! * A worker that starts an admitted task while `waiting > 0`, with the
-//!   bound at or below the mark (the caller checks both), takes the turn if
+//! * A worker that returns the slots it held back (every few task starts,
+//!   `Admission::start`) while `waiting > 0`, with the bound at or below
+//!   the mark (the caller checks both), takes the turn if
 //!   it has not taken it yet, and yields if it runs on the turn's CPU (or
 //!   either CPU is unknown). So each worker yields at most once per turn,
 //!   and only the one sharing the producer's core.
