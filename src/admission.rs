@@ -181,13 +181,8 @@ pub(crate) struct Admission {
     /// and takes one of them over (`reclaim_held`).
     held: Box<[CachePadded<AtomicUsize>]>,
     /// The worker sharing a waiting producer's core hands it over
-    /// (`crate::handoff`) when the word has fallen to `low_water`, half
-    /// the capacity: the producer then refills half the queue per turn.
-    /// At three quarters the turns came twice as often and the imbalance
-    /// burst took 1.022x threadpool's makespan, at half 1.000x (paired
-    /// runs, docs/benchmarks.md, "The producer's wait on a full queue").
+    /// (`crate::handoff`, `hand_over_core`).
     handoff: Handoff,
-    low_water: usize,
 }
 
 impl Admission {
@@ -207,7 +202,6 @@ impl Admission {
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
             handoff: Handoff::new(yield_while_full, workers),
-            low_water: capacity / 2,
         }
     }
 
@@ -217,9 +211,14 @@ impl Admission {
     /// yielded. Not at every start: the waiting count's line, which the
     /// producers write at each wait, would then be read for every task.
     fn hand_over_core(&self, worker: usize) -> bool {
-        // The word is read only while a producer waits.
+        // The low-water mark is half the capacity: the producer then
+        // refills half the queue per turn. At three quarters the turns came
+        // twice as often and the imbalance burst took 1.022x threadpool's
+        // makespan, at half 1.000x (paired runs, docs/benchmarks.md, "The
+        // producer's wait on a full queue"). The word is read only while a
+        // producer waits.
         let yield_core = self.handoff.is_waiting()
-            && self.state.load(Ordering::Relaxed) & !CLOSED <= self.low_water
+            && self.state.load(Ordering::Relaxed) & !CLOSED <= self.capacity / 2
             && self.handoff.take_turn(worker);
         if yield_core {
             crate::sync::thread::yield_now();
