@@ -27,7 +27,9 @@
 //! threadpool, rayon and executors once each, in an order rotated by one every
 //! round, so that a slow spell of this noisy machine falls on all of them
 //! alike; it prints each one's efficiency and its makespan over
-//! threadpool's in the same round. Criterion measures each
+//! threadpool's in the same round, and then where each burst's CPU time
+//! went: the producing thread's, the whole process's, and the cores' idle
+//! time. Criterion measures each
 //! runtime in its own minutes, and between those the same configuration
 //! drifts by ±5 % here, more than the differences between the pools.
 //! `COREPOOL_IMBALANCE_PAIRS=<rounds>` (default 15; 1 in quick mode; 0
@@ -44,6 +46,7 @@ use criterion::Criterion;
 use serde_json::json;
 
 use common::crit::{configure, rounds};
+use common::process::{cpu_time, thread_cpu_time};
 use common::runtimes::{Corepool, Executors, Rayon, Runtime, Threadpool};
 use common::sync::Latch;
 use common::work;
@@ -168,16 +171,23 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
         ),
     ];
     let n = contenders.len();
-    // makespans[round][contender], in milliseconds.
+    // makespans[round][contender], in milliseconds; the CPU time of the
+    // producing (measuring) thread and of the whole process during it.
     let mut makespans = vec![vec![0.0f64; n]; pairs];
+    let mut producer_cpu = vec![vec![0.0f64; n]; pairs];
+    let mut process_cpu = vec![vec![0.0f64; n]; pairs];
     // One unmeasured round: threads started, caches and allocator warm.
     for contender in contenders.iter_mut() {
         (contender.1)();
     }
-    for (round, row) in makespans.iter_mut().enumerate() {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for round in 0..pairs {
         for k in 0..n {
             let which = (round + k) % n;
-            row[which] = (contenders[which].1)().as_secs_f64() * 1e3;
+            let (thread0, process0) = (thread_cpu_time(), cpu_time());
+            makespans[round][which] = ms((contenders[which].1)());
+            producer_cpu[round][which] = ms(thread_cpu_time().saturating_sub(thread0));
+            process_cpu[round][which] = ms(cpu_time().saturating_sub(process0));
         }
     }
     let index = |name: &str| contenders.iter().position(|c| c.0 == name);
@@ -217,6 +227,13 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
         );
         rows.push(json!({"runtime": name, "efficiency": efficiency, "ratio_to_threadpool": ratio}));
     }
+    print_cpu_table(
+        &contenders,
+        workers,
+        &makespans,
+        &producer_cpu,
+        &process_cpu,
+    );
     common::output::write_json(
         "imbalance-paired",
         &json!({
@@ -224,9 +241,46 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
             "rounds": pairs,
             "runtimes": contenders.iter().map(|c| c.0).collect::<Vec<_>>(),
             "makespans_ms_by_round": makespans,
+            "producer_cpu_ms_by_round": producer_cpu,
+            "process_cpu_ms_by_round": process_cpu,
             "rows": rows,
         }),
     );
+}
+
+/// Where each burst's CPU time went, medians over the paired rounds: the
+/// producing thread's, the whole process's, and the cores' idle time
+/// (W × makespan minus the process's CPU time, so time other processes
+/// took counts as idle too). A pool behind threadpool with no idle time
+/// lost it to overhead, the producer's or the workers'.
+fn print_cpu_table(
+    contenders: &[Contender],
+    workers: usize,
+    makespans: &[Vec<f64>],
+    producer_cpu: &[Vec<f64>],
+    process_cpu: &[Vec<f64>],
+) {
+    println!("\n**imbalance, paired: CPU time per burst (medians, ms)**\n");
+    println!("| runtime | makespan | producing thread's CPU | process's CPU | idle (W × makespan − process's CPU) |");
+    println!("|---|---:|---:|---:|---:|");
+    fn median(column: impl Iterator<Item = f64>) -> f64 {
+        let mut values: Vec<f64> = column.collect();
+        common::output::summary(&mut values)["median"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    }
+    for (c, (name, _)) in contenders.iter().enumerate() {
+        let makespan = median(makespans.iter().map(|row| row[c]));
+        let producer = median(producer_cpu.iter().map(|row| row[c]));
+        let process = median(process_cpu.iter().map(|row| row[c]));
+        let idle = median(
+            makespans
+                .iter()
+                .zip(process_cpu)
+                .map(|(m, p)| workers as f64 * m[c] - p[c]),
+        );
+        println!("| {name} | {makespan:.1} | {producer:.1} | {process:.1} | {idle:.1} |");
+    }
 }
 
 /// Rounds of the paired pass: `COREPOOL_IMBALANCE_PAIRS`, else 15 (1 in
