@@ -46,7 +46,7 @@ use criterion::Criterion;
 use serde_json::json;
 
 use common::crit::{configure, rounds};
-use common::process::{cpu_time, thread_cpu_time};
+use common::process::{cpu_time, thread_cpu_time, thread_involuntary_switches};
 use common::runtimes::{Corepool, Executors, Rayon, Runtime, Threadpool};
 use common::sync::Latch;
 use common::work;
@@ -171,25 +171,22 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
         ),
     ];
     let n = contenders.len();
-    // makespans[round][contender], in milliseconds; the CPU time of the
-    // producing (measuring) thread and of the whole process during it.
-    let mut makespans = vec![vec![0.0f64; n]; pairs];
-    let mut producer_cpu = vec![vec![0.0f64; n]; pairs];
-    let mut process_cpu = vec![vec![0.0f64; n]; pairs];
+    // bursts[round][contender].
+    let mut bursts = vec![vec![Burst::default(); n]; pairs];
     // One unmeasured round: threads started, caches and allocator warm.
     for contender in contenders.iter_mut() {
         (contender.1)();
     }
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    for round in 0..pairs {
+    for (round, row) in bursts.iter_mut().enumerate() {
         for k in 0..n {
             let which = (round + k) % n;
-            let (thread0, process0) = (thread_cpu_time(), cpu_time());
-            makespans[round][which] = ms((contenders[which].1)());
-            producer_cpu[round][which] = ms(thread_cpu_time().saturating_sub(thread0));
-            process_cpu[round][which] = ms(cpu_time().saturating_sub(process0));
+            row[which] = Burst::measure(&mut contenders[which].1);
         }
     }
+    let makespans: Vec<Vec<f64>> = bursts
+        .iter()
+        .map(|row| row.iter().map(|burst| burst.makespan_ms).collect())
+        .collect();
     let index = |name: &str| contenders.iter().position(|c| c.0 == name);
     let (Some(seq), Some(tp)) = (index("sequential"), index("threadpool")) else {
         return;
@@ -227,13 +224,7 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
         );
         rows.push(json!({"runtime": name, "efficiency": efficiency, "ratio_to_threadpool": ratio}));
     }
-    print_cpu_table(
-        &contenders,
-        workers,
-        &makespans,
-        &producer_cpu,
-        &process_cpu,
-    );
+    print_cpu_table(&contenders, workers, &bursts);
     common::output::write_json(
         "imbalance-paired",
         &json!({
@@ -241,11 +232,37 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
             "rounds": pairs,
             "runtimes": contenders.iter().map(|c| c.0).collect::<Vec<_>>(),
             "makespans_ms_by_round": makespans,
-            "producer_cpu_ms_by_round": producer_cpu,
-            "process_cpu_ms_by_round": process_cpu,
+            "bursts_by_round": bursts,
             "rows": rows,
         }),
     );
+}
+
+/// One burst of the paired pass: its makespan, and the CPU time of the
+/// producing (measuring) thread and of the whole process while it ran.
+#[derive(Clone, Copy, Default, serde::Serialize)]
+struct Burst {
+    makespan_ms: f64,
+    producer_cpu_ms: f64,
+    process_cpu_ms: f64,
+    /// Times the producing thread gave up its core while runnable: each
+    /// yield that let a worker run, and each preemption.
+    producer_switches: u64,
+}
+
+impl Burst {
+    fn measure(run: &mut dyn FnMut() -> Duration) -> Burst {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let (thread0, process0) = (thread_cpu_time(), cpu_time());
+        let switches0 = thread_involuntary_switches();
+        let makespan = run();
+        Burst {
+            makespan_ms: ms(makespan),
+            producer_cpu_ms: ms(thread_cpu_time().saturating_sub(thread0)),
+            process_cpu_ms: ms(cpu_time().saturating_sub(process0)),
+            producer_switches: thread_involuntary_switches().saturating_sub(switches0),
+        }
+    }
 }
 
 /// Where each burst's CPU time went, medians over the paired rounds: the
@@ -253,33 +270,25 @@ fn paired_pass(shape: Shape, workers: usize, pairs: usize) {
 /// (W × makespan minus the process's CPU time, so time other processes
 /// took counts as idle too). A pool behind threadpool with no idle time
 /// lost it to overhead, the producer's or the workers'.
-fn print_cpu_table(
-    contenders: &[Contender],
-    workers: usize,
-    makespans: &[Vec<f64>],
-    producer_cpu: &[Vec<f64>],
-    process_cpu: &[Vec<f64>],
-) {
+fn print_cpu_table(contenders: &[Contender], workers: usize, bursts: &[Vec<Burst>]) {
     println!("\n**imbalance, paired: CPU time per burst (medians, ms)**\n");
-    println!("| runtime | makespan | producing thread's CPU | process's CPU | idle (W × makespan − process's CPU) |");
-    println!("|---|---:|---:|---:|---:|");
-    fn median(column: impl Iterator<Item = f64>) -> f64 {
-        let mut values: Vec<f64> = column.collect();
-        common::output::summary(&mut values)["median"]
-            .as_f64()
-            .unwrap_or(f64::NAN)
-    }
+    println!("| runtime | makespan | producing thread's CPU | process's CPU | idle (W × makespan − process's CPU) | producer's involuntary switches |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (c, (name, _)) in contenders.iter().enumerate() {
-        let makespan = median(makespans.iter().map(|row| row[c]));
-        let producer = median(producer_cpu.iter().map(|row| row[c]));
-        let process = median(process_cpu.iter().map(|row| row[c]));
-        let idle = median(
-            makespans
-                .iter()
-                .zip(process_cpu)
-                .map(|(m, p)| workers as f64 * m[c] - p[c]),
+        let median = |value: &dyn Fn(&Burst) -> f64| {
+            let mut values: Vec<f64> = bursts.iter().map(|row| value(&row[c])).collect();
+            common::output::summary(&mut values)["median"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        };
+        let makespan = median(&|b| b.makespan_ms);
+        let producer = median(&|b| b.producer_cpu_ms);
+        let process = median(&|b| b.process_cpu_ms);
+        let idle = median(&|b| workers as f64 * b.makespan_ms - b.process_cpu_ms);
+        let switches = median(&|b| b.producer_switches as f64);
+        println!(
+            "| {name} | {makespan:.1} | {producer:.1} | {process:.1} | {idle:.1} | {switches:.0} |"
         );
-        println!("| {name} | {makespan:.1} | {producer:.1} | {process:.1} | {idle:.1} |");
     }
 }
 

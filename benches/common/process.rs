@@ -36,6 +36,13 @@ pub fn thread_cpu_time() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
+/// Context switches of the calling thread so far in which it gave up the
+/// core while still runnable (preempted, or a `sched_yield` that let
+/// another thread run): `ru_nivcsw`.
+pub fn thread_involuntary_switches() -> u64 {
+    rusage_of(libc::RUSAGE_THREAD).ru_nivcsw as u64
+}
+
 /// Peak resident set size of this process image so far, in bytes:
 /// `VmHWM` from `/proc/self/status`.
 ///
