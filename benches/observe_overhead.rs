@@ -2,7 +2,7 @@
 //! stream of tiny externally submitted tasks, with queue-wait tracking on
 //! and off, in alternating runs (off, on, off, on, ...) so that drift in
 //! the machine's speed hits both alike. Reports each run, the medians, and
-//! the ratio on/off. The figures in `docs/operations.md` come from it.
+//! the ratio on/off. The figures in `docs/monitoring.md` come from it.
 //!
 //! ```sh
 //! cargo bench --bench observe_overhead                 # 1M tasks, 7 runs each

@@ -214,7 +214,7 @@ impl Admission {
         // The low-water mark is half the capacity: the producer then
         // refills half the queue per turn. At three quarters the turns came
         // twice as often and the imbalance burst took 1.022x threadpool's
-        // makespan, at half 1.000x (paired runs, docs/benchmarks.md, "The
+        // makespan, at half 1.000x (paired runs, docs/tuning.md, "The
         // producer's wait on a full queue"). The word is read only while a
         // producer waits.
         let yield_core = self.handoff.is_waiting()

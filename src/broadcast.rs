@@ -27,7 +27,7 @@
 //!   broadcast waiting for the other shares. Without that, a broadcast
 //!   made from a piece that another worker waits for (`pool.join(|| ..,
 //!   || pool.broadcast(..))`) could never finish. Why the wait protocol
-//!   allows it is in `docs/design.md`, "Broadcast".
+//!   allows it is in `docs/fork-join.md`, "Broadcast".
 //!
 //! A broadcast never takes a slot of the bound and is never refused: it is
 //! internal work, like a task's children.

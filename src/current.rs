@@ -311,7 +311,7 @@ pub enum Yield {
 /// `Some(Yield::Executed)` if it ran one, `Some(Yield::Idle)` if not, and
 /// `None` off a worker thread.
 ///
-/// What it may run follows the wait protocol (`docs/design.md`,
+/// What it may run follows the wait protocol (`docs/fork-join.md`,
 /// "Yielding"): at the top of a task (no `join` or `scope` waiting on this
 /// worker's stack, and not inside a scope's body) whatever the worker
 /// would run next: a pending broadcast share, its own deque's newest task,
@@ -355,7 +355,7 @@ pub fn yield_now() -> Option<Yield> {
 /// tokio's `block_in_place`. Off a worker thread it just runs `f`.
 ///
 /// This is the compensation corepool's own blocking waits use
-/// (`docs/design.md`, "Waiting inside a task"): the worker counts itself
+/// (`docs/fork-join.md`, "Waiting inside a task"): the worker counts itself
 /// blocked and returns its held slots of the bound, and a spare worker
 /// (started on first need, unpinned) runs tasks until `f` returns. Spares
 /// are bounded by [`Builder::max_spare_threads`](crate::Builder::max_spare_threads):

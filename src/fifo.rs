@@ -2,7 +2,7 @@
 //! worker keeps a FIFO queue of the tasks it spawned this way, and pushes a
 //! *trampoline* onto its LIFO deque for each; whoever pops or steals a
 //! trampoline starts the oldest entry it may start. How that fits the wait
-//! protocol is in `docs/design.md`, "FIFO spawns".
+//! protocol is in `docs/fork-join.md`, "FIFO spawns".
 
 use crate::registry::{FifoEntry, Shared};
 use crate::sync::{lock, Arc};

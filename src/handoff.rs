@@ -31,7 +31,7 @@
 //! sets the batch the producer refills per turn: with the mark at the
 //! capacity itself, every task started was a turn, and the two threads
 //! traded the core once per task (0.62 efficiency on the imbalance
-//! burst); see docs/benchmarks.md, "The producer's wait on a full queue".
+//! burst); see docs/tuning.md, "The producer's wait on a full queue".
 //! Not under loom: the models' producers do not yield.
 
 use crossbeam_utils::CachePadded;

@@ -2,7 +2,7 @@
 //! recursions that join at every node (chili's `Scope::join`, rayon's
 //! `join_context`).
 //!
-//! A join here takes one of two paths (`docs/design.md`, "Fork-join"):
+//! A join here takes one of two paths (`docs/fork-join.md`, "Fork-join"):
 //!
 //! - **Plain**, most joins: `a(ctx)`, then `b(ctx)`, as two calls. No frame,
 //!   no thread-local, no atomic operation; the one cost is a countdown in

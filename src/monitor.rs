@@ -53,7 +53,7 @@ pub const FILL_HYSTERESIS: f64 = 0.1;
 /// [`Builder::on_queue_fill`](crate::Builder::on_queue_fill) is set. An
 /// alert is for operators and autoscalers, for whom 10 ms late is on
 /// time; the sampling costs an idle pool about 0.3 % of a core (1 ms cost
-/// 1.8 %: `docs/operations.md`, "Fill alerts").
+/// 1.8 %: `docs/monitoring.md`, "Fill alerts").
 ///
 /// ```
 /// assert_eq!(corepool::FILL_SAMPLE_INTERVAL, std::time::Duration::from_millis(10));

@@ -37,7 +37,7 @@
 //! The one exception is a worker's own broadcast shares (`crate::broadcast`):
 //! a fork-join waiter runs those posted to its inbox, each in a region of
 //! its own, since a broadcast made by a piece it waits for could not
-//! finish otherwise (`docs/design.md`, "Broadcast"). A blocking wait runs
+//! finish otherwise (`docs/fork-join.md`, "Broadcast"). A blocking wait runs
 //! none.
 //!
 //! Nesting is bounded by the depth of the fork-join tree: each nested task

@@ -1,4 +1,4 @@
-//! The wait protocol (`docs/design.md`, "Waiting inside a task"): a worker
+//! The wait protocol (`docs/fork-join.md`, "Waiting inside a task"): a worker
 //! that waits runs only work that descends from what it waits for, blocks
 //! (with a spare standing in) on anything else, and never deadlocks on a
 //! chain of waits, overflows its stack by nesting, or hangs on another

@@ -312,7 +312,7 @@ impl Builder {
     /// start on first need, are not pinned, and wait, retired, when no
     /// longer needed. At the limit a blocked worker leaves the pool one
     /// thread short until it returns. Default: the number of workers; `0`
-    /// turns compensation off. See docs/design.md, "Waiting inside a task".
+    /// turns compensation off. See docs/fork-join.md, "Waiting inside a task".
     ///
     /// ```
     /// let a = corepool::Pool::builder().workers(1).max_spare_threads(2).build()?;
@@ -348,7 +348,7 @@ impl Builder {
 
     /// Records each externally submitted task's queue wait (submit to
     /// start) in a histogram, reported by [`Pool::metrics`](crate::Pool::metrics). It costs two
-    /// clock reads per task, so it is off by default; `docs/operations.md`
+    /// clock reads per task, so it is off by default; `docs/monitoring.md`
     /// gives the measured overhead.
     ///
     /// ```

@@ -35,7 +35,7 @@ impl Pool {
     /// [`join`](crate::join)), and returns both results. Works from outside
     /// the pool (the join is injected and the caller waits) and from inside
     /// (the local deque; the caller waits by the wait protocol of
-    /// `docs/design.md`, "Waiting inside a task").
+    /// `docs/fork-join.md`, "Waiting inside a task").
     ///
     /// ```
     /// let pool = corepool::Pool::builder().workers(2).build()?;

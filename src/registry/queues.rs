@@ -33,7 +33,7 @@
 //! stuck one's, oldest first. Workers that keep up are left to their own
 //! batches: taking from each other's inflows while both pop them made
 //! every pop fight over the same cache line, 15–20 % more time per task
-//! on one producer's stream of tiny tasks (`docs/benchmarks.md`, "The
+//! on one producer's stream of tiny tasks (`docs/tuning.md`, "The
 //! tuning the figures support").
 //!
 //! With `W` workers the window of reordering is bounded by the batches in

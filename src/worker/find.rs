@@ -56,7 +56,7 @@ const STEAL_BATCH: usize = 32;
 /// task waits before the next take (see `take_from_injector`): long
 /// enough for a batch to build up behind a slow producer, short enough
 /// that a task arriving meanwhile barely waits (1, 2 and 4 µs measured:
-/// docs/benchmarks.md, "The tuning the figures support").
+/// docs/tuning.md, "The tuning the figures support").
 /// Under loom zero: the models' pools are never fed by a producer faster
 /// than one task at a time, and time does not pass there.
 const INJECTOR_PACE: Duration = if cfg!(corepool_loom) {
@@ -70,7 +70,7 @@ const INJECTOR_PACE: Duration = if cfg!(corepool_loom) {
 /// pinned worker that spins holds a core an unpinned producer may share;
 /// 16 rounds (some 10 µs) catch the next task of a steady stream without
 /// a park and a wake-up, and a longer window makes two yielding workers
-/// take turns on the producer's core (docs/benchmarks.md, "The tuning the figures support").
+/// take turns on the producer's core (docs/tuning.md, "The tuning the figures support").
 /// Under loom one round: spinning only multiplies the interleavings.
 const SEARCH_ROUNDS: u32 = if cfg!(corepool_loom) { 1 } else { 16 };
 
@@ -85,7 +85,7 @@ const SEARCH_ROUNDS: u32 = if cfg!(corepool_loom) { 1 } else { 16 };
 /// applies only while tasks come from outside at least as often as a
 /// search lasts, so a sparse stream still parks after [`SEARCH_ROUNDS`];
 /// the price is a worker awake through gaps of up to 20 µs in a dense one
-/// (docs/benchmarks.md, "The tuning the figures support").
+/// (docs/tuning.md, "The tuning the figures support").
 ///
 /// Under loom zero, so a search lasts [`SEARCH_ROUNDS`]: time does not
 /// pass in a model.
@@ -169,7 +169,7 @@ impl WorkerContext {
     /// them its tasks one at a time: each worker takes the task just
     /// pushed, runs it, and is back before the next one, so every push and
     /// every take fights over the injector's cache lines and the
-    /// producer's own pushes slow down (docs/benchmarks.md, "The tuning the figures support"). A stream that has ended costs the worker
+    /// producer's own pushes slow down (docs/tuning.md, "The tuning the figures support"). A stream that has ended costs the worker
     /// one pause before it searches; a task arriving meanwhile waits at
     /// most that long.
     fn take_from_injector(&self) -> Option<Task> {
@@ -287,7 +287,7 @@ impl WorkerContext {
     /// contended. One task, not a batch: in fork-join and in trees of
     /// spawned tasks the oldest is the largest piece of work, and taking
     /// half the deque instead left the victim stealing its own pieces back
-    /// (docs/benchmarks.md, "The tuning the figures support").
+    /// (docs/tuning.md, "The tuning the figures support").
     pub(crate) fn steal_from(&self, victim: usize) -> Option<Task> {
         let shared = &*self.shared;
         loop {

@@ -215,7 +215,7 @@ impl WorkerContext {
     }
 
     /// `corepool::yield_now` on this worker: runs one task, if there is
-    /// one it may run here (see `docs/design.md`, "Yielding"). Returns
+    /// one it may run here (see `docs/fork-join.md`, "Yielding"). Returns
     /// whether it ran one.
     pub(crate) fn yield_one(&self) -> bool {
         if self.wait_depth.get() > 0 {
