@@ -28,8 +28,9 @@
 //! round, so that a slow spell of this noisy machine falls on all of them
 //! alike; it prints each one's efficiency and its makespan over
 //! threadpool's in the same round, and then where each burst's CPU time
-//! went: the producing thread's, the whole process's, and the cores' idle
-//! time. Criterion measures each
+//! went: the producing thread's, the whole process's, the cores' idle
+//! time, and how often the producer gave up its core while runnable.
+//! Criterion measures each
 //! runtime in its own minutes, and between those the same configuration
 //! drifts by ±5 % here, more than the differences between the pools.
 //! `COREPOOL_IMBALANCE_PAIRS=<rounds>` (default 15; 1 in quick mode; 0
@@ -268,7 +269,9 @@ impl Burst {
 /// Where each burst's CPU time went, medians over the paired rounds: the
 /// producing thread's, the whole process's, and the cores' idle time
 /// (W × makespan minus the process's CPU time, so time other processes
-/// took counts as idle too). A pool behind threadpool with no idle time
+/// took counts as idle too). The process's CPU time includes whatever the
+/// other contenders' idle threads spend meanwhile (a pool whose threads
+/// spin before they sleep). A pool behind threadpool with no idle time
 /// lost it to overhead, the producer's or the workers'.
 fn print_cpu_table(contenders: &[Contender], workers: usize, bursts: &[Vec<Burst>]) {
     println!("\n**imbalance, paired: CPU time per burst (medians, ms)**\n");
