@@ -392,8 +392,8 @@ impl Admission {
         // round's yields after spinning made 500k submissions take 0.73x
         // the time). With a queue of 20 the workers drained it during a
         // yield, went to sleep, and the run took 2.8x the time, so small
-        // queues only spin. See docs/benchmarks.md ("The producer's wait on
-        // a full queue"). Not under loom (no rounds there). Not when others
+        // queues only spin. See docs/tuning.md ("The producer's wait on a
+        // full queue"). Not under loom (no rounds there). Not when others
         // already queue either: freed slots go to them, not to the word.
         let mut turn = self.handoff.begin_wait();
         if WAIT_BEFORE_QUEUEING && self.waiters.len_hint() == 0 {

@@ -298,6 +298,16 @@ where
 }
 
 /// What [`yield_now`] did.
+///
+/// ```
+/// // Off a worker there is nothing to yield to.
+/// assert_eq!(corepool::yield_now(), None);
+/// let pool = corepool::Pool::builder().workers(1).build()?;
+/// // On a worker with nothing else queued: `Idle`.
+/// let on_worker = pool.install(corepool::yield_now);
+/// assert_eq!(on_worker, Some(corepool::Yield::Idle));
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Yield {
     /// It ran another task (or a broadcast share).

@@ -238,6 +238,17 @@ impl LatencySummary {
 }
 
 /// One worker's figures in a [`MetricsSnapshot`].
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(2).build()?;
+/// let metrics = pool.metrics();
+/// assert_eq!(metrics.per_worker.len(), 2);
+/// for (i, worker) in metrics.per_worker.iter().enumerate() {
+///     assert_eq!(worker.index, i);
+///     println!("worker {i}: {} tasks run, {} stolen", worker.executed, worker.stolen);
+/// }
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerMetrics {

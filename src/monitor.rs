@@ -46,7 +46,15 @@ pub enum FillEvent {
 
 pub(crate) type FillCallback = dyn Fn(FillEvent) + Send + Sync + 'static;
 
-/// Width of the hysteresis band under the threshold, as a fill ratio.
+/// Width of the hysteresis band under the threshold, as a fill ratio: an
+/// alert at 0.7 fires [`FillEvent::Above`] when the fill reaches 0.7, and
+/// [`FillEvent::Below`] once it has fallen to 0.6.
+///
+/// ```
+/// let threshold = 0.7;
+/// let rearmed_at = threshold - corepool::FILL_HYSTERESIS;
+/// assert!((rearmed_at - 0.6).abs() < 1e-9);
+/// ```
 pub const FILL_HYSTERESIS: f64 = 0.1;
 
 /// How often the monitor samples the queue's fill when

@@ -10,8 +10,16 @@ use crate::autoscale::AutoscalePolicy;
 use crate::monitor::{FillCallback, FillEvent};
 use crate::registry::{PanicHandler, ThreadName, WorkerHook};
 
-/// Default queue capacity per worker: see `docs/design.md` ("The default
-/// capacity") for the measurement behind it.
+/// Default queue capacity per worker: a pool built without
+/// [`Builder::queue_capacity`] accepts `workers × 256` tasks not yet
+/// started. `docs/benchmarks.md` ("Default capacity") has the measurement
+/// behind it.
+///
+/// ```
+/// let pool = corepool::Pool::builder().workers(2).build()?;
+/// assert_eq!(pool.capacity(), 2 * corepool::DEFAULT_CAPACITY_PER_WORKER);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
 pub const DEFAULT_CAPACITY_PER_WORKER: usize = 256;
 
 /// The smallest worker stack [`Builder::stack_size`] accepts: 64 KiB.
@@ -19,6 +27,22 @@ pub const DEFAULT_CAPACITY_PER_WORKER: usize = 256;
 /// machinery that reports a task's panic) take some tens of KiB before a
 /// task runs, and a stack overflow aborts the whole process, so a smaller
 /// stack is refused at `build` rather than failing on the first task.
+///
+/// ```
+/// let refused = corepool::Pool::builder()
+///     .stack_size(corepool::MIN_STACK_SIZE - 1)
+///     .build();
+/// assert!(matches!(
+///     refused,
+///     Err(corepool::BuildError::StackTooSmall { .. })
+/// ));
+/// let pool = corepool::Pool::builder()
+///     .workers(1)
+///     .stack_size(corepool::MIN_STACK_SIZE)
+///     .build()?;
+/// # drop(pool);
+/// # Ok::<(), corepool::BuildError>(())
+/// ```
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
 
 /// Spare slots per worker when `max_spare_threads` is not set: one, so
