@@ -213,10 +213,10 @@ impl Admission {
     fn hand_over_core(&self, worker: usize) -> bool {
         // The low-water mark is half the capacity: the producer then
         // refills half the queue per turn. At three quarters the turns came
-        // twice as often and the imbalance burst took 1.022x threadpool's
-        // makespan, at half 1.000x (paired runs, docs/tuning.md, "The
-        // producer's wait on a full queue"). The word is read only while a
-        // producer waits.
+        // twice as often and the imbalance burst took 1.013-1.023x
+        // threadpool's makespan, at half 1.000-1.017x (paired runs,
+        // docs/tuning.md, "The producer's wait on a full queue"). The word
+        // is read only while a producer waits.
         let yield_core = self.handoff.is_waiting()
             && self.state.load(Ordering::Relaxed) & !CLOSED <= self.capacity / 2
             && self.handoff.take_turn(worker);
